@@ -1,0 +1,1 @@
+"""KFP pipelines (end-to-end retrain, ablations) and the ``uniss`` CLI. Nothing imports this package."""

@@ -1,0 +1,27 @@
+"""The ``uniss`` command: one typer group per module in this package.
+
+Each group lives in its own module exposing ``app`` (a ``typer.Typer``) and is registered here
+only once it exists (no stubs).
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="uniss",
+    help="UniSS Platform: build, train, evaluate, promote and serve expressive speech-to-speech translation models.",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+# --- registered groups (one line each) -------------------------------------------------------
+from pipelines.cli import core as _core  # noqa: E402  (vocab, prompt)
+
+_core.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

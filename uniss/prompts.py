@@ -1,0 +1,315 @@
+"""Task prompts, training continuations and output parsers for the seven UniSS formats.
+
+Source: ARCHITECTURE.md "Token layout" (prompts byte-identical to the released UniSS
+``process_input``; parsing as its ``process_output``), paper §3.2 (cross-modal chain-of-thought:
+Quality = listen -> translate -> speak, Performance = translate -> speak, Direct = speak) and
+§3.3 (phase-1 tasks ASR, S2TT, TTS, MT).
+
+Notation (ARCHITECTURE.md): ``G`` = ``<|start_global_token|>`` + 32 speaker tokens +
+``<|end_global_token|>``; ``L`` = linguistic tokens (12.5 tok/s); ``S`` = semantic tokens
+(50 tok/s); ``v`` = speed token; ``src``/``tgt`` = language tokens.
+
+Shapes: ``speaker`` is ``(32,)`` int codes; ``linguistic`` ``(T_l,)`` and ``semantic``
+``(T_s,)`` int codes (family-local codes, not global ids).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from uniss.vocab import N_SPEAKER_TOKENS, SpeechVocab, VocabError
+
+__all__ = [
+    "LANGUAGES",
+    "ParsedOutput",
+    "PromptError",
+    "Task",
+    "build_continuation",
+    "build_prompt",
+    "other_language",
+    "parse_output",
+    "strip_special",
+]
+
+#: The language pair UniSS translates between (paper §5: EN<->ZH).
+LANGUAGES: tuple[str, ...] = ("en", "zh")
+
+IM_END = "<|im_end|>"
+_ANY_SPECIAL = re.compile(r"<\|[^|>]*\|>")
+
+
+class PromptError(VocabError):
+    """Bad arguments to a prompt builder (wrong speaker length, unknown language, bad task)."""
+
+
+class Task(str, enum.Enum):
+    """The seven formats. ``quality``/``performance``/``direct`` are the S2ST modes (paper §3.2)."""
+
+    QUALITY = "quality"
+    PERFORMANCE = "performance"
+    DIRECT = "direct"
+    ASR = "asr"
+    S2TT = "s2tt"
+    TTS = "tts"
+    MT = "mt"
+
+    @property
+    def is_s2st(self) -> bool:
+        return self in (Task.QUALITY, Task.PERFORMANCE, Task.DIRECT)
+
+    @property
+    def speaks(self) -> bool:
+        """Whether the continuation carries semantic tokens."""
+        return self in (Task.QUALITY, Task.PERFORMANCE, Task.DIRECT, Task.TTS)
+
+
+_MODE_TOKEN = {Task.QUALITY: "<|slow_mode|>", Task.PERFORMANCE: "<|balance_mode|>", Task.DIRECT: "<|fast_mode|>"}
+
+
+def other_language(lang: str) -> str:
+    """The other language of the EN<->ZH pair (the released code derives the S2ST source
+    language from the target this way).
+
+    Raises:
+        PromptError: ``lang`` is not in ``LANGUAGES``.
+    """
+    if lang not in LANGUAGES:
+        raise PromptError(f"unknown language {lang!r}; supported: {', '.join(LANGUAGES)}")
+    return LANGUAGES[1 - LANGUAGES.index(lang)]
+
+
+def _lang(vocab: SpeechVocab, lang: str) -> str:
+    if lang not in LANGUAGES:
+        raise PromptError(f"unknown language {lang!r}; supported: {', '.join(LANGUAGES)}")
+    return vocab.language_token(lang)
+
+
+def _global_block(vocab: SpeechVocab, speaker: Sequence[int] | np.ndarray) -> str:
+    spk = np.asarray(speaker)
+    if spk.ndim != 1 or spk.shape[0] != N_SPEAKER_TOKENS:
+        raise PromptError(f"speaker tokens must be {N_SPEAKER_TOKENS} codes, got shape {tuple(spk.shape)}")
+    return "<|start_global_token|>" + vocab.tokens("speaker", spk) + "<|end_global_token|>"
+
+
+def _task(task: Task | str) -> Task:
+    try:
+        return Task(task)
+    except ValueError:
+        raise PromptError(f"unknown task {task!r}; expected one of {[t.value for t in Task]}") from None
+
+
+def build_prompt(
+    vocab: SpeechVocab,
+    task: Task | str,
+    *,
+    tgt: str | None = None,
+    src: str | None = None,
+    speaker: Sequence[int] | np.ndarray | None = None,
+    linguistic: Sequence[int] | np.ndarray | None = None,
+    text: str | None = None,
+    speed_ratio: float = 1.0,
+) -> str:
+    """The inference prompt of one task, as the released UniSS ``process_input`` writes it.
+
+    Args:
+        vocab: token layout (``paper`` for the released checkpoint's token strings).
+        task: one of :class:`Task`.
+        tgt: target language (``en``/``zh``): S2ST, S2TT, MT.
+        src: source/spoken language: ASR and TTS (for S2ST it is derived from ``tgt``).
+        speaker: ``(32,)`` speaker codes (all speech tasks).
+        linguistic: ``(T_l,)`` linguistic codes at 12.5 tok/s (S2ST, ASR, S2TT).
+        text: TTS text to speak / MT source text.
+        speed_ratio: target/source duration ratio for the speed token (S2ST, TTS); 1.0 ->
+            ``<|speed_9|>``.
+
+    Returns:
+        The prompt string; the model continues it.
+
+    Raises:
+        PromptError: unknown task/language, missing argument, speaker not 32 long.
+        TokenRangeError: a code outside its family; VocabError: speed ratio outside [0.1, 3.5].
+    """
+    t = _task(task)
+
+    def need(name: str, value: object) -> None:
+        if value is None:
+            raise PromptError(f"task {t.value} needs {name}")
+
+    if t.is_s2st:
+        need("tgt", tgt)
+        need("speaker", speaker)
+        need("linguistic", linguistic)
+        tg = _lang(vocab, tgt)  # type: ignore[arg-type]
+        sr = _lang(vocab, other_language(tgt))  # type: ignore[arg-type]
+        v = vocab.speed_token(speed_ratio)
+        head = (
+            "<|task_s2s_translation|>" + _MODE_TOKEN[t] + tg + _global_block(vocab, speaker)  # type: ignore[arg-type]
+            + vocab.tokens("linguistic", linguistic) + "<|write_generate|>"  # type: ignore[arg-type]
+        )
+        if t is Task.QUALITY:
+            return head + "<|task_asr|>" + sr + v + "<|start_content|>"
+        if t is Task.PERFORMANCE:
+            return head + "<|task_s2t_translation|>" + tg + v + "<|start_content|>"
+        return head + "<|fast_mode|>" + tg + v + "<|start_semantic_token|>"
+    if t is Task.ASR:
+        need("src", src)
+        need("speaker", speaker)
+        need("linguistic", linguistic)
+        s = _lang(vocab, src)  # type: ignore[arg-type]
+        return (
+            "<|task_asr|>" + s + _global_block(vocab, speaker) + vocab.tokens("linguistic", linguistic)  # type: ignore[arg-type]
+            + "<|write_generate|>" + s + "<|start_content|>"
+        )
+    if t is Task.S2TT:
+        need("tgt", tgt)
+        need("speaker", speaker)
+        need("linguistic", linguistic)
+        tg = _lang(vocab, tgt)  # type: ignore[arg-type]
+        return (
+            "<|task_s2t_translation|>" + tg + _global_block(vocab, speaker) + vocab.tokens("linguistic", linguistic)  # type: ignore[arg-type]
+            + "<|write_generate|>" + tg + "<|start_content|>"
+        )
+    if t is Task.TTS:
+        need("src", src)
+        need("speaker", speaker)
+        need("text", text)
+        s = _lang(vocab, src)  # type: ignore[arg-type]
+        return (
+            "<|task_tts|>" + s + _global_block(vocab, speaker) + "<|start_content|>" + text  # type: ignore[arg-type,operator]
+            + "<|end_content|><|write_generate|>" + s + vocab.speed_token(speed_ratio) + "<|start_semantic_token|>"
+        )
+    # MT
+    need("tgt", tgt)
+    need("text", text)
+    tg = _lang(vocab, tgt)  # type: ignore[arg-type]
+    return "<|task_t2t_translation|>" + tg + "<|start_content|>" + text + "<|end_content|><|write_generate|>" + tg + "<|start_content|>"  # type: ignore[operator]
+
+
+def build_continuation(
+    vocab: SpeechVocab,
+    task: Task | str,
+    *,
+    tgt: str | None = None,
+    src: str | None = None,
+    transcript: str | None = None,
+    translation: str | None = None,
+    semantic: Sequence[int] | np.ndarray | None = None,
+    speed_ratio: float = 1.0,
+) -> str:
+    """What the model must write after :func:`build_prompt` (the training target; loss only
+    on it). Every continuation ends with ``<|im_end|>`` (ARCHITECTURE.md).
+
+    Args:
+        transcript: source-language text (Quality, ASR).
+        translation: target-language text (Quality, Performance, S2TT, MT).
+        semantic: ``(T_s,)`` target semantic codes at 50 tok/s (Quality, Performance, Direct, TTS).
+        tgt, speed_ratio: as in :func:`build_prompt` (Quality repeats them mid-continuation).
+
+    Raises:
+        PromptError: missing argument or unknown task/language.
+    """
+    t = _task(task)
+
+    def need(name: str, value: object) -> None:
+        if value is None:
+            raise PromptError(f"task {t.value} continuation needs {name}")
+
+    def speech() -> str:
+        need("semantic", semantic)
+        return vocab.tokens("semantic", semantic)  # type: ignore[arg-type]
+
+    if t is Task.QUALITY:
+        need("tgt", tgt)
+        need("transcript", transcript)
+        need("translation", translation)
+        return (
+            f"{transcript}<|end_content|><|task_s2t_translation|>{_lang(vocab, tgt)}{vocab.speed_token(speed_ratio)}"  # type: ignore[arg-type]
+            f"<|start_content|>{translation}<|end_content|><|start_semantic_token|>{speech()}<|end_semantic_token|>{IM_END}"
+        )
+    if t is Task.PERFORMANCE:
+        need("translation", translation)
+        return f"{translation}<|end_content|><|start_semantic_token|>{speech()}<|end_semantic_token|>{IM_END}"
+    if t in (Task.DIRECT, Task.TTS):
+        return f"{speech()}<|end_semantic_token|>{IM_END}"
+    if t is Task.ASR:
+        need("transcript", transcript)
+        return f"{transcript}<|end_content|>{IM_END}"
+    need("translation", translation)  # S2TT, MT
+    return f"{translation}<|end_content|>{IM_END}"
+
+
+def strip_special(text: str) -> str:
+    """Remove every ``<|...|>`` token and surrounding whitespace (released ``process_output``)."""
+    return _ANY_SPECIAL.sub("", text).strip()
+
+
+@dataclass
+class ParsedOutput:
+    """What could be recovered from a model continuation.
+
+    Attributes:
+        task: the task the continuation answers.
+        source_text: transcript (Quality, ASR), else ``None``.
+        target_text: translation (Quality, Performance, S2TT, MT), else ``None``.
+        semantic: ``(T_s,)`` int64 semantic codes found anywhere in the output (speaking tasks).
+        complete: the continuation had every expected delimiter and ended with ``<|im_end|>``.
+        reason: why it is incomplete (``None`` when complete).
+    """
+
+    task: Task
+    source_text: str | None = None
+    target_text: str | None = None
+    semantic: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    complete: bool = True
+    reason: str | None = None
+
+
+def parse_output(vocab: SpeechVocab, task: Task | str, output: str) -> ParsedOutput:
+    """Parse a generated continuation. Total: never raises on model output.
+
+    Quality splits the text on the two ``<|end_content|>`` (transcript, then translation);
+    text is stripped of every ``<|...|>`` token; speech is every semantic-family token in
+    the output (decoded later with the *source* speaker tokens). Source: ARCHITECTURE.md,
+    released ``process_output``.
+
+    Raises:
+        PromptError: only for an unknown ``task`` (a programming error, not model output).
+    """
+    t = _task(task)
+    res = ParsedOutput(task=t)
+    problems: list[str] = []
+    if not output.rstrip().endswith(IM_END):
+        problems.append("output does not end with <|im_end|> (truncated?)")
+    sem_prefix = vocab.family_token("semantic", 0)[:-3].rstrip("0123456789")  # e.g. "<|bicodec_semantic_"
+    if t.speaks:
+        codes = re.findall(re.escape(sem_prefix) + r"(\d+)\|>", output)
+        sem = np.asarray([int(c) for c in codes], dtype=np.int64)
+        size = vocab.semantic_size
+        if sem.size and (sem >= size).any():
+            problems.append(f"{int((sem >= size).sum())} semantic codes >= {size} dropped")
+            sem = sem[sem < size]
+        res.semantic = sem
+        if sem.size == 0:
+            problems.append("no semantic tokens")
+        if "<|end_semantic_token|>" not in output:
+            problems.append("missing <|end_semantic_token|>")
+    if t in (Task.QUALITY, Task.PERFORMANCE, Task.ASR, Task.S2TT, Task.MT):
+        parts = output.split("<|end_content|>")
+        n_needed = 2 if t is Task.QUALITY else 1
+        if len(parts) - 1 < n_needed:
+            problems.append(f"expected {n_needed} <|end_content|>, found {len(parts) - 1}")
+        if t is Task.QUALITY:
+            res.source_text = strip_special(parts[0])
+            res.target_text = strip_special(parts[1]) if len(parts) > 1 else None
+        elif t is Task.ASR:
+            res.source_text = strip_special(parts[0])
+        else:
+            res.target_text = strip_special(parts[0])
+    res.complete = not problems
+    res.reason = "; ".join(problems) or None
+    return res
