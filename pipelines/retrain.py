@@ -1,0 +1,126 @@
+"""The end-to-end retraining pipeline: data -> GE gate -> phase 1 -> 2 -> 3 -> evaluate ->
+``dsl.If(gate passed)`` -> register + promote -> deploy.
+
+The same pipeline function runs locally (``kfp.local`` SubprocessRunner, ``uniss retrain --local``)
+and compiles to KFP YAML for a cluster (``uniss pipeline compile``). :func:`make_retrain_pipeline`
+builds it for a target: ``cluster`` adds GPU node pools, tolerations, accelerator limits, the
+checkpoint PVC and the S3 secret (kfp-kubernetes); ``local`` adds a code-version env var so that a
+change of library code invalidates the local step cache.
+"""
+
+
+from kfp import dsl, kubernetes
+
+from components.data import (
+    build_source,
+    checkout_unist,
+    fit_codec,
+    synthesize_unist,
+    tokenize_unist,
+    validate_unist,
+    version_unist,
+)
+from components.evaluation import (
+    deploy_model,
+    evaluate_model,
+    gate_model,
+    promote_model,
+    record_rejection,
+    register_model,
+)
+from components.training import train_phase
+
+PIPELINE_NAME = "uniss-retrain"
+
+#: Cluster settings (kfp-kubernetes). Override in a kustomize overlay / fork for your cluster.
+GPU_NODE_SELECTOR = ("cloud.google.com/gke-accelerator", "nvidia-h100-80gb")
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+CHECKPOINT_PVC = "uniss-checkpoints"
+CHECKPOINT_MOUNT = "/checkpoints"
+S3_SECRET = "uniss-s3"
+S3_SECRET_ENV = {"access_key": "UNISS_S3_ACCESS_KEY", "secret_key": "UNISS_S3_SECRET_KEY"}
+
+
+def make_retrain_pipeline(target: str = "cluster", code_version: str = ""):
+    """Build the retraining pipeline for ``target`` (``local`` | ``cluster``).
+
+    Args:
+        target: ``local`` for kfp.local (no platform config), ``cluster`` for compiled YAML.
+        code_version: hash of the library code (local only): set as env var ``UNISS_CODE_VERSION``
+            on every task, so kfp.local's cache key changes when the code does.
+
+    Returns:
+        The ``@dsl.pipeline`` function.
+    """
+    if target not in ("local", "cluster"):
+        raise ValueError(f"target must be 'local' or 'cluster', got {target!r}")
+
+    def common(task: dsl.PipelineTask, *, retries: int = 0, gpu: bool = False) -> dsl.PipelineTask:
+        if retries:
+            task.set_retry(num_retries=retries, backoff_duration="30s")
+        if target == "local":
+            if code_version:
+                task.set_env_variable("UNISS_CODE_VERSION", code_version)
+            return task
+        kubernetes.use_secret_as_env(task, secret_name=S3_SECRET, secret_key_to_env=S3_SECRET_ENV)
+        if gpu:
+            task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
+            task.set_cpu_request("8").set_memory_request("64G")
+            kubernetes.add_node_selector(task, label_key=GPU_NODE_SELECTOR[0], label_value=GPU_NODE_SELECTOR[1])
+            kubernetes.add_toleration(task, **GPU_TOLERATION)
+            kubernetes.mount_pvc(task, pvc_name=CHECKPOINT_PVC, mount_path=CHECKPOINT_MOUNT)
+            task.set_env_variable("UNISS_CHECKPOINT_ROOT", CHECKPOINT_MOUNT)
+        return task
+
+    @dsl.pipeline(name=PIPELINE_NAME, description="UniSS end-to-end retraining: UniST data -> 3-phase ZeRO-3 training -> evaluation -> gated promotion -> KServe")
+    def retrain(
+        size: str = "tiny",
+        seed: int = 0,
+        data_version: str = "",
+        data_params: dict = {},  # noqa: B006 - KFP pipeline parameter default
+        model_size: str = "tiny",
+        train_overrides: list = [],  # noqa: B006
+        nproc: int = 2,
+        eval_split: str = "test",
+        eval_directions: list = ["en-zh", "zh-en"],  # noqa: B006
+        eval_modes: list = ["quality", "performance", "direct"],  # noqa: B006
+        eval_limit: int = 0,
+        canary_percent: int = 10,
+    ) -> str:
+        # ---- data: build a new version, or reuse an existing tag ------------------------------
+        with dsl.If(data_version == "", name="build-new-data"):
+            src = common(build_source(size=size, seed=seed))
+            syn = common(synthesize_unist(source=src.outputs["source"], data_params=data_params))
+            cod = common(fit_codec(unist=syn.outputs["unist"], preset=size))
+            tok = common(tokenize_unist(unist=syn.outputs["unist"], codec=cod.outputs["codec"]))
+            val = common(validate_unist(data=tok.outputs["tokenized"]))
+            ver = common(version_unist(data=val.outputs["validated"]), retries=2)
+        with dsl.Else(name="reuse-data-version"):
+            old = common(checkout_unist(data_version=data_version), retries=2)
+        data = dsl.OneOf(val.outputs["validated"], old.outputs["data"])
+        version = dsl.OneOf(ver.output, old.outputs["Output"])
+
+        # ---- progressive training (paper §3.3) ---------------------------------------------
+        def phase(n: int, init=None) -> dsl.PipelineTask:
+            kwargs = {} if init is None else {"init": init.outputs["bundle"]}
+            t = train_phase(phase=n, config=f"{model_size}_phase{n}.yaml", data=data, data_version=version,
+                            overrides=train_overrides, nproc=nproc, **kwargs)
+            return common(t.set_display_name(f"train-phase-{n}"), gpu=True)
+
+        p1 = phase(1)
+        p2 = phase(2, p1)
+        p3 = phase(3, p2)
+
+        # ---- evaluate, gate, register + promote, deploy -------------------------------------
+        ev = common(evaluate_model(bundle=p3.outputs["bundle"], data=data, split=eval_split,
+                                   directions=eval_directions, modes=eval_modes, limit=eval_limit), gpu=True)
+        gate = common(gate_model(challenger_metrics=ev.outputs["Output"]))
+        with dsl.If(gate.output == True, name="gate-passed"):  # noqa: E712 - KFP condition
+            reg = common(register_model(bundle=p3.outputs["bundle"], metrics_json=ev.outputs["Output"], data_version=version), retries=2)
+            pro = common(promote_model(version=reg.output), retries=2)
+            dep = common(deploy_model(version=pro.output, data_version=version, canary_percent=canary_percent))
+        with dsl.Else(name="gate-refused"):
+            rej = common(record_rejection(challenger_metrics=ev.outputs["Output"], data_version=version))
+        return dsl.OneOf(dep.outputs["Output"], rej.output)
+
+    return retrain
