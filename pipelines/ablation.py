@@ -31,10 +31,10 @@ def ablation(
     eval_directions: list = ["en-zh", "zh-en"],  # noqa: B006
     eval_modes: list = ["quality", "performance", "direct"],  # noqa: B006
     eval_limit: int = 0,
-    parallelism: int = 1,
 ):
     data = checkout_unist(data_version=data_version).set_retry(num_retries=2)
-    with dsl.ParallelFor(items=variants, parallelism=parallelism, name="variants") as variant:
+    # parallelism 1: variants share the machine's CPUs (a cluster can raise it per GPU pool).
+    with dsl.ParallelFor(items=variants, parallelism=1, name="variants") as variant:
         tr = train_variant(variant=variant, model_size=model_size, data=data.outputs["data"],
                            data_version=data_version, nproc=nproc)
         evaluate_model(bundle=tr.outputs["bundle"], data=data.outputs["data"], split=eval_split,
