@@ -20,6 +20,9 @@ app = typer.Typer(
 from pipelines.cli import core as _core  # noqa: E402  (vocab, prompt)
 
 _core.register(app)
+from pipelines.cli import pipeline as _pipeline  # noqa: E402  (retrain, pipeline)
+
+_pipeline.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,122 @@
+"""``uniss retrain`` (the main job) and ``uniss pipeline compile|submit|ablation``."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from pipelines.cli._common import console, friendly_errors
+from pipelines.runner import LocalRunResult, compile_pipeline, retrain_arguments, run_local, submit
+
+app = typer.Typer(help="Compile, submit and run the Kubeflow pipelines.", no_args_is_help=True)
+
+
+def _print_summary(res: LocalRunResult) -> None:
+    t = Table(title="pipeline steps (nested MLflow runs; steps served from cache are not re-run)")
+    t.add_column("step")
+    t.add_column("wall s", justify="right")
+    t.add_column("MLflow run")
+    for s in res.steps:
+        t.add_row(str(s["step"]), f"{s['wall_s']:.1f}" if s["wall_s"] is not None else "-", s["run_id"])
+    if res.steps:
+        console.print(t)
+    console.print(f"[bold]total wall time:[/] {res.wall_s:.1f} s")
+    if res.parent_run_id:
+        console.print(f"[bold]MLflow run:[/] {res.tracking_uri}/#/experiments/runs/{res.parent_run_id}"
+                      f"  (parent run id {res.parent_run_id})")
+    s = res.summary
+    if s:
+        console.print(f"[bold]data version:[/] {s.get('data_version')}")
+        if s.get("promoted"):
+            console.print(f"[bold]registered model version:[/] {s.get('model_version')}  [green]promoted to champion[/]")
+            if s.get("serve_command"):
+                console.print(f"[bold]serve it:[/] {s['serve_command']}")
+        else:
+            console.print("[yellow]not promoted[/]: " + "; ".join(s.get("reasons", [])))
+
+
+@friendly_errors
+def retrain(
+    local: bool = typer.Option(True, "--local/--cluster", help="run here with kfp.local (embedded stack) or submit to a KFP cluster"),
+    size: str = typer.Option("demo", help="data/model preset: tiny (CI, minutes) | demo (main job)"),
+    data_version: str = typer.Option("", help="reuse this data version tag instead of building new data"),
+    override: list[str] = typer.Option([], "--override", "-o", help="training override key=value (repeatable)"),
+    eval_limit: int = typer.Option(0, help="evaluate at most N utterances per direction (0 = preset default / all)"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="re-run every step"),
+    host: str = typer.Option(None, help="KFP API endpoint (with --cluster)"),
+    as_json: bool = typer.Option(False, "--json", help="print the run summary as JSON at the end"),
+) -> None:
+    """Trigger end-to-end retraining: UniST data -> 3-phase training -> evaluation -> gated promotion -> deploy."""
+    args = retrain_arguments(size, data_version=data_version, overrides=override, eval_limit=eval_limit)
+    if not local:
+        if not host:
+            raise typer.BadParameter("--cluster needs --host URL")
+        run_id = submit("retrain", host, args, enable_caching=not no_cache)
+        console.print(f"submitted KFP run {run_id} to {host}")
+        return
+    console.rule(f"[bold]uniss retrain --local --size {size}")
+    res = run_local("retrain", args, enable_caching=not no_cache)
+    _print_summary(res)
+    if as_json:
+        print(json.dumps({"wall_s": res.wall_s, "parent_run_id": res.parent_run_id, "summary": res.summary,
+                          "steps": res.steps}, indent=2))
+
+
+@app.command("compile")
+@friendly_errors
+def compile_cmd(
+    output: Path = typer.Option(Path("retrain.yaml"), "-o", "--output", help="where to write the KFP YAML"),
+    pipeline: str = typer.Option("retrain", help="retrain | ablation"),
+) -> None:
+    """Compile a pipeline for a cluster (GPU node pools, tolerations, accelerator limits, PVC, secrets)."""
+    path = compile_pipeline(pipeline, output)
+    console.print(f"wrote {path}")
+
+
+@app.command("submit")
+@friendly_errors
+def submit_cmd(
+    host: str = typer.Option(..., help="KFP API endpoint, e.g. https://kfp.example.com/pipeline"),
+    pipeline: str = typer.Option("retrain", help="retrain | ablation"),
+    size: str = typer.Option("demo", help="preset for retrain arguments"),
+    param: list[str] = typer.Option([], "--param", help="pipeline argument key=JSON value (repeatable)"),
+    namespace: str = typer.Option(None, help="Kubeflow profile namespace"),
+) -> None:
+    """Compile and submit a pipeline run to Kubeflow Pipelines."""
+    args = retrain_arguments(size) if pipeline == "retrain" else {}
+    for p in param:
+        k, _, v = p.partition("=")
+        try:
+            args[k] = json.loads(v)
+        except json.JSONDecodeError:
+            args[k] = v
+    run_id = submit(pipeline, host, args, namespace=namespace)
+    console.print(f"submitted KFP run {run_id} to {host}")
+
+
+@app.command("ablation")
+@friendly_errors
+def ablation_cmd(
+    data_version: str = typer.Option(..., help="data version tag every variant trains on"),
+    eval_limit: int = typer.Option(0, help="evaluate at most N utterances per direction"),
+    override: list[str] = typer.Option([], "--override", "-o", help="training override for every variant"),
+) -> None:
+    """Run the ablation pipeline locally (variants of paper Table 4), then compare with ``uniss compare``."""
+    from pipelines.ablation import DEFAULT_VARIANTS
+
+    variants = [{**v, "overrides": [*v["overrides"], *override]} for v in DEFAULT_VARIANTS]
+    res = run_local("ablation", {"data_version": data_version, "variants": variants, "eval_limit": eval_limit})
+    _print_summary(res)
+    ids = " ".join(s["run_id"] for s in res.steps if s["step"] == "evaluate_model")
+    if ids:
+        console.print(f"compare: uniss compare {shlex.quote(ids)}")
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``retrain`` and the ``pipeline`` group to the root app."""
+    root.command("retrain")(retrain)
+    root.add_typer(app, name="pipeline")

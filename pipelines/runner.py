@@ -1,0 +1,264 @@
+"""Run, compile and submit the KFP pipelines: the glue behind ``uniss retrain`` and ``uniss pipeline``.
+
+Local runs use ``kfp.local`` with ``SubprocessRunner(use_venv=False)`` (container components cannot
+run locally; ``use_venv=True`` reinstalls the package per task, ~20x slower) and local caching on,
+with ``pipeline_root`` under the workspace. A parent MLflow run is opened for every pipeline run;
+its id reaches the step processes through ``MLFLOW_PARENT_RUN_ID`` so each step logs a nested run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from uniss.errors import UnissError
+from uniss.settings import REPO_ROOT, Settings, get_settings
+
+#: Source trees whose content decides whether a cached local step is still valid.
+CODE_DIRS = ("uniss", "training", "serving", "components")
+PARAMS_FILE = REPO_ROOT / "params.yaml"
+EXPERIMENT = "uniss-retrain"
+
+
+class PipelineError(UnissError):
+    """A pipeline run failed or was misconfigured."""
+
+
+def code_version(root: Path = REPO_ROOT) -> str:
+    """sha256 (first 16 hex) over the library sources and training configs: the local cache key part
+    that makes a code change re-run the affected steps."""
+    h = hashlib.sha256()
+    for d in CODE_DIRS:
+        for f in sorted((root / d).rglob("*")):
+            if f.suffix in (".py", ".yaml", ".json") and "__pycache__" not in f.parts:
+                h.update(str(f.relative_to(root)).encode())
+                h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def load_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
+    """``params.yaml`` (DVC params; sections ``data`` and ``gate``), or ``{}`` when absent.
+
+    Raises:
+        PipelineError: the file is not a YAML mapping.
+    """
+    if not path.exists():
+        return {}
+    d = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(d, dict):
+        raise PipelineError(f"{path} must hold a YAML mapping")
+    return d
+
+
+def parse_overrides(items: list[str]) -> list[str]:
+    """Check ``key=value`` override strings.
+
+    Raises:
+        PipelineError: an item without ``=``.
+    """
+    bad = [i for i in items if "=" not in i]
+    if bad:
+        raise PipelineError(f"overrides must be key=value, got {bad}")
+    return list(items)
+
+
+def retrain_arguments(
+    size: str,
+    *,
+    data_version: str = "",
+    overrides: list[str] | None = None,
+    eval_limit: int = 0,
+    seed: int = 0,
+    nproc: int = 2,
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Pipeline arguments of ``uniss-retrain`` for a size preset (``tiny`` | ``demo``): the data
+    section of params.yaml, and the preset's training overrides / evaluation limit from its
+    ``pipeline.<size>`` section, then the caller's overrides.
+
+    Raises:
+        PipelineError: unknown size.
+    """
+    if size not in ("tiny", "demo"):
+        raise PipelineError(f"unknown size {size!r}; expected tiny or demo")
+    params = load_params() if params is None else params
+    preset = dict(params.get("pipeline", {}).get(size, {}))
+    return {
+        "size": size,
+        "seed": seed,
+        "data_version": data_version,
+        "data_params": dict(params.get("data", {})),
+        "model_size": "tiny",
+        "train_overrides": [*parse_overrides(list(preset.get("train_overrides", []))), *parse_overrides(overrides or [])],
+        "nproc": nproc,
+        "eval_limit": eval_limit or int(preset.get("eval_limit", 0)),
+    }
+
+
+@dataclass
+class LocalRunResult:
+    """Outcome of one local pipeline run."""
+
+    parent_run_id: str | None
+    tracking_uri: str | None
+    wall_s: float
+    summary: dict[str, Any] = field(default_factory=dict)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _tracking_env(settings: Settings) -> dict[str, str]:
+    access, secret = settings.s3_credentials()
+    return {
+        "MLFLOW_TRACKING_URI": settings.tracking_uri,
+        "MLFLOW_EXPERIMENT_NAME": EXPERIMENT,
+        "MLFLOW_S3_ENDPOINT_URL": settings.s3_url,
+        "AWS_ACCESS_KEY_ID": access,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_DEFAULT_REGION": settings.s3_region,
+    }
+
+
+def run_local(
+    pipeline: str,
+    arguments: dict[str, Any],
+    *,
+    settings: Settings | None = None,
+    enable_caching: bool = True,
+    with_stack: bool = True,
+) -> LocalRunResult:
+    """Run ``retrain`` or ``ablation`` with kfp.local in this machine's venv.
+
+    Brings the embedded stack up if needed (``with_stack``), opens the parent MLflow run, runs the
+    pipeline (per-step progress is kfp.local's task log), and collects the nested step runs.
+
+    Raises:
+        PipelineError: the pipeline failed (the failing task's log is above in the output).
+    """
+    from kfp import local
+
+    settings = settings or get_settings()
+    env: dict[str, str] = {}
+    if with_stack:
+        from pipelines.stack import ensure_stack
+
+        ensure_stack(settings)
+        env = _tracking_env(settings)
+    os.environ.update(env)
+    root = settings.home_dir / "pipeline_root"
+    root.mkdir(parents=True, exist_ok=True)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), enable_caching=enable_caching)
+
+    if pipeline == "retrain":
+        from pipelines.retrain import make_retrain_pipeline
+
+        fn = make_retrain_pipeline("local", code_version())
+    elif pipeline == "ablation":
+        from pipelines.ablation import ablation as fn
+    else:
+        raise PipelineError(f"unknown pipeline {pipeline!r}")
+
+    parent_id = None
+    t0 = time.perf_counter()
+    if with_stack:
+        import mlflow
+
+        mlflow.set_tracking_uri(settings.tracking_uri)
+        mlflow.set_experiment(EXPERIMENT)
+        parent = mlflow.start_run(run_name=f"{pipeline}-{time.strftime('%Y%m%d-%H%M%S')}")
+        parent_id = parent.info.run_id
+        mlflow.log_params({k: json.dumps(v)[:500] for k, v in arguments.items()})
+        mlflow.set_tag("uniss.code_version", code_version())
+        os.environ["MLFLOW_PARENT_RUN_ID"] = parent_id
+    status = "FAILED"
+    try:
+        task = fn(**arguments)
+        status = "FINISHED"
+    except Exception as e:  # kfp.local raises RuntimeError naming the failed task
+        raise PipelineError(f"pipeline {pipeline} failed: {e}") from None
+    finally:
+        wall = time.perf_counter() - t0
+        os.environ.pop("MLFLOW_PARENT_RUN_ID", None)
+        if with_stack:
+            import mlflow
+
+            mlflow.log_metric("pipeline_wall_s", wall)
+            mlflow.end_run(status=status)
+
+    summary: dict[str, Any] = {}
+    out = getattr(task, "output", None) if pipeline == "retrain" else None
+    if isinstance(out, str) and out:
+        summary = json.loads(out)
+    steps = _nested_steps(parent_id) if parent_id else []
+    if parent_id and summary:
+        from mlflow.tracking import MlflowClient
+
+        for k in ("data_version", "model_version", "promoted"):
+            if k in summary:
+                MlflowClient().set_tag(parent_id, k, str(summary[k]))
+    return LocalRunResult(parent_id, settings.tracking_uri if with_stack else None, wall, summary, steps)
+
+
+def _nested_steps(parent_id: str) -> list[dict[str, Any]]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    runs = client.search_runs(
+        [exp.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'", order_by=["attributes.start_time ASC"]
+    )
+    return [
+        {"step": r.data.tags.get("uniss.step", r.info.run_name), "run_id": r.info.run_id,
+         "wall_s": r.data.metrics.get("step_wall_s") or r.data.metrics.get("train_wall_s")}
+        for r in runs
+    ]
+
+
+def compile_pipeline(pipeline: str, output: Path) -> Path:
+    """Compile ``retrain`` (cluster target) or ``ablation`` to KFP IR YAML.
+
+    Raises:
+        PipelineError: unknown pipeline.
+    """
+    from kfp import compiler
+
+    if pipeline == "retrain":
+        from pipelines.retrain import make_retrain_pipeline
+
+        fn = make_retrain_pipeline("cluster")
+    elif pipeline == "ablation":
+        from pipelines.ablation import ablation as fn
+    else:
+        raise PipelineError(f"unknown pipeline {pipeline!r}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(fn, str(output))
+    return output
+
+
+def submit(pipeline: str, host: str, arguments: dict[str, Any], *, experiment: str = EXPERIMENT,
+           namespace: str | None = None, enable_caching: bool = True) -> str:
+    """Compile and submit to a Kubeflow Pipelines endpoint; returns the KFP run id.
+
+    Raises:
+        PipelineError: the KFP API refused the run or cannot be reached.
+    """
+    import tempfile
+
+    import kfp
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pkg = compile_pipeline(pipeline, Path(tmp) / f"{pipeline}.yaml")
+        try:
+            client = kfp.Client(host=host, namespace=namespace)
+            run = client.create_run_from_pipeline_package(
+                str(pkg), arguments=arguments, experiment_name=experiment, enable_caching=enable_caching
+            )
+        except Exception as e:  # kfp client raises urllib3/ApiException subclasses
+            raise PipelineError(f"could not submit to {host}: {e}") from None
+    return run.run_id
