@@ -53,7 +53,7 @@ def train_variant(
     from training.trainer import run_phases_step as run
 
     info = run(
-        phases=list(variant["phases"]),
+        phases=[int(p) for p in variant["phases"]],  # KFP passes JSON numbers as floats
         model_size=model_size,
         data_dir=data.path,
         data_version=data_version,
