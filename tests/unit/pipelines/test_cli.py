@@ -1,0 +1,51 @@
+"""The ``uniss`` CLI: every group registered; typed errors become one line and exit code 2."""
+
+import json
+
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+
+runner = CliRunner()
+
+GROUPS = ["stack", "vocab", "prompt", "codec", "data", "train", "evaluate", "promote", "serve", "translate", "pipeline", "retrain"]
+
+
+def test_help_lists_every_group():
+    res = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0
+    missing = [g for g in GROUPS if f" {g} " not in res.output]
+    assert not missing, f"groups missing from `uniss --help`: {missing}"
+
+
+def test_vocab_paper_json_total():
+    res = runner.invoke(app, ["vocab", "--layout", "paper", "--json"])
+    assert res.exit_code == 0
+    assert json.loads(res.output)["total"] == 180_407
+
+
+def test_prompt_prints_released_prompt():
+    spk = ",".join(str(i) for i in range(32))
+    res = runner.invoke(app, ["prompt", "--task", "direct", "--tgt", "zh", "--speaker", spk, "--linguistic", "5,6,7"])
+    assert res.exit_code == 0
+    assert res.output.startswith("<|task_s2s_translation|><|fast_mode|><|cmn|><|start_global_token|><|bicodec_global_0|>")
+    assert res.output.strip().endswith("<|glm_semantic_7|><|write_generate|><|fast_mode|><|cmn|><|speed_9|><|start_semantic_token|>")
+
+
+def test_prompt_bad_input_is_one_clear_line():
+    spk = ",".join(str(i) for i in range(32))
+    cases = [
+        (["--task", "quality", "--tgt", "zh", "--speaker", "1,2,3", "--linguistic", "5"], "32 codes"),
+        (["--task", "quality", "--tgt", "fr", "--speaker", spk, "--linguistic", "5"], "unknown language 'fr'"),
+        (["--task", "asr", "--src", "en", "--speaker", spk, "--linguistic", "99999"], "linguistic code outside"),
+    ]
+    for args, msg in cases:
+        res = runner.invoke(app, ["prompt", *args])
+        assert res.exit_code == 2, res.output
+        assert msg in res.output and "Traceback" not in res.output
+
+
+def test_retrain_rejects_unknown_size_before_any_work():
+    res = runner.invoke(app, ["retrain", "--size", "huge"])
+    assert res.exit_code == 2
+    assert "unknown size 'huge'" in res.output
