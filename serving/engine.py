@@ -1,0 +1,586 @@
+"""Batched UniSS speech-to-speech translation engine (KV cache, left padding, constrained decoding).
+
+Pipeline per batch (paper §3.2 cross-modal chain of thought; ARCHITECTURE.md "Token layout"):
+
+1. source waveforms ``(N_i,)`` float32 16 kHz -> codec speaker ``(32,)`` + linguistic ``(T_l,)``
+   codes (12.5 tok/s) with ``codec.encode`` (batched);
+2. ``uniss.prompts.build_prompt`` (Quality / Performance / Direct layout) -> ids through
+   ``SpeechVocab.encode`` with the text tokenizer;
+3. one ``transformers`` ``generate`` call on the left-padded batch ``(B, T_max)`` with the KV cache,
+   sampling with the paper's defaults (§5.2.4: temperature 0.7, top-p 0.8, repetition penalty 1.1)
+   and a :class:`StageConstraint` logits processor that only allows the token family valid at each
+   stage of the continuation (text until ``<|end_content|>``, the fixed Quality middle forced,
+   semantic tokens until ``<|end_semantic_token|>``, then ``<|im_end|>``) with per-span token
+   budgets derived from the source duration, so every row terminates and stays parseable;
+4. ``uniss.prompts.parse_output`` -> texts and semantic codes ``(T_s,)`` (50 tok/s);
+5. ``codec.decode(source speaker, semantic)`` -> target waveform ``(M,)`` float32 16 kHz (the
+   *source* speaker tokens carry the voice, ARCHITECTURE.md "Output parsing").
+
+Shape legend: ``B`` batch rows, ``T`` prompt length (tokens, left padded), ``V`` logit columns
+(embedding rows, ``>= vocab.total``; padding rows are never allowed), ``N``/``M`` samples at
+16 kHz.
+
+Model sources accepted by :meth:`TranslationEngine.load`: a platform model bundle directory
+(docs/design.md "Model bundle"), a ``models:/NAME@ALIAS`` MLflow registry URI (resolved to a bundle
+directory), or a released-UniSS checkpoint directory (HF Qwen2 dir whose tokenizer holds all
+180,407 ids, plus the BiCodec and GLM-4-Voice tokenizer directories) loaded through the ``paper``
+codec backend.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from uniss.errors import UnissError
+from uniss.prompts import LANGUAGES, ParsedOutput, Task, build_prompt, other_language, parse_output
+from uniss.vocab import N_SPEAKER_TOKENS, SpeechVocab, speed_index
+
+__all__ = [
+    "DEFAULT_REPETITION_PENALTY",
+    "DEFAULT_TEMPERATURE",
+    "DEFAULT_TOP_P",
+    "SAMPLE_RATE_HZ",
+    "SEMANTIC_RATE_HZ",
+    "EngineError",
+    "ModelLoadError",
+    "StageConstraint",
+    "TranslationEngine",
+    "TranslationResult",
+    "decoding_program",
+    "token_budgets",
+]
+
+#: Sampling defaults of the paper (§5.2.4).
+DEFAULT_TEMPERATURE = 0.7
+DEFAULT_TOP_P = 0.8
+DEFAULT_REPETITION_PENALTY = 1.1
+
+#: Audio rate of every waveform in and out (Hz; BiCodec and the lite codec run at 16 kHz).
+SAMPLE_RATE_HZ = 16_000
+#: Semantic token rate (tokens/s; paper §3.1.2, BiCodec semantic tokens at 50 Hz).
+SEMANTIC_RATE_HZ = 50.0
+#: Head-room on the expected number of semantic tokens (target duration = ratio x source).
+SEMANTIC_MARGIN = 1.5
+#: Text budget per second of source speech (tokens/s). Speech runs at about 2.5-3 words/s in
+#: English and 4-5 characters/s in Mandarin; Qwen2.5 BPE spends roughly 1.3 tokens per English word
+#: and 1 token per 1-1.5 hanzi, so 8 tokens/s with the 1.5 margin is a generous cap.
+TEXT_TOKENS_PER_S = 8.0
+#: Minimum budget of a text span (tokens), so very short clips still get a sentence.
+MIN_TEXT_TOKENS = 16
+
+
+class EngineError(UnissError, ValueError):
+    """Bad arguments to the engine: unknown mode or language, wrong waveform, bad sampling values."""
+
+
+class ModelLoadError(UnissError):
+    """A model source that cannot be loaded: missing dirs/files, inconsistent vocabulary, bad URI."""
+
+
+@dataclass
+class TranslationResult:
+    """One translated utterance.
+
+    Attributes:
+        source_text: transcript of the source (Quality mode only, else ``None``).
+        target_text: translation text (Quality and Performance; ``None`` for Direct).
+        wav: ``(M,)`` float32 target speech at 16 kHz (empty when no semantic tokens came out).
+        duration_s: target duration in seconds (``M / 16000``).
+        source_duration_s: source duration in seconds.
+        output_tokens: tokens generated for this row (``<|im_end|>`` included, padding excluded).
+        timings: seconds per stage for the batch this row was in (``encode``, ``generate``,
+            ``decode``, ``total``).
+        complete: every delimiter was produced and the output ended with ``<|im_end|>``.
+        reason: why it is incomplete (``None`` when complete).
+        mode: ``quality`` / ``performance`` / ``direct``; target_language: ``en``/``zh``.
+    """
+
+    source_text: str | None
+    target_text: str | None
+    wav: np.ndarray
+    duration_s: float
+    source_duration_s: float
+    output_tokens: int
+    timings: dict[str, float]
+    complete: bool
+    reason: str | None
+    mode: str = "quality"
+    target_language: str = "zh"
+    semantic: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+# ------------------------------------------------------------------------------- budgets / program
+def token_budgets(source_duration_s: float, speed: float, *, max_duration_s: float | None = None) -> dict[str, int]:
+    """Per-span token caps derived from the source duration.
+
+    ``semantic = ceil(50 tok/s x speed x source_s x 1.5)`` (capped by ``max_duration_s`` x 50),
+    ``text = max(16, ceil(8 tok/s x source_s x 1.5))``. Source: paper §3.1.2 (50 Hz semantic
+    tokens) and §4 (the speed token encodes target/source duration ratio).
+
+    Args:
+        source_duration_s: seconds of source speech (> 0).
+        speed: target/source duration ratio (0.1 .. 3.5).
+        max_duration_s: optional hard cap of the output duration in seconds.
+
+    Returns:
+        ``{"text": int, "semantic": int}`` token counts.
+    """
+    sem = math.ceil(SEMANTIC_RATE_HZ * speed * source_duration_s * SEMANTIC_MARGIN) + 4
+    if max_duration_s is not None:
+        sem = min(sem, max(1, int(SEMANTIC_RATE_HZ * max_duration_s)))
+    text = max(MIN_TEXT_TOKENS, math.ceil(TEXT_TOKENS_PER_S * source_duration_s * SEMANTIC_MARGIN))
+    return {"text": int(text), "semantic": int(sem)}
+
+
+#: A step of a decoding program: ``("span", family, terminator_id, budget)`` or ``("force", id)``.
+Step = tuple
+
+
+def decoding_program(vocab: SpeechVocab, mode: Task | str, *, tgt: str, speed: float, budgets: dict[str, int]) -> list[Step]:
+    """The stages the continuation of an S2ST prompt must go through (ARCHITECTURE.md prompts).
+
+    Quality: ``text* <|end_content|>`` -> forced ``<|task_s2t_translation|>{tgt}{v}<|start_content|>``
+    -> ``text* <|end_content|>`` -> forced ``<|start_semantic_token|>`` -> ``semantic*
+    <|end_semantic_token|>`` -> forced ``<|im_end|>``. Performance starts at the second text span,
+    Direct at the semantic span.
+
+    Returns:
+        list of steps: ``("span", family, terminator_id, budget)`` or ``("force", token_id)``.
+
+    Raises:
+        EngineError: mode is not an S2ST mode.
+    """
+    t = Task(mode)
+    if not t.is_s2st:
+        raise EngineError(f"mode must be quality, performance or direct, got {mode!r}")
+    tid = vocab.token_id
+    end_c, end_s = tid("<|end_content|>"), tid("<|end_semantic_token|>")
+    sem = [("span", "semantic", end_s, budgets["semantic"]), ("force", vocab.eos_id)]
+    translate = [("span", "text", end_c, budgets["text"]), ("force", tid("<|start_semantic_token|>"))] + sem
+    if t is Task.DIRECT:
+        return sem
+    if t is Task.PERFORMANCE:
+        return translate
+    middle = [
+        ("force", tid("<|task_s2t_translation|>")),
+        ("force", tid(vocab.language_token(tgt))),
+        ("force", tid(vocab.speed_token(speed))),
+        ("force", tid("<|start_content|>")),
+    ]
+    return [("span", "text", end_c, budgets["text"])] + middle + translate
+
+
+class StageConstraint:
+    """``transformers`` logits processor enforcing one :func:`decoding_program` per batch row.
+
+    At each step the scores ``(B, V)`` of every token outside the current stage's family are set
+    to ``-inf``: a text span allows the text ids except the tokenizer's special tokens, plus the
+    span's terminator; a semantic span allows the semantic family plus ``<|end_semantic_token|>``;
+    a forced step allows exactly one id; when a span's budget is spent only its terminator is
+    allowed; after the program ends only ``<|im_end|>``/pad are allowed (``generate`` pads finished
+    rows). It is placed by ``generate`` after the repetition penalty and before temperature/top-p
+    (transformers ``_get_logits_processor``), so sampling never sees a disallowed token.
+
+    Args:
+        vocab: the layout; programs: one program per row; prompt_len: padded prompt length ``T``;
+        n_logits: ``V``; text_exclude: text ids never allowed in a text span (tokenizer specials).
+
+    Attributes:
+        state: per row ``[step_index, count_in_span]``; ``trace``: per row, the stage family of
+        every generated token (for tests).
+    """
+
+    def __init__(self, vocab: SpeechVocab, programs: list[list[Step]], prompt_len: int, n_logits: int, text_exclude: Sequence[int]) -> None:
+        import torch
+
+        self.programs = programs
+        self.prompt_len = prompt_len
+        self.state = [[0, 0] for _ in programs]
+        self.n_logits = n_logits
+        neg = torch.full((n_logits,), float("-inf"))
+        self._span_bias: dict[str, torch.Tensor] = {}
+        for fam in ("text", "semantic"):
+            b = neg.clone()
+            a, z = vocab.range(fam)
+            b[a:z] = 0.0
+            if fam == "text":
+                b[torch.as_tensor(sorted(set(int(i) for i in text_exclude)), dtype=torch.long)] = float("-inf")
+            self._span_bias[fam] = b
+        self._neg = neg
+        self._span_cache: dict[tuple[str, int], torch.Tensor] = {}
+        self._tail = sorted({vocab.eos_id, vocab.pad_id})
+
+    def _advance(self, row: int, token: int) -> None:
+        prog, st = self.programs[row], self.state[row]
+        if st[0] >= len(prog):
+            return
+        step = prog[st[0]]
+        if step[0] == "force" or token == step[2]:
+            st[0] += 1
+            st[1] = 0
+        else:
+            st[1] += 1
+
+    def allowed(self, row: int):
+        """Additive bias ``(V,)`` float32 (0 allowed, -inf not) for one row's current stage."""
+        prog, (i, count) = self.programs[row], self.state[row]
+        if i >= len(prog):
+            ids = self._tail
+        else:
+            step = prog[i]
+            if step[0] == "force":
+                ids = [step[1]]
+            elif count >= step[3]:
+                ids = [step[2]]
+            else:
+                key = (step[1], step[2])
+                b = self._span_cache.get(key)
+                if b is None:
+                    b = self._span_bias[step[1]].clone()
+                    b[step[2]] = 0.0
+                    self._span_cache[key] = b
+                return b
+        b = self._neg.clone()
+        b[ids] = 0.0
+        return b
+
+    def __call__(self, input_ids, scores):  # (B, T+t) int64, (B, V) float32 -> (B, V)
+        import torch
+
+        if input_ids.shape[1] > self.prompt_len:
+            last = input_ids[:, -1].tolist()
+            for r, tok in enumerate(last):
+                self._advance(r, int(tok))
+        bias = torch.stack([self.allowed(r) for r in range(len(self.programs))]).to(scores.device, scores.dtype)  # (B, V)
+        return scores + bias
+
+
+# ------------------------------------------------------------------------------------- engine
+class TranslationEngine:
+    """Batched S2ST inference over a UniSS model (docs/design.md "Serving engine").
+
+    Args:
+        model: ``transformers`` causal LM (``Qwen2ForCausalLM``) whose embedding rows cover
+            ``vocab.total``.
+        tokenizer: HF fast tokenizer (text ids; speech tokens may be added, they are not used:
+            ``SpeechVocab.encode`` maps them).
+        vocab: the token layout.
+        codec: a ``uniss.codecs`` ``SpeechCodec`` (``encode(wavs) -> [CodecTokens]``,
+            ``decode(speaker, semantic) -> wav``).
+        meta: bundle metadata (``bundle.json``), shown by the predictor.
+        device: torch device string.
+
+    Raises:
+        ModelLoadError: the model's embedding rows do not cover the vocabulary, or the codec's
+            sizes disagree with the vocabulary.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, vocab: SpeechVocab, codec: Any, *, meta: dict | None = None, device: str = "cpu") -> None:
+        import torch
+
+        rows = int(model.get_input_embeddings().weight.shape[0])
+        if rows < vocab.total:
+            raise ModelLoadError(f"model has {rows} embedding rows but the vocabulary has {vocab.total} ids")
+        sizes = getattr(codec, "sizes", None)
+        if sizes:
+            for fam in ("speaker", "semantic", "linguistic"):
+                if fam in sizes and int(sizes[fam]) != vocab.sizes[fam]:
+                    raise ModelLoadError(f"codec {fam} size {sizes[fam]} != vocabulary {fam} size {vocab.sizes[fam]}")
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.vocab = vocab
+        self.codec = codec
+        self.meta = dict(meta or {})
+        self.device = device
+        self._torch = torch
+        # Text ids that must never appear inside a text span: the text tokenizer's own specials
+        # (<|endoftext|>, <|im_start|>, <|im_end|>, Qwen2.5's tool/vision tokens ...).
+        excl = {vocab.pad_id, vocab.im_start_id, vocab.eos_id}
+        for i in getattr(tokenizer, "added_tokens_decoder", {}) or {}:
+            if int(i) < vocab.text_size:
+                excl.add(int(i))
+        self.text_exclude = sorted(excl)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, model: str | Path, *, device: str = "cpu") -> TranslationEngine:
+        """Load from a bundle dir, a ``models:/NAME@ALIAS`` URI, or a released-UniSS checkpoint dir.
+
+        Raises:
+            ModelLoadError: the source does not exist or is not a recognised format; a released
+                checkpoint lacks its BiCodec / GLM-4-Voice tokenizer directories.
+        """
+        src = str(model)
+        if src.startswith("models:/"):
+            path = resolve_model_uri(src)
+        else:
+            path = Path(src).expanduser()
+        if not path.exists():
+            raise ModelLoadError(f"model path {path} does not exist")
+        if (path / "bundle.json").is_file():
+            return cls._load_bundle(path, device=device)
+        if (path / "config.json").is_file():
+            return cls._load_released(path, device=device)
+        raise ModelLoadError(
+            f"{path} is neither a model bundle (bundle.json) nor a released UniSS checkpoint (config.json)"
+        )
+
+    @classmethod
+    def _load_bundle(cls, path: Path, *, device: str) -> TranslationEngine:
+        from uniss.bundle import load_bundle  # the bundle contract owner (docs/design.md)
+
+        b = load_bundle(path, device=device)
+        return cls(b.model, b.tokenizer, b.vocab, b.codec, meta=b.meta, device=device)
+
+    @classmethod
+    def _load_released(cls, path: Path, *, device: str) -> TranslationEngine:
+        """The released UniSS layout: ``path`` is the HF Qwen2 dir with the expanded 180,407-id
+        tokenizer; the codec dirs are ``path/BiCodec`` (with ``path/wav2vec2-large-xlsr-53``) and
+        ``path/glm-4-voice-tokenizer`` (or listed in ``path/codec.json``)."""
+        codec_json = path / "codec.json"
+        if codec_json.is_file():
+            cfg = json.loads(codec_json.read_text())
+        else:
+            cfg = {"backend": "paper", "bicodec_dir": str(path / "BiCodec"), "glm_tokenizer_dir": str(path / "glm-4-voice-tokenizer")}
+        missing = [k for k in ("bicodec_dir", "glm_tokenizer_dir") if not Path(cfg.get(k, "")).is_dir()]
+        if missing:
+            raise ModelLoadError(
+                f"released UniSS checkpoint {path}: missing codec directories "
+                + ", ".join(f"{k}={cfg.get(k)}" for k in missing)
+                + " (put BiCodec/ and glm-4-voice-tokenizer/ next to the model, or list them in codec.json)"
+            )
+        try:
+            from uniss.codecs import paper as paper_codec
+        except ImportError as e:
+            raise ModelLoadError(f"the paper codec backend (uniss.codecs.paper) is not available: {e}") from e
+        codec = paper_codec.load(cfg) if hasattr(paper_codec, "load") else _load_codec(path, cfg)
+        from uniss.lm import load_pretrained
+
+        lm, tok = load_pretrained(path)
+        vocab = SpeechVocab.paper()
+        if len(tok) != vocab.total:
+            raise ModelLoadError(f"{path}: tokenizer has {len(tok)} ids, the released layout needs {vocab.total}")
+        return cls(lm, tok, vocab, codec, meta={"format": "released-uniss", "path": str(path)}, device=device)
+
+    # ------------------------------------------------------------------ helpers
+    def _encode_text(self, s: str) -> list[int]:
+        return list(self.tokenizer.encode(s, add_special_tokens=False))
+
+    def _decode_text(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    def prompt_ids(self, speaker: np.ndarray, linguistic: np.ndarray, *, mode: str, tgt: str, speed: float) -> list[int]:
+        """Prompt ids of one utterance: ``build_prompt`` then ``vocab.encode`` (``(T,)`` ids)."""
+        text = build_prompt(self.vocab, mode, tgt=tgt, speaker=speaker, linguistic=linguistic, speed_ratio=speed)
+        return self.vocab.encode(text, self._encode_text)
+
+    # ------------------------------------------------------------------ translate
+    def translate(
+        self,
+        wavs: Sequence[np.ndarray],
+        *,
+        target_language: str | Sequence[str],
+        mode: str = "quality",
+        speed: float | Sequence[float] = 1.0,
+        temperature: float = DEFAULT_TEMPERATURE,
+        top_p: float = DEFAULT_TOP_P,
+        repetition_penalty: float = DEFAULT_REPETITION_PENALTY,
+        max_new_tokens: int | None = None,
+        do_sample: bool = True,
+        seed: int | None = None,
+        max_duration_s: float | None = None,
+    ) -> list[TranslationResult]:
+        """Translate a batch of source utterances in one ``generate`` call.
+
+        Args:
+            wavs: ``B`` waveforms, each ``(N_i,)`` float32 mono 16 kHz (use ``uniss.audio.load_audio``).
+            target_language: ``en``/``zh`` for all rows or one per row.
+            mode: ``quality`` (transcribe, translate, speak), ``performance`` (translate, speak) or
+                ``direct`` (speak) -- paper §3.2.
+            speed: target/source duration ratio for the speed token (0.1 .. 3.5), scalar or per row.
+            temperature, top_p, repetition_penalty: sampling (paper §5.2.4 defaults 0.7/0.8/1.1).
+            max_new_tokens: overall cap; default = the program's budgets (see :func:`token_budgets`).
+            do_sample: ``False`` = greedy decoding.
+            seed: seeds torch's RNG for reproducible sampling.
+            max_duration_s: cap of the output speech duration (seconds).
+
+        Returns:
+            ``B`` :class:`TranslationResult` in input order.
+
+        Raises:
+            EngineError: empty batch, a waveform that is not 1-D float, unknown mode/language,
+                speed or sampling values out of range.
+        """
+        torch = self._torch
+        t0 = time.perf_counter()
+        if len(wavs) == 0:
+            raise EngineError("empty batch: give at least one waveform")
+        B = len(wavs)
+        tgts = [target_language] * B if isinstance(target_language, str) else list(target_language)
+        speeds = [float(speed)] * B if isinstance(speed, (int, float)) else [float(s) for s in speed]
+        if len(tgts) != B or len(speeds) != B:
+            raise EngineError(f"target_language/speed lists must have {B} entries")
+        for t in tgts:
+            if t not in LANGUAGES:
+                raise EngineError(f"unknown target language {t!r}; supported: {', '.join(LANGUAGES)}")
+        try:
+            task = Task(mode)
+        except ValueError:
+            task = None
+        if task is None or not task.is_s2st:
+            raise EngineError(f"unknown mode {mode!r}; expected quality, performance or direct")
+        for s in speeds:
+            speed_index(s)  # raises VocabError (a UnissError) outside [0.1, 3.5]
+        if not temperature > 0 or not 0 < top_p <= 1 or not repetition_penalty > 0:
+            raise EngineError(f"bad sampling values temperature={temperature}, top_p={top_p}, repetition_penalty={repetition_penalty}")
+        arrays = []
+        for i, w in enumerate(wavs):
+            a = np.asarray(w)
+            if a.ndim != 1 or a.size == 0 or not np.issubdtype(a.dtype, np.floating):
+                raise EngineError(f"wavs[{i}] must be a non-empty 1-D float array at 16 kHz, got shape {a.shape} dtype {a.dtype}")
+            arrays.append(a.astype(np.float32, copy=False))
+        src_dur = [a.shape[0] / SAMPLE_RATE_HZ for a in arrays]
+
+        # 1. speech tokens (batched codec call)
+        toks = self.codec.encode(arrays)
+        t1 = time.perf_counter()
+        speakers = [np.asarray(c.speaker, dtype=np.int64) for c in toks]
+        for i, s in enumerate(speakers):
+            if s.shape != (N_SPEAKER_TOKENS,):
+                raise EngineError(f"codec returned {s.shape} speaker tokens for wavs[{i}], expected ({N_SPEAKER_TOKENS},)")
+
+        # 2. prompts -> left-padded ids
+        prompts = [self.prompt_ids(speakers[i], np.asarray(toks[i].linguistic), mode=task.value, tgt=tgts[i], speed=speeds[i]) for i in range(B)]
+        T = max(len(p) for p in prompts)
+        input_ids = torch.full((B, T), self.vocab.pad_id, dtype=torch.long)  # (B, T)
+        attn = torch.zeros((B, T), dtype=torch.long)  # (B, T)
+        for i, p in enumerate(prompts):
+            input_ids[i, T - len(p):] = torch.as_tensor(p, dtype=torch.long)
+            attn[i, T - len(p):] = 1
+
+        # 3. constrained, batched generation
+        programs = [
+            decoding_program(self.vocab, task, tgt=tgts[i], speed=speeds[i], budgets=token_budgets(src_dur[i], speeds[i], max_duration_s=max_duration_s))
+            for i in range(B)
+        ]
+        need = max(_program_length(p) for p in programs)
+        n_new = need if max_new_tokens is None else min(int(max_new_tokens), need)
+        n_logits = int(self.model.get_output_embeddings().weight.shape[0])
+        constraint = StageConstraint(self.vocab, programs, T, n_logits, self.text_exclude)
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        gen_cfg = GenerationConfig(
+            max_new_tokens=n_new,
+            do_sample=do_sample,
+            temperature=temperature if do_sample else None,
+            top_p=top_p if do_sample else None,
+            top_k=None,
+            repetition_penalty=repetition_penalty,
+            eos_token_id=self.vocab.eos_id,
+            pad_token_id=self.vocab.pad_id,
+            use_cache=True,
+        )
+        if seed is not None:
+            torch.manual_seed(int(seed))
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=input_ids.to(self.device),
+                attention_mask=attn.to(self.device),
+                generation_config=gen_cfg,
+                logits_processor=LogitsProcessorList([constraint]),
+            )  # (B, T + t)
+        gen = out[:, T:].cpu().numpy()  # (B, t)
+        t2 = time.perf_counter()
+
+        # 4-5. parse, decode with the source speaker tokens
+        results: list[TranslationResult] = []
+        for i in range(B):
+            row = gen[i].tolist()
+            if self.vocab.eos_id in row:
+                row = row[: row.index(self.vocab.eos_id) + 1]
+            text = self.vocab.decode(row, self._decode_text)
+            parsed: ParsedOutput = parse_output(self.vocab, task, text)
+            if parsed.semantic.size:
+                wav = np.asarray(self.codec.decode(speakers[i], parsed.semantic), dtype=np.float32).reshape(-1)
+            else:
+                wav = np.zeros(0, dtype=np.float32)
+            results.append(
+                TranslationResult(
+                    source_text=parsed.source_text,
+                    target_text=parsed.target_text,
+                    wav=wav,
+                    duration_s=wav.shape[0] / SAMPLE_RATE_HZ,
+                    source_duration_s=src_dur[i],
+                    output_tokens=len(row),
+                    timings={},
+                    complete=parsed.complete,
+                    reason=parsed.reason,
+                    mode=task.value,
+                    target_language=tgts[i],
+                    semantic=parsed.semantic,
+                )
+            )
+        t3 = time.perf_counter()
+        timings = {"encode": t1 - t0, "generate": t2 - t1, "decode": t3 - t2, "total": t3 - t0}
+        for r in results:
+            r.timings = dict(timings)
+        self.last_generated = gen  # (B, t) raw generated ids, for tests/benchmarks
+        return results
+
+    def source_language(self, target_language: str) -> str:
+        """The S2ST source language for a target (the other one of the EN<->ZH pair)."""
+        return other_language(target_language)
+
+
+def _program_length(program: list[Step]) -> int:
+    return sum(1 if s[0] == "force" else s[3] + 1 for s in program)
+
+
+def _load_codec(path: Path, cfg: dict | None = None) -> Any:
+    try:
+        from uniss.codecs import load_codec
+    except ImportError as e:
+        raise ModelLoadError(f"cannot load the codec at {path}: uniss.codecs.load_codec is not available ({e})") from e
+    return load_codec(path)
+
+
+def resolve_model_uri(uri: str) -> Path:
+    """``models:/NAME@ALIAS`` (or ``models:/NAME/VERSION``) -> local bundle directory.
+
+    Uses ``serving.registry.resolve_model_uri`` when that module exists, else downloads the
+    registered model's artifacts with ``mlflow.artifacts.download_artifacts`` (tracking URI from
+    ``uniss.settings``).
+
+    Raises:
+        ModelLoadError: the registry cannot be reached or the name/alias does not exist.
+    """
+    try:
+        from serving.registry import resolve_model_uri as _resolve
+    except ImportError:
+        _resolve = None
+    if _resolve is not None:
+        return Path(_resolve(uri))
+    import mlflow
+
+    from uniss.settings import get_settings
+
+    mlflow.set_tracking_uri(get_settings().tracking_uri)
+    try:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri)
+    except Exception as e:  # noqa: BLE001 - MLflow raises several types; the user needs one line
+        raise ModelLoadError(f"cannot resolve {uri} from the MLflow registry at {get_settings().tracking_uri}: {e}") from e
+    p = Path(local)
+    if not (p / "bundle.json").is_file():
+        hits = list(p.rglob("bundle.json"))
+        if not hits:
+            raise ModelLoadError(f"{uri} downloaded to {p} but holds no bundle.json")
+        p = hits[0].parent
+    return p

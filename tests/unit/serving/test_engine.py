@@ -1,0 +1,189 @@
+"""TranslationEngine on a tiny random-init bundle: shapes, constrained decoding, batching, loading."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tiny_model as tm  # noqa: E402
+
+from serving.engine import (  # noqa: E402
+    EngineError,
+    ModelLoadError,
+    StageConstraint,
+    TranslationEngine,
+    decoding_program,
+    token_budgets,
+)
+from uniss.errors import UnissError  # noqa: E402
+from uniss.vocab import FAMILIES  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def engine() -> TranslationEngine:
+    return tm.tiny_engine(seed=0)
+
+
+@pytest.fixture(scope="module")
+def wavs() -> list[np.ndarray]:
+    return [tm.tone(1.0, 220), tm.tone(0.6, 330), tm.tone(1.4, 150)]
+
+
+def _walk(engine: TranslationEngine, program, ids: list[int]) -> None:
+    """Assert every generated id is allowed by the program stage it was generated in."""
+    v = engine.vocab
+    text_ok = set(range(*v.range("text"))) - set(engine.text_exclude)
+    sem_ok = set(range(*v.range("semantic")))
+    i, count = 0, 0
+    for pos, tok in enumerate(ids):
+        if i >= len(program):
+            assert tok in (v.eos_id, v.pad_id), f"token {tok} after the program ended (pos {pos})"
+            continue
+        step = program[i]
+        if step[0] == "force":
+            assert tok == step[1], f"pos {pos}: expected forced {step[1]}, got {tok}"
+            i += 1
+            continue
+        allowed = (text_ok if step[1] == "text" else sem_ok) | {step[2]}
+        fam = FAMILIES[int(v.family_of([tok])[0])]
+        assert tok in allowed, f"pos {pos}: {fam} token {tok} inside a {step[1]} span"
+        if tok == step[2]:
+            i, count = i + 1, 0
+        else:
+            count += 1
+            assert count <= step[3]
+    assert i == len(program), "program not finished: output truncated"
+
+
+@pytest.mark.parametrize("mode", ["quality", "performance", "direct"])
+def test_constrained_decoding_never_leaves_the_family(engine, wavs, mode):
+    tgts = ["zh", "en", "zh"]
+    res = engine.translate(wavs, target_language=tgts, mode=mode, seed=1)
+    gen = engine.last_generated
+    assert gen.shape[0] == 3
+    for k, r in enumerate(res):
+        prog = decoding_program(engine.vocab, mode, tgt=tgts[k], speed=1.0, budgets=token_budgets(r.source_duration_s, 1.0))
+        _walk(engine, prog, gen[k].tolist())
+        assert r.complete and r.reason is None
+        assert r.wav.dtype == np.float32 and r.wav.ndim == 1
+        # The toy codec renders 320 samples (20 ms at 16 kHz) per semantic token.
+        assert r.wav.shape[0] == 320 * r.semantic.shape[0] > 0
+        assert r.duration_s == pytest.approx(r.wav.shape[0] / 16000)
+        assert r.source_duration_s == pytest.approx(wavs[k].shape[0] / 16000)
+        assert (r.source_text is not None) == (mode == "quality")
+        assert (r.target_text is not None) == (mode != "direct")
+        assert set(r.timings) == {"encode", "generate", "decode", "total"}
+
+
+def test_quality_middle_is_forced_with_target_and_speed(engine, wavs):
+    engine.translate(wavs[:1], target_language="en", mode="quality", speed=1.2, seed=3)
+    text = engine.vocab.decode(engine.last_generated[0].tolist(), engine._decode_text)
+    assert "<|end_content|><|task_s2t_translation|><|eng|><|speed_11|><|start_content|>" in text
+    assert re.search(r"<\|end_content\|><\|start_semantic_token\|>(<\|lite_semantic_\d+\|>)+<\|end_semantic_token\|><\|im_end\|>", text)
+
+
+def test_semantic_budget_follows_duration_and_speed():
+    b1 = token_budgets(2.0, 1.0)
+    b2 = token_budgets(2.0, 2.0)
+    assert b1["semantic"] == 154  # ceil(50 * 1.0 * 2.0 * 1.5) + 4
+    assert b2["semantic"] == 304
+    assert token_budgets(2.0, 1.0, max_duration_s=1.0)["semantic"] == 50
+    assert b1["text"] == 24 and token_budgets(0.2, 1.0)["text"] == 16
+
+
+def test_batch_of_three_equals_one_by_one_greedy(engine, wavs):
+    tgts = ["zh", "en", "zh"]
+    batch = engine.translate(wavs, target_language=tgts, mode="performance", do_sample=False)
+    singles = [engine.translate([w], target_language=t, mode="performance", do_sample=False)[0] for w, t in zip(wavs, tgts, strict=True)]
+    for b, s in zip(batch, singles, strict=True):
+        assert b.target_text == s.target_text
+        np.testing.assert_array_equal(b.semantic, s.semantic)
+        np.testing.assert_allclose(b.wav, s.wav)
+
+
+def test_seeded_sampling_is_reproducible(engine, wavs):
+    a = engine.translate(wavs[:2], target_language="zh", mode="direct", seed=7)
+    b = engine.translate(wavs[:2], target_language="zh", mode="direct", seed=7)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x.semantic, y.semantic)
+
+
+def test_max_new_tokens_truncates_and_reports(engine, wavs):
+    r = engine.translate(wavs[:1], target_language="zh", mode="quality", max_new_tokens=5, seed=0)[0]
+    assert not r.complete and "im_end" in r.reason
+    assert r.output_tokens == 5
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(target_language="fr"), "unknown target language"),
+        (dict(target_language="zh", mode="fast"), "unknown mode"),
+        (dict(target_language="zh", speed=9.0), "speed"),
+        (dict(target_language="zh", top_p=0.0), "sampling"),
+        (dict(target_language=["zh"]), "entries"),
+    ],
+)
+def test_bad_arguments_raise_typed_errors(engine, wavs, kwargs, match):
+    with pytest.raises(UnissError, match=match):
+        engine.translate(wavs[:2], **kwargs)
+
+
+def test_bad_waveforms(engine):
+    with pytest.raises(EngineError, match="empty batch"):
+        engine.translate([], target_language="zh")
+    with pytest.raises(EngineError, match=r"wavs\[0\]"):
+        engine.translate([np.zeros((2, 100), dtype=np.float32)], target_language="zh")
+    with pytest.raises(EngineError, match=r"wavs\[0\]"):
+        engine.translate([np.zeros(0, dtype=np.float32)], target_language="zh")
+
+
+def test_stage_constraint_masks_padding_rows(engine):
+    import torch
+
+    v = engine.vocab
+    prog = decoding_program(v, "direct", tgt="zh", speed=1.0, budgets={"text": 2, "semantic": 2})
+    n = v.total + 10  # embedding rows padded past the vocabulary
+    c = StageConstraint(v, [prog], prompt_len=4, n_logits=n, text_exclude=engine.text_exclude)
+    out = c(torch.zeros((1, 4), dtype=torch.long), torch.zeros((1, n)))
+    ok = torch.isfinite(out[0]).nonzero().flatten().tolist()
+    a, z = v.range("semantic")
+    assert ok == list(range(a, z)) + [v.token_id("<|end_semantic_token|>")]
+    # two semantic tokens spend the budget: only the terminator is left, then <|im_end|>
+    ids = torch.tensor([[0, 0, 0, 0, a]])
+    c(ids, torch.zeros((1, n)))
+    out = c(torch.cat([ids, torch.tensor([[a + 1]])], 1), torch.zeros((1, n)))
+    assert torch.isfinite(out[0]).nonzero().flatten().tolist() == [v.token_id("<|end_semantic_token|>")]
+    out = c(torch.tensor([[0, 0, 0, 0, a, a + 1, v.token_id("<|end_semantic_token|>")]]), torch.zeros((1, n)))
+    assert torch.isfinite(out[0]).nonzero().flatten().tolist() == [v.eos_id]
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        TranslationEngine.load(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match="neither a model bundle"):
+        TranslationEngine.load(tmp_path / "empty")
+    rel = tmp_path / "UniSS"
+    rel.mkdir()
+    (rel / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    with pytest.raises(ModelLoadError, match="missing codec directories.*BiCodec"):
+        TranslationEngine.load(rel)
+
+
+def test_engine_rejects_vocab_model_mismatch():
+    model, tok, vocab, codec = tm.build_tiny(0)
+    import dataclasses
+
+    bigger = dataclasses.replace(vocab, semantic_size=vocab.semantic_size + 1000)
+    with pytest.raises(ModelLoadError, match="embedding rows"):
+        TranslationEngine(model, tok, bigger, codec)
+    codec.sizes = dict(codec.sizes, semantic=999)
+    with pytest.raises(ModelLoadError, match="codec semantic size"):
+        TranslationEngine(model, tok, vocab, codec)
