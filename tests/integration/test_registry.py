@@ -1,0 +1,195 @@
+"""serving.registry against a real MLflow server: register, gate-refused promote, promote, rollback,
+aliases through MlflowClient, pyfunc load of ``models:/uniss-s2st@champion``.
+
+Uses the shared ``stack`` fixture (tests/conftest.py: MLflow + S3 on 127.0.0.1) when it exists;
+otherwise starts its own MLflow server (SQLite, local artifact store) on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+NAME = "uniss-s2st"
+VENV_BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def tracking_uri(request, tmp_path_factory):
+    """Tracking URI of a real MLflow server (the ``stack`` fixture's, or one started here)."""
+    try:
+        stack = request.getfixturevalue("stack")
+    except pytest.FixtureLookupError:
+        stack = None
+    if stack is not None:
+        uri = next((getattr(stack, a) for a in ("tracking_uri", "mlflow_uri", "mlflow_url") if hasattr(stack, a)), None)
+        if uri is None and isinstance(stack, dict):
+            uri = stack.get("tracking_uri") or stack.get("mlflow_uri")
+        assert uri, f"stack fixture exposes no tracking URI: {stack!r}"
+        yield uri
+        return
+    root = tmp_path_factory.mktemp("mlflow")
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = open(root / "server.log", "wb")
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{root}/mlflow.db", "--artifacts-destination", str(root / "artifacts")],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    import httpx
+
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{uri}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, (root / "server.log").read_text()[-2000:]
+            time.sleep(0.5)
+        else:
+            pytest.fail("MLflow server did not start in 90 s")
+        yield uri
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def registry(tracking_uri):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+    mp.delenv("MLFLOW_PARENT_RUN_ID", raising=False)
+    from serving import registry as R
+
+    yield R
+    mp.undo()
+
+
+def _tiny_bundle(out: Path, tag: str) -> Path:
+    """A real (untrained) bundle: BPE text tokenizer + speech tokens, tiny Qwen2, bundle.json."""
+    from uniss.bundle import save_bundle
+    from uniss.lm import build_speech_tokenizer, expand_vocab, train_text_tokenizer, uniss_lm_tiny, vocab_for
+
+    texts = ["hello world", "the cat sat on the mat", "我们的国家很大", "你好世界"] * 4
+    text_tok = train_text_tokenizer(texts, vocab_size=300, min_frequency=1)
+    vocab = vocab_for(text_tok, {"speaker": 8, "semantic": 16, "linguistic": 8})
+    tok = build_speech_tokenizer(text_tok, vocab)
+    model = uniss_lm_tiny(len(text_tok))
+    expand_vocab(model, vocab, tokenizer=tok)
+    meta = {"phase": 3, "size": "tiny", "data_version": f"data-{tag}", "shard_md5s": [f"md5-{tag}-0", f"md5-{tag}-1"],
+            "codec_fingerprint": "sha256:test", "git_commit": "abc123"}
+    return save_bundle(out / f"bundle-{tag}", model=model, tokenizer=tok, vocab=vocab, meta=meta)
+
+
+def _metrics(en_zh: float, zh_en: float, slc02: float) -> dict[str, float]:
+    m = {}
+    for mode in ("quality", "performance"):
+        m[f"speech_bleu.en-zh.{mode}"] = en_zh
+        m[f"speech_bleu.zh-en.{mode}"] = zh_en
+        for d in ("en-zh", "zh-en"):
+            m[f"slc_0.2.{d}.{mode}"] = slc02
+            m[f"slc_0.4.{d}.{mode}"] = min(1.0, slc02 + 0.1)
+            m[f"text_bleu.{d}.{mode}"] = en_zh + 2
+    return m
+
+
+def test_register_promote_refuse_rollback(registry, tmp_path_factory):
+    R = registry
+    from mlflow import MlflowClient
+
+    c = MlflowClient()
+    base = tmp_path_factory.mktemp("bundles")
+    bundle = _tiny_bundle(base, "a")
+
+    v1 = R.register(bundle, metrics=_metrics(20.0, 15.0, 0.8), pipeline_run_id="run-1")
+    assert c.get_model_version_by_alias(NAME, "challenger").version == v1
+    tags = c.get_model_version(NAME, v1).tags
+    assert tags["data_version"] == "data-a" and json.loads(tags["shard_md5s"]) == ["md5-a-0", "md5-a-1"]
+    assert tags["pipeline_run_id"] == "run-1" and tags["git_commit"] == "abc123"
+    assert json.loads(tags["eval_metrics"])["speech_bleu.en-zh.quality"] == 20.0
+
+    # first model: only floors apply
+    d1 = R.promote(v1)
+    assert d1.passed, d1.reasons
+    assert c.get_model_version_by_alias(NAME, "champion").version == v1
+
+    # worse challenger: refused with reasons, champion unchanged
+    v2 = R.register(bundle, metrics=_metrics(12.0, 15.0, 0.5))
+    d2 = R.promote(v2)
+    assert not d2.passed
+    assert any("speech_bleu.en-zh" in r and "regressed" in r for r in d2.reasons)
+    assert any("slc_0.2" in r for r in d2.reasons)
+    assert c.get_model_version_by_alias(NAME, "champion").version == v1
+    assert c.get_model_version(NAME, v2).tags["gate.passed"] == "False"
+
+    # forced promotion needs a reason
+    with pytest.raises(R.RegistryError, match="reason"):
+        R.promote(v2, force=True)
+
+    # better challenger: promoted
+    v3 = R.register(bundle, metrics=_metrics(22.0, 16.0, 0.85))
+    d3 = R.promote(v3)
+    assert d3.passed, d3.reasons
+    assert c.get_model_version_by_alias(NAME, "champion").version == v3
+    assert R.champion_history() == [v1, v3]
+
+    # rollback restores the previous champion
+    assert R.rollback(reason="test") == v1
+    assert c.get_model_version_by_alias(NAME, "champion").version == v1
+    assert c.get_model_version(NAME, v3).tags["rolled_back"] == "true"
+    with pytest.raises(R.RegistryError, match="no previous champion"):
+        R.rollback()
+
+    # forced with reason: recorded
+    d4 = R.promote(v2, force=True, reason="hotfix for a data bug")
+    assert not d4.passed
+    mv2 = c.get_model_version(NAME, v2)
+    assert c.get_model_version_by_alias(NAME, "champion").version == v2
+    assert mv2.tags["promotion.forced"] == "true" and mv2.tags["promotion.reason"] == "hotfix for a data bug"
+
+    # gate decisions are runs in the uniss-gate experiment
+    exp = c.get_experiment_by_name(R.GATE_EXPERIMENT)
+    runs = c.search_runs([exp.experiment_id], max_results=50)
+    actions = [r.data.tags.get("uniss.action") for r in runs]
+    assert actions.count("promote") >= 4 and "rollback" in actions
+    refused = [r for r in runs if r.data.tags.get("version") == v2 and r.data.tags.get("promoted") == "False"]
+    assert refused and refused[0].data.metrics["gate_passed"] == 0.0
+
+    # resolve a registry URI to the bundle directory
+    path = R.resolve_model_uri(f"models:/{NAME}@champion", dst=tmp_path_factory.mktemp("dl") / "v")
+    assert json.loads((path / "bundle.json").read_text())["data_version"] == "data-a"
+    assert (path / "model").is_dir() and (path / "tokenizer").is_dir()
+    with pytest.raises(R.RegistryError):
+        R.resolve_model_uri(f"models:/{NAME}@nope")
+
+
+def test_pyfunc_loads_champion(registry):
+    """``mlflow.pyfunc.load_model("models:/uniss-s2st@champion")`` loads the engine (and translates)."""
+    pytest.importorskip("serving.engine", reason="serving.engine (TranslationEngine) has not landed")
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    assert model.metadata.flavors["python_function"]
