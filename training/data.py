@@ -1,0 +1,120 @@
+"""The trainer's view of a UniST dataset directory (docs/design.md "UniST data") and its codec.
+
+Rows come from ``uniss.unist.dataset.load_samples`` (the data product's reader). The checks the
+trainer must make **before any compute** live here: the manifest's Great Expectations gate passed,
+every shard's md5 matches, and the dataset was tokenized with the codec the model will carry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from uniss.errors import UnissError
+
+__all__ = ["DataError", "check_dataset", "codec_info", "load_rows"]
+
+
+class DataError(UnissError, ValueError):
+    """Missing/unvalidated/corrupt dataset or codec directory."""
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()  # noqa: S324 - content checksum, as the manifest records it
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_dataset(data_dir: str | Path) -> dict[str, Any]:
+    """Validate a dataset directory for training and return its manifest.
+
+    Raises:
+        DataError: no manifest, the GE gate did not pass (``validation.passed`` not true; the
+            message lists the failures), a missing shard or an md5 mismatch.
+    """
+    d = Path(data_dir)
+    mf = d / "manifest.json"
+    if not mf.is_file():
+        raise DataError(f"{d} is not a UniST dataset (no manifest.json)")
+    try:
+        manifest = json.loads(mf.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(f"{mf}: invalid JSON ({e})") from None
+    val = manifest.get("validation") or {}
+    if val.get("passed") is not True:
+        fails = val.get("failures") or []
+        raise DataError(
+            f"{d}: dataset did not pass validation (validation.passed={val.get('passed')!r}); "
+            f"refusing to train on it. failures: {json.dumps(fails, default=str)[:500]}"
+        )
+    shards = manifest.get("shards") or []
+    if not shards:
+        raise DataError(f"{d}: manifest lists no shards")
+    for s in shards:
+        p = d / s["path"]
+        if not p.is_file():
+            raise DataError(f"{d}: shard {s['path']} is missing")
+        if s.get("md5") and _md5(p) != s["md5"]:
+            raise DataError(f"{d}: shard {s['path']} md5 does not match the manifest")
+    return manifest
+
+
+def load_rows(data_dir: str | Path, *, split: str, subset: str, max_rows: int | None = None) -> list[dict[str, Any]]:
+    """Corpus rows (dicts with the UniST columns, audio bytes dropped) of a split/subset.
+
+    Uses ``uniss.unist.dataset.load_samples(..., require_validated=True)``.
+
+    Raises:
+        DataError: no rows; the reader's own errors (``DataNotValidatedError`` ...) pass through.
+    """
+    try:
+        from uniss.unist.dataset import load_samples
+    except ImportError:  # the data product's reader is not installed: read the shard contract directly
+        load_samples = _read_shards
+    df = load_samples(data_dir, split=split, subset=subset, require_validated=True)
+    df = df.drop(columns=[c for c in ("src_audio", "tgt_audio") if c in df.columns])
+    if max_rows is not None:
+        df = df.iloc[:max_rows]
+    if len(df) == 0:
+        raise DataError(f"{data_dir}: no rows in split={split!r} subset={subset!r}")
+    return df.to_dict("records")
+
+
+def _read_shards(data_dir: str | Path, *, split: str, subset: str, require_validated: bool = True):
+    """The shard contract of docs/design.md read with pandas (same filter semantics as
+    ``uniss.unist.dataset.load_samples``: rows of ``split`` whose ``general``/``hq`` flag is true)."""
+    import pandas as pd
+
+    manifest = check_dataset(data_dir) if require_validated else json.loads((Path(data_dir) / "manifest.json").read_text())
+    if subset not in ("general", "hq"):
+        raise DataError(f"subset must be 'general' or 'hq', got {subset!r}")
+    frames = [pd.read_parquet(Path(data_dir) / s["path"]) for s in manifest["shards"]]
+    df = pd.concat(frames, ignore_index=True)
+    return df[(df["split"] == split) & df[subset].astype(bool)].reset_index(drop=True)
+
+
+def codec_info(codec_dir: str | Path) -> dict[str, Any]:
+    """Sizes, backend and fingerprint of a codec directory from its ``manifest.json`` (the format
+    of ``uniss/codecs/base.py``; fingerprint = sha256 of the manifest bytes, as ``fingerprint()``).
+
+    Returns:
+        ``{"sizes": {"speaker", "semantic", "linguistic"}, "backend", "fingerprint", "path"}``.
+
+    Raises:
+        DataError: missing directory/manifest or sizes.
+    """
+    d = Path(codec_dir)
+    mf = d / "manifest.json"
+    if not mf.is_file():
+        raise DataError(f"{d} is not a codec directory (no manifest.json)")
+    raw = mf.read_bytes()
+    m = json.loads(raw)
+    sizes = m.get("sizes") or {}
+    if not all(k in sizes for k in ("speaker", "semantic", "linguistic")):
+        raise DataError(f"{mf}: sizes must hold speaker, semantic, linguistic; got {sorted(sizes)}")
+    return {"sizes": {k: int(sizes[k]) for k in ("speaker", "semantic", "linguistic")}, "backend": m.get("backend", "lite"),
+            "fingerprint": hashlib.sha256(raw).hexdigest(), "path": str(d)}

@@ -1,0 +1,237 @@
+"""Training samples for the seven UniSS formats, and the phase mixtures as data.
+
+Source: paper §3.2 (cross-modal CoT: Quality, Performance, Direct), §3.3 (phase 1 = ASR, S2TT,
+TTS, MT; phase 2 = UniST General mixed with phase-1 data; phase 3 = High-Quality refinement);
+ARCHITECTURE.md "Token layout" / "Progressive training". Prompts and continuations come from
+``uniss.prompts`` (byte-identical to the released UniSS); ids from ``SpeechVocab.encode`` with
+the text spans through the text tokenizer. Loss is only on the continuation: prompt positions
+carry label -100 (the ``ignore_index`` of ``torch.nn.functional.cross_entropy``).
+
+A corpus row is one UniST sample (docs/design.md "UniST data" columns): ``src_lang``, ``tgt_lang``,
+``src_text``, ``tgt_text``, ``ratio``, and the family-local token streams ``src_speaker`` (32,),
+``src_linguistic`` (T_l,), ``src_semantic`` (T_s,), and the same for ``tgt_``.
+
+Choices not fixed by the paper (documented here): phase-1 TTS uses speed ratio 1.0 (natural pace);
+S2ST samples use the row's measured duration ratio; with ``both_sides`` ASR/TTS use both the source
+and the target speech and S2TT/MT run in both directions.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from uniss.errors import UnissError
+from uniss.prompts import Task, build_continuation, build_prompt
+from uniss.vocab import SpeechVocab
+
+__all__ = ["IGNORE_INDEX", "Sample", "SampleError", "build_phase_samples", "build_sample", "row_samples"]
+
+#: Label of positions that carry no loss (torch ``cross_entropy`` default ``ignore_index``).
+IGNORE_INDEX = -100
+
+
+class SampleError(UnissError, ValueError):
+    """A corpus row that lacks a field a format needs, or an unknown format."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One training sequence.
+
+    Attributes:
+        input_ids: ``(T,)`` int64 ids (prompt then continuation).
+        labels: ``(T,)`` int64; -100 on the prompt, the ids on the continuation.
+        task: the format (``Task`` value string).
+        row_id: the corpus row it came from.
+    """
+
+    input_ids: np.ndarray
+    labels: np.ndarray
+    task: str
+    row_id: str
+
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    @property
+    def n_loss_tokens(self) -> int:
+        """Number of positions with a label (the continuation)."""
+        return int((self.labels != IGNORE_INDEX).sum())
+
+
+def _codes(row: Mapping[str, Any], key: str) -> np.ndarray:
+    if key not in row or row[key] is None:
+        raise SampleError(f"row {row.get('id', '?')} has no {key}")
+    return np.asarray(row[key], dtype=np.int64)
+
+
+def _text(row: Mapping[str, Any], key: str) -> str:
+    v = row.get(key)
+    if v is None or not str(v).strip():
+        raise SampleError(f"row {row.get('id', '?')} has no {key}")
+    return str(v)
+
+
+def _understanding(vocab: SpeechVocab, row: Mapping[str, Any], side: str, use_linguistic: bool) -> dict[str, Any]:
+    """Speaker + linguistic codes of one side; with ``use_linguistic=False`` the linguistic codes
+    are empty and the semantic tokens are spliced in by :func:`_splice_semantic`."""
+    return {
+        "speaker": _codes(row, f"{side}_speaker"),
+        "linguistic": _codes(row, f"{side}_linguistic") if use_linguistic else np.zeros(0, dtype=np.int64),
+    }
+
+
+def _splice_semantic(vocab: SpeechVocab, prompt: str, semantic: np.ndarray) -> str:
+    """Ablation "w/o linguistic" (paper Table 4): put the semantic tokens where the (empty)
+    linguistic block sits, right after the speaker block."""
+    anchor = "<|end_global_token|><|write_generate|>"
+    if anchor not in prompt:
+        raise SampleError("prompt has no empty linguistic slot to splice semantic tokens into")
+    return prompt.replace(anchor, "<|end_global_token|>" + vocab.tokens("semantic", semantic) + "<|write_generate|>", 1)
+
+
+def build_sample(
+    vocab: SpeechVocab,
+    encode_text: Callable[[str], list[int]],
+    row: Mapping[str, Any],
+    task: Task | str,
+    *,
+    side: str = "src",
+    use_linguistic: bool = True,
+) -> Sample:
+    """Build one sample of ``task`` from a corpus row.
+
+    Args:
+        vocab: the token layout.
+        encode_text: text tokenizer (no BOS/EOS), ``str -> list[int]``.
+        row: corpus row (mapping with the UniST columns).
+        task: one of the seven formats.
+        side: for ASR/TTS the speech side used (``src``/``tgt``); for S2TT/MT the *input* side
+            (``src`` = source -> target direction, ``tgt`` = target -> source). S2ST formats
+            always translate src -> tgt.
+        use_linguistic: ``False`` = semantic tokens replace the linguistic tokens in understanding
+            prompts (ablation).
+
+    Returns:
+        :class:`Sample` with labels -100 on every prompt position.
+
+    Raises:
+        SampleError: missing fields; ``PromptError`` (a ``VocabError``) on an unknown language.
+    """
+    t = Task(task) if not isinstance(task, Task) else task
+    if side not in ("src", "tgt"):
+        raise SampleError(f"side must be 'src' or 'tgt', got {side!r}")
+    other = "tgt" if side == "src" else "src"
+    lang = {s: _text(row, f"{s}_lang") for s in ("src", "tgt")}
+    splice = None
+    if t.is_s2st:
+        und = _understanding(vocab, row, "src", use_linguistic)
+        ratio = float(row.get("ratio", 1.0))
+        prompt = build_prompt(vocab, t, tgt=lang["tgt"], speed_ratio=ratio, **und)
+        cont = build_continuation(vocab, t, tgt=lang["tgt"], transcript=_text(row, "src_text"),
+                                  translation=_text(row, "tgt_text"), semantic=_codes(row, "tgt_semantic"),
+                                  speed_ratio=ratio)
+        splice = "src"
+    elif t is Task.ASR:
+        und = _understanding(vocab, row, side, use_linguistic)
+        prompt = build_prompt(vocab, t, src=lang[side], **und)
+        cont = build_continuation(vocab, t, transcript=_text(row, f"{side}_text"))
+        splice = side
+    elif t is Task.S2TT:
+        und = _understanding(vocab, row, side, use_linguistic)
+        prompt = build_prompt(vocab, t, tgt=lang[other], **und)
+        cont = build_continuation(vocab, t, translation=_text(row, f"{other}_text"))
+        splice = side
+    elif t is Task.TTS:
+        prompt = build_prompt(vocab, t, src=lang[side], speaker=_codes(row, f"{side}_speaker"),
+                              text=_text(row, f"{side}_text"), speed_ratio=1.0)
+        cont = build_continuation(vocab, t, semantic=_codes(row, f"{side}_semantic"))
+    else:  # MT
+        prompt = build_prompt(vocab, t, tgt=lang[other], text=_text(row, f"{side}_text"))
+        cont = build_continuation(vocab, t, translation=_text(row, f"{other}_text"))
+    if splice is not None and not use_linguistic:
+        prompt = _splice_semantic(vocab, prompt, _codes(row, f"{splice}_semantic"))
+    p = vocab.encode(prompt, encode_text)
+    c = vocab.encode(cont, encode_text)
+    ids = np.asarray(p + c, dtype=np.int64)
+    labels = np.concatenate([np.full(len(p), IGNORE_INDEX, dtype=np.int64), np.asarray(c, dtype=np.int64)])
+    return Sample(input_ids=ids, labels=labels, task=t.value, row_id=str(row.get("id", "")))
+
+
+def row_samples(
+    vocab: SpeechVocab,
+    encode_text: Callable[[str], list[int]],
+    row: Mapping[str, Any],
+    formats: Sequence[str],
+    *,
+    both_sides: bool = True,
+    use_linguistic: bool = True,
+) -> list[Sample]:
+    """All samples of the given formats from one row (both sides/directions for phase-1 formats
+    when ``both_sides``; S2ST formats once, src -> tgt)."""
+    out: list[Sample] = []
+    for f in formats:
+        t = Task(f)
+        sides = ("src",) if (t.is_s2st or not both_sides) else ("src", "tgt")
+        for s in sides:
+            out.append(build_sample(vocab, encode_text, row, t, side=s, use_linguistic=use_linguistic))
+    return out
+
+
+def build_phase_samples(
+    vocab: SpeechVocab,
+    encode_text: Callable[[str], list[int]],
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    formats: Sequence[str],
+    replay_rows: Iterable[Mapping[str, Any]] | None = None,
+    replay_formats: Sequence[str] = (),
+    replay_ratio: float = 0.0,
+    both_sides: bool = True,
+    use_linguistic: bool = True,
+    seed: int = 0,
+    progress: bool = False,
+) -> list[Sample]:
+    """The sample list of one phase (the mixture as data; paper §3.3).
+
+    Phase 1: ``formats = [asr, s2tt, tts, mt]`` on the General rows. Phase 2:
+    ``formats = [quality, performance, direct]`` on General rows plus ``replay_ratio`` x that
+    many phase-1 samples drawn (seeded) from ``replay_rows`` x ``replay_formats`` (0.5 = 2:1).
+    Phase 3: ``formats = [quality, performance]`` on High-Quality rows, no replay.
+
+    Returns:
+        list of :class:`Sample` in a seeded shuffled order.
+
+    Raises:
+        SampleError: a row lacks a field a format needs.
+    """
+    rng = random.Random(seed)
+    it = rows
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(list(rows), desc="samples", unit="row", leave=False)
+    main: list[Sample] = []
+    for r in it:
+        main.extend(row_samples(vocab, encode_text, r, formats, both_sides=both_sides, use_linguistic=use_linguistic))
+    out = list(main)
+    if replay_ratio > 0 and replay_formats:
+        pool_rows = list(replay_rows if replay_rows is not None else [])
+        n_replay = int(round(replay_ratio * len(main)))
+        pool: list[Sample] = []
+        order = list(range(len(pool_rows)))
+        rng.shuffle(order)
+        for i in order:
+            if len(pool) >= n_replay:
+                break
+            pool.extend(row_samples(vocab, encode_text, pool_rows[i], replay_formats,
+                                    both_sides=both_sides, use_linguistic=use_linguistic))
+        rng.shuffle(pool)
+        out.extend(pool[:n_replay])
+    rng.shuffle(out)
+    return out
