@@ -1,0 +1,188 @@
+"""The Great Expectations gate over the UniST sample table (GE 1.x, ephemeral context).
+
+Expectations (suite ``unist_samples``):
+- ``id`` non-null and unique;
+- ``src_lang``/``tgt_lang`` in the configured languages, ``split`` in train/dev/test;
+- ``general`` true and ``ratio`` within ``general_ratio`` (paper §4: [0.5, 2.0]);
+  ``hq`` rows: VAD-trimmed ``hq_ratio`` within ``hq_ratio`` (paper: [0.7, 1.5]);
+- ``src_wer``/``tgt_wer`` within the per-language thresholds of ``params.yaml``;
+- ``speed_index == uniss.vocab.speed_index(ratio)`` (ARCHITECTURE.md speed rule);
+- token counts consistent with duration: semantic ~ 50 tok/s, linguistic ~ 12.5 tok/s (paper
+  §3.1.2), within ``token_rate_tolerance`` (relative) + ``token_count_slack`` tokens;
+- exactly 32 speaker tokens per side (paper §3.1.2, BiCodec global tokens);
+- both audio cells decode as 16 kHz mono FLAC whose length matches the stored duration.
+
+Checks that GE has no built-in for are computed here as boolean columns (``chk_*``) and fed to GE as
+``expect_column_values_to_be_in_set([True])``, so every failure still comes out of GE with the
+unexpected rows' ids. GE 1.x returns a failed result instead of raising (FACTS.md): a failed result
+becomes :class:`DataValidationError` listing the failing expectations and row ids.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from uniss.unist.errors import DataValidationError
+from uniss.unist.io import SAMPLE_RATE_HZ, AudioCellError, decode_flac
+from uniss.unist.params import DataParams
+from uniss.unist.tokenize import TOKEN_COLUMNS
+from uniss.vocab import N_SPEAKER_TOKENS, speed_index
+
+SUITE_NAME = "unist_samples"
+#: Token rates (tokens/s), paper §3.1.2.
+SEMANTIC_RATE_HZ = 50.0
+LINGUISTIC_RATE_HZ = 12.5
+#: Max row ids listed per failing expectation.
+MAX_IDS = 50
+#: Stored duration vs decoded audio length tolerance (s): one 20 ms frame.
+DURATION_TOLERANCE_S = 0.02
+
+
+def _speed_ok(ratio: Any, idx: Any) -> bool:
+    try:
+        return int(idx) == speed_index(float(ratio))
+    except Exception:  # noqa: BLE001 - VocabError / bad types: the check fails
+        return False
+
+
+def _count_ok(tokens: Any, duration_s: Any, rate: float, params: DataParams) -> bool:
+    try:
+        n, want = len(tokens), float(duration_s) * rate
+    except (TypeError, ValueError):
+        return False
+    return abs(n - want) <= params.token_rate_tolerance * want + params.token_count_slack
+
+
+def _audio_ok(cell: Any, duration_s: Any) -> bool:
+    try:
+        wav = decode_flac(cell)
+        return abs(len(wav) / SAMPLE_RATE_HZ - float(duration_s)) <= DURATION_TOLERANCE_S
+    except (AudioCellError, TypeError, ValueError):
+        return False
+
+
+def check_columns(df: pd.DataFrame, params: DataParams) -> pd.DataFrame:
+    """The derived boolean check columns (``chk_*``), one per custom rule.
+
+    Args:
+        df: sample table.
+        params: thresholds and tolerances.
+
+    Returns:
+        a copy of ``df`` with ``chk_hq_ratio``, ``chk_src_wer``, ``chk_tgt_wer``, ``chk_speed``,
+        ``chk_tokens``, ``chk_speaker32``, ``chk_audio`` (bool).
+    """
+    out = df.copy()
+    lo, hi = params.hq_ratio
+    out["chk_hq_ratio"] = [(not bool(h)) or (r is not None and lo <= float(r) <= hi)
+                           for h, r in zip(df["hq"], df["hq_ratio"])]
+    for side, lang_col in (("src", "src_lang"), ("tgt", "tgt_lang")):
+        thr = params.src_max_error if side == "src" else params.tgt_max_error
+        out[f"chk_{side}_wer"] = [w is not None and np.isfinite(float(w)) and float(w) <= thr.get(lang, -1.0)
+                                  for w, lang in zip(df[f"{side}_wer"], df[lang_col])]
+    out["chk_speed"] = [_speed_ok(r, i) for r, i in zip(df["ratio"], df["speed_index"])]
+    has_tokens = all(c in df for c in TOKEN_COLUMNS)
+    if has_tokens:
+        out["chk_tokens"] = [
+            _count_ok(r.src_semantic, r.src_duration_s, SEMANTIC_RATE_HZ, params)
+            and _count_ok(r.tgt_semantic, r.tgt_duration_s, SEMANTIC_RATE_HZ, params)
+            and _count_ok(r.src_linguistic, r.src_duration_s, LINGUISTIC_RATE_HZ, params)
+            and _count_ok(r.tgt_linguistic, r.tgt_duration_s, LINGUISTIC_RATE_HZ, params)
+            for r in df.itertuples(index=False)]
+        out["chk_speaker32"] = [len(a) == N_SPEAKER_TOKENS and len(b) == N_SPEAKER_TOKENS
+                                for a, b in zip(df["src_speaker"], df["tgt_speaker"])]
+    else:
+        out["chk_tokens"] = False
+        out["chk_speaker32"] = False
+    out["chk_audio"] = [_audio_ok(a, da) and _audio_ok(b, db) for a, da, b, db in
+                        zip(df["src_audio"], df["src_duration_s"], df["tgt_audio"], df["tgt_duration_s"])]
+    return out
+
+
+def build_suite(params: DataParams) -> Any:
+    """The GE ``ExpectationSuite`` (not yet added to a context)."""
+    import great_expectations as gx
+
+    E = gx.expectations
+    lo, hi = params.general_ratio
+    exps = [
+        E.ExpectColumnValuesToNotBeNull(column="id"),
+        E.ExpectColumnValuesToBeUnique(column="id"),
+        E.ExpectColumnValuesToBeInSet(column="src_lang", value_set=list(params.languages)),
+        E.ExpectColumnValuesToBeInSet(column="tgt_lang", value_set=list(params.languages)),
+        E.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "dev", "test"]),
+        E.ExpectColumnValuesToBeInSet(column="general", value_set=[True]),
+        E.ExpectColumnValuesToNotBeNull(column="ratio"),
+        E.ExpectColumnValuesToBeBetween(column="ratio", min_value=lo, max_value=hi),
+    ]
+    exps += [E.ExpectColumnValuesToBeInSet(column=c, value_set=[True]) for c in
+             ("chk_hq_ratio", "chk_src_wer", "chk_tgt_wer", "chk_speed", "chk_tokens", "chk_speaker32", "chk_audio")]
+    suite = gx.ExpectationSuite(name=SUITE_NAME)
+    for e in exps:
+        suite.add_expectation(e)
+    return suite
+
+
+def validate_samples(df: pd.DataFrame, params: DataParams) -> dict[str, Any]:
+    """Run the suite on the sample table.
+
+    Args:
+        df: sample table (docs/design.md columns, token columns included).
+        params: data params.
+
+    Returns:
+        ``{"passed", "suite", "expectations", "failures": [{"expectation", "column",
+        "unexpected_count", "row_ids"}], "statistics", "validated_at", "gx_version"}``. Never raises
+        on a failed validation (see :func:`raise_on_failure`).
+    """
+    import great_expectations as gx
+
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    table = check_columns(df, params)
+    # GE cannot hash list/bytes cells for its own metrics: give it only the scalar columns.
+    scalar = table[[c for c in table.columns if c not in (*TOKEN_COLUMNS, "src_audio", "tgt_audio")]]
+    ctx = gx.get_context(mode="ephemeral")
+    batch = (ctx.data_sources.add_pandas("unist").add_dataframe_asset("samples")
+             .add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": scalar}))
+    suite = ctx.suites.add(build_suite(params))
+    res = batch.validate(suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["id"]})
+    failures = []
+    for r in res.results:
+        if r.success:
+            continue
+        cfg = r.expectation_config
+        info = r.result or {}
+        ids = [str(x.get("id")) if isinstance(x, dict) else str(x) for x in (info.get("unexpected_index_list") or [])]
+        failures.append({
+            "expectation": cfg.type, "column": cfg.kwargs.get("column"),
+            "unexpected_count": int(info.get("unexpected_count") or len(ids)),
+            "row_ids": sorted(set(ids))[:MAX_IDS],
+            **({"exception": str(r.exception_info.get("exception_message"))}
+               if getattr(r, "exception_info", None) and r.exception_info.get("raised_exception") else {}),
+        })
+    stats = res.statistics or {}
+    return {
+        "passed": bool(res.success), "suite": SUITE_NAME, "expectations": len(res.results),
+        "failures": failures,
+        "statistics": {k: float(v) if v is not None else None for k, v in stats.items()},
+        "rows": int(len(df)), "validated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "gx_version": gx.__version__,
+    }
+
+
+def format_failures(failures: list[dict[str, Any]]) -> str:
+    """One line per failing expectation: ``expectation(column): n rows: id1, id2, ...``."""
+    return "; ".join(f"{f['expectation']}({f['column']}): {f['unexpected_count']} rows: {', '.join(f['row_ids'])}"
+                     for f in failures)
+
+
+def raise_on_failure(result: dict[str, Any]) -> None:
+    """Turn a failed validation result into :class:`DataValidationError` (listing expectations and ids)."""
+    if not result["passed"]:
+        raise DataValidationError(f"UniST data failed {len(result['failures'])} expectation(s): "
+                                  f"{format_failures(result['failures'])}", result["failures"])

@@ -1,0 +1,357 @@
+"""The UniST data steps as plain library functions (the KFP components in ``components/data.py`` and
+the ``uniss data`` CLI call these; each takes and returns paths/plain values).
+
+``build_source -> synthesize -> fit_codec (if no codec given) -> tokenize -> validate -> version``,
+each cached/resumable through :class:`uniss.unist.cache.StepCache` (default cache:
+``settings.home_dir / "cache" / "unist"``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from uniss.settings import get_settings
+from uniss.unist.cache import StepCache
+from uniss.unist.errors import UnistError
+from uniss.unist.io import file_md5, read_table
+from uniss.unist.params import DataParams, load_params
+from uniss.unist.shards import MANIFEST, read_all, read_manifest, write_dataset, write_manifest
+
+REAL_SPEECH = "real_speech.parquet"
+
+
+def default_cache() -> StepCache:
+    """The workspace step cache (``UNISS_HOME/cache/unist``)."""
+    return StepCache(get_settings().home_dir / "cache" / "unist")
+
+
+def _params(params: DataParams | dict | None) -> DataParams:
+    if isinstance(params, DataParams):
+        return params
+    return load_params(overrides=params or None)
+
+
+def build_source(size: str, out_dir: str | Path, seed: int | None = None, *, params: DataParams | dict | None = None,
+                 tts: Any = None, cache: StepCache | None = None) -> dict[str, Any]:
+    """Generate the demo source corpus (TTS voices, both directions) + the LibriVox real-speech set.
+
+    Args:
+        size: ``tiny`` | ``demo`` (``params.sizes``).
+        out_dir: source folder (``source.parquet``, ``real_speech.parquet``, ``source.json``).
+        seed: overrides ``params.seed``.
+        tts: a ``TTSEngine`` (default ``uniss.engines.tts.SystemTTS()``).
+
+    Returns:
+        summary dict (``rows``, counts, voices, timings).
+    """
+    from uniss.unist.sources import build_demo_source
+
+    p = _params(params)
+    if seed is not None:
+        p = p.model_copy(update={"seed": int(seed)})
+    if tts is None:
+        from uniss.engines.tts import SystemTTS
+
+        tts = SystemTTS()
+    return build_demo_source(size, out_dir, params=p, tts=tts, cache=cache or default_cache())
+
+
+def synthesize(source_dir: str | Path, out_dir: str | Path, params: DataParams | dict | None = None, *,
+               engines: Any = None, cache: StepCache | None = None) -> dict[str, Any]:
+    """UniST synthesis + filters + shards + plots (no tokens yet; see :func:`tokenize`).
+
+    Args:
+        source_dir: folder written by :func:`build_source` (or ``sources.write_source``).
+        out_dir: dataset folder (``manifest.json``, ``shards/``, ``quarantine.parquet``, ``plots/``).
+        params: ``DataParams`` or a dict of overrides of ``params.yaml``'s ``data:`` section.
+        engines: :class:`uniss.unist.synthesize.Engines` (default: the real engines).
+
+    Returns:
+        summary: ``rows`` (kept), ``dropped``, ``counts`` per step and subset, ``timings``, ``cache``.
+    """
+    from uniss.unist.plots import write_plots
+    from uniss.unist.synthesize import default_engines, run_synthesis
+
+    t0 = time.perf_counter()
+    p = _params(params)
+    src_dir, out = Path(source_dir), Path(out_dir)
+    source = read_table(src_dir / "source.parquet")
+    src_info = json.loads((src_dir / "source.json").read_text()) if (src_dir / "source.json").exists() else {}
+    src_q = read_table(src_dir / "quarantine.parquet") if (src_dir / "quarantine.parquet").exists() else None
+    if engines is None:
+        engines = default_engines(p, translations=dict(zip(source["transcript"], source["translation"])))
+    cache = cache or default_cache()
+    res = run_synthesis(source, engines, p, cache=cache)
+    quarantine = res["quarantine"]
+    if src_q is not None and len(src_q):
+        import pandas as pd
+
+        quarantine = pd.concat([src_q, quarantine], ignore_index=True)
+    out.mkdir(parents=True, exist_ok=True)
+    extra: dict[str, Any] = {}
+    if (src_dir / REAL_SPEECH).exists():
+        shutil.copyfile(src_dir / REAL_SPEECH, out / REAL_SPEECH)
+        extra["real_speech"] = {"path": REAL_SPEECH, "md5": file_md5(out / REAL_SPEECH),
+                                "rows": int(len(read_table(out / REAL_SPEECH))),
+                                "use": "held-out real English speech (LibriVox); no reference translation: "
+                                       "evaluation/serving only, not training pairs"}
+    plots = write_plots(res["samples"], quarantine, out / "plots")
+    counts = {"source": {"rows": src_info.get("rows", len(source)), "dropped": src_info.get("dropped", 0)},
+              "steps": res["counts"]}
+    timings = {**src_info.get("timings", {}), **res["timings"], "synthesize_total_s": round(time.perf_counter() - t0, 3)}
+    manifest = write_dataset(res["samples"], quarantine, out, rows_per_shard=p.rows_per_shard, manifest={
+        "params": p.model_dump(mode="json"), "counts": counts, "timings": timings, "voice_map": res["voice_map"],
+        "source": {k: src_info.get(k) for k in ("size", "seed", "md5", "voices", "tts")},
+        "engines": engines.ids(), "cache": cache.stats.to_dict(), "plots": [f"plots/{n}" for n in plots], **extra,
+    })
+    _stamp_version(out, manifest)
+    return {"rows": int(len(res["samples"])), "dropped": int(len(quarantine)), "counts": manifest["counts"],
+            "timings": timings, "cache": cache.stats.to_dict()}
+
+
+def _stamp_version(data_dir: Path, manifest: dict[str, Any]) -> None:
+    """``manifest["version"]``: a content id over the shard md5s and codec fingerprint."""
+    h = hashlib.sha256(json.dumps([[s["md5"] for s in manifest["shards"]], manifest.get("codec_fingerprint")]).encode())
+    manifest["version"] = f"sha-{h.hexdigest()[:12]}"
+    write_manifest(data_dir, manifest)
+
+
+def fit_codec(data_dir: str | Path, out_dir: str | Path, preset: str = "tiny", *, max_clips: int | None = None,
+              cache: StepCache | None = None) -> str:
+    """Fit the CPU "lite" triple tokenizer on the train split (source + target speech) and save it.
+
+    Cached: the fitted codec is stored under the step cache keyed by (train audio hashes, preset,
+    ``max_clips``), so an unchanged rebuild copies it instead of refitting.
+
+    Args:
+        data_dir: synthesized dataset.
+        out_dir: codec directory to write (replaced).
+        preset: ``LiteCodecConfig.preset`` name (``tiny`` | ``demo``), usually the data size.
+        max_clips: cap on training clips (default: all).
+
+    Returns:
+        the codec fingerprint.
+
+    Raises:
+        UnistError: no train rows.
+    """
+    from uniss.codecs.base import load_codec
+    from uniss.codecs.lite import LITE_VERSION, LiteCodecConfig, fit_lite_codec
+    from uniss.unist.io import decode_flac, frame_digest
+
+    df = read_all(data_dir)
+    train = df[df["split"] == "train"].sort_values("id").reset_index(drop=True)
+    if train.empty:
+        raise UnistError(f"{data_dir}: no train rows to fit a codec on")
+    cache = cache or default_cache()
+    key = hashlib.sha256(json.dumps([frame_digest(train, ["id", "src_audio", "tgt_audio"]), preset, max_clips,
+                                     LITE_VERSION]).encode()).hexdigest()
+    out = Path(out_dir)
+    hit = cache.root / "codec" / key if cache.root is not None else None
+    if hit is not None and (hit / "done").exists():
+        cache.stats.hits["fit_codec"] = cache.stats.hits.get("fit_codec", 0) + 1
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.copytree(hit / "codec", out)
+        return load_codec(out).fingerprint()
+    cache.stats.misses["fit_codec"] = cache.stats.misses.get("fit_codec", 0) + 1
+    wavs = [decode_flac(b) for b in train["src_audio"]] + [decode_flac(b) for b in train["tgt_audio"]]
+    codec = fit_lite_codec(wavs[:max_clips] if max_clips else wavs, LiteCodecConfig.preset(preset))
+    shutil.rmtree(out, ignore_errors=True)
+    codec.save(out)
+    if hit is not None:
+        shutil.rmtree(hit, ignore_errors=True)
+        shutil.copytree(out, hit / "codec")
+        (hit / "done").write_text("1")
+    return codec.fingerprint()
+
+
+def tokenize(data_dir: str | Path, codec_dir: str | Path, out_dir: str | Path | None = None, *,
+             cache: StepCache | None = None) -> dict[str, Any]:
+    """Add the six token columns to every shard (cached by codec fingerprint) and rewrite the dataset.
+
+    Args:
+        data_dir: synthesized dataset.
+        codec_dir: a saved codec (``uniss.codecs.load_codec``).
+        out_dir: where to write the tokenized dataset (default: in place).
+
+    Returns:
+        summary: ``rows``, ``codec_fingerprint``, ``timings``.
+    """
+    from uniss.codecs.base import load_codec
+    from uniss.unist.tokenize import tokenize_samples
+
+    t0 = time.perf_counter()
+    src, out = Path(data_dir), Path(out_dir) if out_dir is not None else Path(data_dir)
+    m = read_manifest(src)
+    p = DataParams(**m["params"])
+    df = read_all(src)
+    codec = load_codec(codec_dir)
+    cache = cache or default_cache()
+    tok = tokenize_samples(df, codec, cache=cache, chunk_rows=p.chunk_rows)
+    quarantine = read_table(src / m["quarantine"]["path"])
+    if out != src:
+        out.mkdir(parents=True, exist_ok=True)
+        for extra in ("plots", REAL_SPEECH):
+            if (src / extra).is_dir():
+                shutil.copytree(src / extra, out / extra, dirs_exist_ok=True)
+            elif (src / extra).exists():
+                shutil.copyfile(src / extra, out / extra)
+    keep = {k: v for k, v in m.items() if k not in ("shards", "quarantine", "created_at")}
+    keep["codec_fingerprint"] = codec.fingerprint()
+    keep["codec"] = {"backend": codec.backend, "sizes": dict(codec.sizes), "path": str(Path(codec_dir).resolve())}
+    keep["validation"] = {"passed": False, "suite": None, "failures": []}
+    keep["timings"] = {**m.get("timings", {}), "tokenize_s": round(time.perf_counter() - t0, 3)}
+    keep["cache"] = cache.stats.to_dict()
+    manifest = write_dataset(tok, quarantine, out, rows_per_shard=p.rows_per_shard, manifest=keep)
+    _stamp_version(out, manifest)
+    return {"rows": int(len(tok)), "codec_fingerprint": keep["codec_fingerprint"], "timings": keep["timings"]}
+
+
+def validate(data_dir: str | Path, out_dir: str | Path | None = None, *, raise_on_fail: bool = True) -> dict[str, Any]:
+    """Run the Great Expectations gate; write the result into ``manifest["validation"]``.
+
+    Args:
+        data_dir: tokenized dataset.
+        out_dir: write a validated copy there (shards hard-linked when possible); default in place.
+        raise_on_fail: raise :class:`DataValidationError` when the suite fails (after recording it).
+
+    Returns:
+        the validation result dict (``passed``, ``failures``, ``statistics`` ...).
+
+    Raises:
+        DataValidationError: failed expectations (with row ids), when ``raise_on_fail``.
+        DataIntegrityError: md5 mismatch / missing shard (a corrupted shard file).
+    """
+    from uniss.unist.expectations import raise_on_failure, validate_samples
+
+    t0 = time.perf_counter()
+    src = Path(data_dir)
+    m = read_manifest(src)
+    df = read_all(src, verify=False)
+    result = validate_samples(df, DataParams(**m["params"]))
+    from uniss.unist.shards import verify_md5s
+
+    bad = sorted(p for p, ok in verify_md5s(src).items() if not ok)
+    if bad:  # a shard edited after it was written: the manifest no longer describes it
+        result["passed"] = False
+        result["failures"].append({"expectation": "shard_md5_matches_manifest", "column": None,
+                                   "unexpected_count": len(bad), "row_ids": [], "shards": bad})
+    result["seconds"] = round(time.perf_counter() - t0, 3)
+    out = src
+    if out_dir is not None and Path(out_dir).resolve() != src.resolve():
+        out = Path(out_dir)
+        _link_copy(src, out)
+    m["validation"] = result
+    m.setdefault("timings", {})["validate_s"] = result["seconds"]
+    write_manifest(out, m)
+    if raise_on_fail:
+        raise_on_failure(result)
+    return result
+
+
+def _link_copy(src: Path, dst: Path) -> None:
+    """Copy a dataset tree, hard-linking files when the filesystem allows it."""
+    if dst.exists():
+        shutil.rmtree(dst)
+
+    def link(s: str, d: str) -> None:
+        try:
+            os.link(s, d)
+        except OSError:
+            shutil.copy2(s, d)
+
+    shutil.copytree(src, dst, copy_function=link)
+    (dst / MANIFEST).unlink()  # rewritten by the caller (never shared with the source)
+
+
+def version(data_dir: str | Path, *, push: bool = True, registry: Any = None) -> str:
+    """Commit the dataset to the DVC data registry (tag ``v<N>``) and push it to S3.
+
+    Returns:
+        the version tag.
+    """
+    from uniss.unist.versioning import DataRegistry
+
+    reg = registry or DataRegistry()
+    tag = reg.add(data_dir)
+    if push:
+        reg.push()
+    return tag
+
+
+def checkout(version: str, out_dir: str | Path, *, registry: Any = None) -> str:
+    """Restore a data version byte-for-byte into ``out_dir`` (pulling from S3 as needed).
+
+    Returns:
+        the restored directory path.
+    """
+    from uniss.unist.versioning import DataRegistry
+
+    reg = registry or DataRegistry()
+    return str(reg.checkout(version, out_dir))
+
+
+def build(size: str, out_dir: str | Path, *, codec_dir: str | Path | None = None, work_dir: str | Path | None = None,
+          params: DataParams | dict | None = None, register: bool = True, push: bool = True,
+          engines: Any = None, tts: Any = None, cache: StepCache | None = None, registry: Any = None) -> dict[str, Any]:
+    """The whole data build: source -> synthesize -> (fit lite codec) -> tokenize -> validate -> version.
+
+    Args:
+        size: ``tiny`` | ``demo``.
+        out_dir: the final dataset directory (DATA); the lite codec, when fitted, goes to ``DATA/codec``
+            so a data version carries the tokenizer its tokens came from.
+        codec_dir: an existing codec (skip fitting; lite codecs are copied to ``DATA/codec``).
+        work_dir: intermediate folders (default ``UNISS_HOME/work/<size>``).
+        params: ``DataParams`` or overrides of ``params.yaml``.
+        register / push: commit a version to the DVC registry / ``dvc push`` it to S3.
+
+    Returns:
+        summary: ``rows``, ``version`` (tag or None), ``counts``, ``timings`` (s), ``cache``, ``data_dir``.
+
+    Raises:
+        DataValidationError: the GE gate failed (nothing is versioned then).
+    """
+    t0 = time.perf_counter()
+    p = _params(params)
+    cache = cache or default_cache()
+    out = Path(out_dir)
+    work = Path(work_dir) if work_dir else get_settings().home_dir / "work" / size
+    timings: dict[str, float] = {}
+
+    def timed(name: str, fn: Any, *a: Any, **k: Any) -> Any:
+        s = time.perf_counter()
+        r = fn(*a, **k)
+        timings[name] = round(time.perf_counter() - s, 3)
+        return r
+
+    timed("source_s", build_source, size, work / "source", params=p, tts=tts or (engines.tts if engines else None), cache=cache)
+    timed("synthesize_s", synthesize, work / "source", work / "synth", p, engines=engines, cache=cache)
+    out.mkdir(parents=True, exist_ok=True)
+    codec_out = out / "codec"
+    if codec_dir is None:
+        timed("fit_codec_s", fit_codec, work / "synth", codec_out, preset=size, cache=cache)
+    elif Path(codec_dir).resolve() != codec_out.resolve():
+        from uniss.codecs.base import read_manifest as codec_manifest
+
+        if codec_manifest(codec_dir, verify=False).backend == "lite":
+            shutil.rmtree(codec_out, ignore_errors=True)
+            shutil.copytree(codec_dir, codec_out)
+        else:
+            codec_out = Path(codec_dir)
+    timed("tokenize_s", tokenize, work / "synth", codec_out, out, cache=cache)
+    result = timed("validate_s", validate, out)
+    tag = None
+    if register:
+        tag = timed("version_s", version, out, push=push, registry=registry)
+    timings["build_total_s"] = round(time.perf_counter() - t0, 3)
+    m = read_manifest(out)
+    return {"rows": sum(s["rows"] for s in m["shards"]), "version": tag, "data_dir": str(out.resolve()),
+            "counts": m["counts"], "timings": timings, "cache": cache.stats.to_dict(),
+            "validation": {"passed": result["passed"], "failures": result["failures"]},
+            "codec_fingerprint": m.get("codec_fingerprint")}
