@@ -1,0 +1,489 @@
+"""KServe predictor for UniSS speech-to-speech translation (v1 JSON and v2 Open Inference Protocol).
+
+A ``kserve.Model`` subclass (STYLE.md #12, kserve ``python/custom_model/model.py``): ``load`` builds
+the :class:`serving.engine.TranslationEngine` and sets ``ready``; ``preprocess`` validates and
+decodes each request into :class:`Utterance` objects; ``predict`` runs them through a micro-batcher
+that merges concurrent requests into one engine batch (up to ``max_batch`` rows, waiting at most
+``batch_window_ms``), then encodes the response.
+
+v1 (``POST /v1/models/uniss-s2st:predict``)::
+
+    {"instances": [{"audio_b64": "<base64 audio file>", "target_language": "zh",
+                    "mode": "quality", "speed": 1.0}]}
+    -> {"predictions": [{"source_text", "target_text", "audio_b64" (WAV 16 kHz PCM16),
+                         "duration_s", "source_duration_s", "complete", "reason", "output_tokens"}]}
+
+v2 (``POST /v2/models/uniss-s2st/infer``): input tensor ``audio`` (BYTES, shape ``[B]``; raw audio
+file bytes through the binary-data extension, or base64 text in plain JSON); request
+``parameters`` ``target_language``, ``mode``, ``speed``, ``seed``, ``do_sample`` (optional BYTES
+input ``target_language`` ``[B]`` per row). Outputs: ``source_text``, ``target_text`` (BYTES
+``[B]``), ``audio`` (BYTES ``[B]``, WAV files), ``duration_s`` (FP32 ``[B]``).
+
+Every bad request (malformed JSON/tensors, unknown field/language/mode, undecodable, empty, too
+short or too long audio, too many rows, too large a body) raises ``kserve.errors.InvalidInput``
+(HTTP 400) whose message names the field; the server keeps serving.
+
+Loopback binding: KServe 0.21's ``RESTServer`` hard-codes ``uvicorn.Config(host="0.0.0.0")``
+(``kserve/protocol/rest/server.py``) and its gRPC server binds ``[::]``. :class:`LoopbackModelServer`
+disables gRPC and overrides ``ModelServer._serve`` -- the coroutine ``start()`` hands to
+``asyncio.run`` after it has built the ``RESTServer`` but before uvicorn binds -- to set
+``self._rest_server.config.host`` to the requested host (default ``127.0.0.1``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from uniss.errors import UnissError
+
+__all__ = [
+    "MODEL_NAME",
+    "LoopbackModelServer",
+    "ServeConfig",
+    "UnissPredictor",
+    "Utterance",
+    "V1Instance",
+    "decode_audio",
+    "serve",
+    "wav_bytes",
+]
+
+#: Registered model name (docs/design.md "Tracking"); also the KServe route name.
+MODEL_NAME = "uniss-s2st"
+SAMPLE_RATE_HZ = 16_000
+
+
+class ServeConfig(BaseSettings):
+    """Request limits and batching (env prefix ``UNISS_SERVE_``).
+
+    Attributes:
+        max_audio_s: longest accepted source clip, seconds (the paper evaluates sentence-level
+            utterances; a 10-minute clip is refused, not truncated).
+        min_audio_s: shortest clip, seconds (the codec needs at least one 80 ms linguistic frame).
+        max_body_bytes: largest request body, bytes (Content-Length).
+        max_batch: most utterances per request and per engine batch.
+        batch_window_ms: how long the micro-batcher waits for more requests, milliseconds.
+        device: torch device of the engine.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="UNISS_SERVE_", extra="ignore")
+
+    max_audio_s: float = Field(60.0, gt=0)
+    min_audio_s: float = Field(0.1, ge=0)
+    max_body_bytes: int = Field(32 * 1024 * 1024, gt=0)
+    max_batch: int = Field(8, ge=1)
+    batch_window_ms: float = Field(10.0, ge=0)
+    device: str = "cpu"
+
+
+class V1Instance(BaseModel):
+    """One v1 instance (unknown fields are refused so typos do not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    audio_b64: str = Field(min_length=1)
+    target_language: Literal["en", "zh"] = "zh"
+    mode: Literal["quality", "performance", "direct"] = "quality"
+    speed: float = Field(1.0, ge=0.1, le=3.5)
+    seed: int | None = None
+    do_sample: bool = True
+
+
+class _V2Params(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    target_language: Literal["en", "zh"] = "zh"
+    mode: Literal["quality", "performance", "direct"] = "quality"
+    speed: float = Field(1.0, ge=0.1, le=3.5)
+    seed: int | None = None
+    do_sample: bool = True
+
+
+@dataclass
+class Utterance:
+    """A validated request row: ``wav`` ``(N,)`` float32 16 kHz plus its options."""
+
+    wav: np.ndarray
+    target_language: str
+    mode: str
+    speed: float
+    seed: int | None
+    do_sample: bool
+
+
+@dataclass
+class _Parsed:
+    protocol: Literal["v1", "v2"]
+    rows: list[Utterance]
+    request_id: str | None = None
+
+
+def _invalid(msg: str):
+    from kserve.errors import InvalidInput
+
+    return InvalidInput(msg)
+
+
+# --------------------------------------------------------------------------------------- audio
+def decode_audio(data: bytes, *, field: str, min_s: float, max_s: float) -> np.ndarray:
+    """Audio file bytes (WAV/FLAC/OGG, any rate, any channels) -> ``(N,)`` float32 mono 16 kHz.
+
+    Uses ``uniss.audio.load_audio`` when present (soundfile + soxr), else the same steps inline.
+
+    Raises:
+        kserve.errors.InvalidInput: empty, undecodable, too short or too long audio; the message
+            starts with ``field``.
+    """
+    if not data:
+        raise _invalid(f"{field}: empty audio")
+    try:
+        from uniss.audio import load_audio
+    except ImportError:
+        load_audio = None
+    if load_audio is not None:
+        try:
+            return load_audio(data, min_duration_s=min_s, max_duration_s=max_s)
+        except UnissError as e:
+            raise _invalid(f"{field}: {e}") from None
+    import soundfile as sf
+    import soxr
+
+    try:
+        info = sf.info(io.BytesIO(data))
+    except Exception as e:  # noqa: BLE001 - libsndfile raises RuntimeError/LibsndfileError/TypeError
+        raise _invalid(f"{field}: not a readable audio file ({type(e).__name__})") from None
+    if info.frames == 0:
+        raise _invalid(f"{field}: empty audio (0 frames)")
+    dur = info.frames / info.samplerate
+    if dur > max_s:  # checked before decoding: a 10-minute clip is never decoded
+        raise _invalid(f"{field}: audio is {dur:.1f} s, longer than the limit of {max_s:g} s")
+    if dur < min_s:
+        raise _invalid(f"{field}: audio is {dur:.3f} s, shorter than the minimum of {min_s:g} s")
+    try:
+        x, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)  # (N, C)
+    except Exception as e:  # noqa: BLE001
+        raise _invalid(f"{field}: corrupt audio ({type(e).__name__}: {e})") from None
+    x = x.mean(axis=1)  # (N,) mono
+    if sr != SAMPLE_RATE_HZ:
+        x = soxr.resample(x, sr, SAMPLE_RATE_HZ).astype(np.float32)
+    if not np.isfinite(x).all():
+        raise _invalid(f"{field}: audio contains NaN/inf samples")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def wav_bytes(wav: np.ndarray) -> bytes:
+    """``(N,)`` float32 16 kHz -> WAV file bytes (PCM 16-bit mono)."""
+    try:
+        from uniss.audio import to_wav_bytes
+
+        return to_wav_bytes(wav)
+    except ImportError:
+        import soundfile as sf
+
+        buf = io.BytesIO()
+        sf.write(buf, np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0), SAMPLE_RATE_HZ, format="WAV", subtype="PCM_16")
+        return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------- batcher
+class _MicroBatcher:
+    """Merges concurrent requests into engine batches (one engine call at a time, in a worker
+    thread, so the event loop keeps answering health checks)."""
+
+    def __init__(self, engine: Any, max_batch: int, window_s: float) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self.window_s = window_s
+        self._queue: asyncio.Queue | None = None
+        self._task: asyncio.Task | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uniss-engine")
+        self._lock = threading.Lock()
+
+    async def submit(self, rows: list[Utterance]) -> list[Any]:
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        futs = [loop.create_future() for _ in rows]
+        for r, f in zip(rows, futs, strict=True):
+            self._queue.put_nowait((r, f))
+        return list(await asyncio.gather(*futs))
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            items = [await self._queue.get()]
+            deadline = loop.time() + self.window_s
+            while len(items) < self.max_batch:
+                left = deadline - loop.time()
+                try:
+                    items.append(self._queue.get_nowait() if left <= 0 else await asyncio.wait_for(self._queue.get(), left))
+                except (asyncio.QueueEmpty, asyncio.TimeoutError):
+                    break
+            groups: dict[tuple, list] = {}
+            for r, f in items:
+                groups.setdefault((r.mode, r.speed, r.seed, r.do_sample), []).append((r, f))
+            for (mode, speed, seed, do_sample), grp in groups.items():
+                try:
+                    res = await loop.run_in_executor(self._pool, self._translate, [r for r, _ in grp], mode, speed, seed, do_sample)
+                except Exception as e:  # noqa: BLE001 - delivered to each waiting request
+                    for _, f in grp:
+                        if not f.done():
+                            f.set_exception(e)
+                    continue
+                for (_, f), out in zip(grp, res, strict=True):
+                    if not f.done():
+                        f.set_result(out)
+
+    def _translate(self, rows: list[Utterance], mode: str, speed: float, seed: int | None, do_sample: bool) -> list[Any]:
+        with self._lock:
+            return self.engine.translate(
+                [r.wav for r in rows], target_language=[r.target_language for r in rows], mode=mode, speed=speed,
+                seed=seed, do_sample=do_sample,
+            )
+
+
+# --------------------------------------------------------------------------------------- model
+def _kserve_model_base():
+    import kserve
+
+    return kserve.Model
+
+
+class UnissPredictor(_kserve_model_base()):  # type: ignore[misc]
+    """``kserve.Model`` serving a :class:`serving.engine.TranslationEngine`.
+
+    Args:
+        name: route name (``uniss-s2st``).
+        model_uri: bundle dir, ``models:/NAME@ALIAS`` or released checkpoint dir (loaded by ``load``).
+        engine: an already built engine (tests, notebooks); then ``model_uri`` is not needed.
+        config: limits and batching; default from the environment (:class:`ServeConfig`).
+    """
+
+    def __init__(self, name: str = MODEL_NAME, *, model_uri: str | None = None, engine: Any = None, config: ServeConfig | None = None) -> None:
+        super().__init__(name)
+        self.model_uri = model_uri
+        self.engine = engine
+        self.config = config or ServeConfig()
+        self._batcher: _MicroBatcher | None = None
+        self.ready = False
+
+    def load(self) -> bool:
+        """Build the engine (if not given) and mark the model ready.
+
+        Raises:
+            serving.engine.ModelLoadError: the model source cannot be loaded.
+        """
+        if self.engine is None:
+            from serving.engine import TranslationEngine
+
+            if not self.model_uri:
+                from serving.engine import ModelLoadError
+
+                raise ModelLoadError("no model given: pass model_uri or engine")
+            self.engine = TranslationEngine.load(self.model_uri, device=self.config.device)
+        self._batcher = _MicroBatcher(self.engine, self.config.max_batch, self.config.batch_window_ms / 1000.0)
+        self.ready = True
+        return self.ready
+
+    def validate(self, payload: Any) -> Any:
+        """Validation is done by :meth:`preprocess` (kserve's default expects a raw dict)."""
+        return payload
+
+    # ---------------------------------------------------------------- preprocess
+    def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> _Parsed:
+        """Validate a v1 dict or v2 ``InferRequest`` into :class:`Utterance` rows.
+
+        Raises:
+            kserve.errors.InvalidInput: any malformed field (named in the message).
+        """
+        from kserve.protocol.infer_type import InferRequest
+
+        cfg = self.config
+        size = (headers or {}).get("content-length")
+        if size is not None and size.isdigit() and int(size) > cfg.max_body_bytes:
+            raise _invalid(f"body: {int(size)} bytes is more than the limit of {cfg.max_body_bytes} bytes")
+        if isinstance(payload, InferRequest):
+            return self._parse_v2(payload)
+        if not isinstance(payload, dict):
+            raise _invalid(f"body: expected a JSON object with 'instances', got {type(payload).__name__}")
+        return self._parse_v1(payload)
+
+    def _check_batch(self, n: int, field: str) -> None:
+        if n == 0:
+            raise _invalid(f"{field}: no utterances in the request")
+        if n > self.config.max_batch:
+            raise _invalid(f"{field}: {n} utterances is more than the limit of {self.config.max_batch} per request")
+
+    def _parse_v1(self, payload: dict) -> _Parsed:
+        extra = sorted(set(payload) - {"instances"})
+        if extra:
+            raise _invalid(f"body: unknown field(s) {extra}; expected only 'instances'")
+        inst = payload.get("instances")
+        if not isinstance(inst, list):
+            raise _invalid("instances: expected a list of objects")
+        self._check_batch(len(inst), "instances")
+        rows = []
+        for i, d in enumerate(inst):
+            if not isinstance(d, dict):
+                raise _invalid(f"instances[{i}]: expected an object, got {type(d).__name__}")
+            try:
+                v = V1Instance.model_validate(d)
+            except ValidationError as e:
+                err = e.errors()[0]
+                loc = ".".join(str(x) for x in err["loc"])
+                raise _invalid(f"instances[{i}].{loc}: {err['msg']}") from None
+            try:
+                raw = base64.b64decode(v.audio_b64, validate=True)
+            except (binascii.Error, ValueError):
+                raise _invalid(f"instances[{i}].audio_b64: not valid base64") from None
+            wav = decode_audio(raw, field=f"instances[{i}].audio_b64", min_s=self.config.min_audio_s, max_s=self.config.max_audio_s)
+            rows.append(Utterance(wav, v.target_language, v.mode, float(v.speed), v.seed, v.do_sample))
+        return _Parsed("v1", rows)
+
+    def _parse_v2(self, req: Any) -> _Parsed:
+        try:
+            params = _V2Params.model_validate(dict(req.parameters or {}))
+        except ValidationError as e:
+            err = e.errors()[0]
+            raise _invalid(f"parameters.{'.'.join(str(x) for x in err['loc'])}: {err['msg']}") from None
+        audio = req.get_input_by_name("audio")
+        if audio is None:
+            raise _invalid("inputs: no input tensor named 'audio' (BYTES, shape [B])")
+        if audio.datatype != "BYTES":
+            raise _invalid(f"inputs.audio: datatype must be BYTES, got {audio.datatype}")
+        try:
+            items = audio.as_numpy().reshape(-1).tolist()
+        except Exception as e:  # noqa: BLE001 - bad shapes/contents in a user tensor
+            raise _invalid(f"inputs.audio: cannot read the tensor ({e})") from None
+        self._check_batch(len(items), "inputs.audio")
+        langs: Sequence[str] = [params.target_language] * len(items)
+        lang_in = req.get_input_by_name("target_language")
+        if lang_in is not None:
+            langs = [x.decode() if isinstance(x, bytes) else str(x) for x in lang_in.as_numpy().reshape(-1).tolist()]
+            if len(langs) != len(items):
+                raise _invalid(f"inputs.target_language: {len(langs)} values for {len(items)} audio rows")
+            bad = [x for x in langs if x not in ("en", "zh")]
+            if bad:
+                raise _invalid(f"inputs.target_language: unknown language {bad[0]!r}; supported: en, zh")
+        rows = []
+        for i, item in enumerate(items):
+            field = f"inputs.audio[{i}]"
+            if isinstance(item, str):
+                item = item.encode()
+            if not isinstance(item, bytes):
+                raise _invalid(f"{field}: expected bytes, got {type(item).__name__}")
+            if not item[:4] in (b"RIFF", b"fLaC", b"OggS", b"FORM") and item:
+                # plain-JSON clients send BYTES as text: accept base64 of the file
+                try:
+                    item = base64.b64decode(item, validate=True)
+                except (binascii.Error, ValueError):
+                    pass  # left for the decoder, which names the field
+            wav = decode_audio(item, field=field, min_s=self.config.min_audio_s, max_s=self.config.max_audio_s)
+            rows.append(Utterance(wav, langs[i], params.mode, float(params.speed), params.seed, params.do_sample))
+        return _Parsed("v2", rows, request_id=req.id)
+
+    # ---------------------------------------------------------------- predict
+    async def predict(self, payload: _Parsed, headers: dict[str, str] | None = None) -> Any:
+        """Run the rows through the micro-batcher and encode the protocol's response.
+
+        Raises:
+            kserve.errors.InvalidInput: a typed :class:`UnissError` from the engine (bad option).
+        """
+        if not isinstance(payload, _Parsed):  # called without our preprocess
+            payload = self.preprocess(payload, headers)
+        assert self._batcher is not None, "load() not called"
+        try:
+            results = await self._batcher.submit(payload.rows)
+        except UnissError as e:
+            raise _invalid(f"request: {e}") from None
+        if payload.protocol == "v1":
+            return {
+                "predictions": [
+                    {
+                        "source_text": r.source_text,
+                        "target_text": r.target_text,
+                        "audio_b64": base64.b64encode(wav_bytes(r.wav)).decode("ascii"),
+                        "duration_s": round(float(r.duration_s), 4),
+                        "source_duration_s": round(float(r.source_duration_s), 4),
+                        "output_tokens": int(r.output_tokens),
+                        "complete": bool(r.complete),
+                        "reason": r.reason,
+                    }
+                    for r in results
+                ]
+            }
+        return self._v2_response(payload, results)
+
+    def _v2_response(self, payload: _Parsed, results: list[Any]) -> Any:
+        from kserve.protocol.infer_type import InferOutput, InferResponse
+
+        def bytes_out(name: str, values: list[bytes]) -> InferOutput:
+            o = InferOutput(name=name, shape=[len(values)], datatype="BYTES")
+            o.set_data_from_numpy(np.array(values, dtype=np.object_), binary_data=False)
+            return o
+
+        dur = InferOutput(name="duration_s", shape=[len(results)], datatype="FP32")
+        dur.set_data_from_numpy(np.array([r.duration_s for r in results], dtype=np.float32), binary_data=False)
+        outs = [
+            bytes_out("source_text", [(r.source_text or "").encode() for r in results]),
+            bytes_out("target_text", [(r.target_text or "").encode() for r in results]),
+            bytes_out("audio", [base64.b64encode(wav_bytes(r.wav)) for r in results]),
+            dur,
+        ]
+        return InferResponse(response_id=payload.request_id or "", model_name=self.name, infer_outputs=outs)
+
+
+# --------------------------------------------------------------------------------------- server
+def _loopback_server_cls():
+    from kserve import ModelServer
+
+    class _LoopbackModelServer(ModelServer):
+        """``kserve.ModelServer`` that binds ``host`` (see the module docstring)."""
+
+        def __init__(self, *, host: str = "127.0.0.1", **kw: Any) -> None:
+            kw.setdefault("enable_grpc", False)
+            super().__init__(**kw)
+            self.host = host
+
+        async def _serve(self) -> None:
+            if self._rest_server is not None:
+                self._rest_server.config.host = self.host
+            await super()._serve()
+
+    return _LoopbackModelServer
+
+
+def LoopbackModelServer(*, host: str = "127.0.0.1", **kw: Any) -> Any:  # noqa: N802 - class factory
+    """A ``kserve.ModelServer`` bound to ``host`` (default loopback), gRPC off, one worker.
+
+    Args:
+        host: bind address; ``0.0.0.0`` only inside a container (the InferenceService manifest).
+        kw: ``ModelServer`` arguments (``http_port`` ...).
+    """
+    kw["workers"] = 1  # the multi-process server re-binds sockets itself; one worker keeps the host
+    return _loopback_server_cls()(host=host, **kw)
+
+
+def serve(model: str | None = None, *, engine: Any = None, host: str = "127.0.0.1", port: int = 8080, config: ServeConfig | None = None) -> None:
+    """Load the model and serve it until SIGINT/SIGTERM (blocking).
+
+    Raises:
+        serving.engine.ModelLoadError: the model cannot be loaded (before binding the port).
+    """
+    pred = UnissPredictor(MODEL_NAME, model_uri=model, engine=engine, config=config)
+    pred.load()
+    LoopbackModelServer(host=host, http_port=int(port)).start([pred])

@@ -1,0 +1,253 @@
+"""KServe predictor on a real ModelServer (subprocess, 127.0.0.1, free port), tiny random model.
+
+Requests are made with KServe's own ``InferenceRESTClient`` (v1 and v2) and with plain httpx;
+bad inputs must come back as 400 with a message naming the field, and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "tests" / "unit" / "serving"
+sys.path.insert(0, str(TINY))
+import tiny_model as tm  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav")
+
+SERVER = f"""
+import sys
+sys.path.insert(0, {str(TINY)!r})
+import tiny_model as tm
+from serving.predictor import ServeConfig, serve
+serve(engine=tm.tiny_engine(), host="127.0.0.1", port=int(sys.argv[1]),
+      config=ServeConfig(max_audio_s=30, max_batch=4, max_body_bytes=12_000_000))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wav(x: np.ndarray, sr: int = 16000) -> bytes:
+    b = io.BytesIO()
+    sf.write(b, x, sr, format="WAV")
+    return b.getvalue()
+
+
+def _b64(b: bytes) -> str:
+    return base64.b64encode(b).decode()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    log = open(log_path, "wb")  # a file, not a pipe: an unread pipe fills up and blocks the server
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited: {log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/v1/models/{'uniss-s2st'}", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("server did not become ready in 90 s")
+        yield url, port, proc.pid
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def _rest_client(protocol: str):
+    from kserve import InferenceRESTClient, RESTConfig
+
+    return InferenceRESTClient(RESTConfig(protocol=protocol, timeout=120, retries=0))
+
+
+def test_binds_loopback_only(server):
+    _, port, pid = server
+    out = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True).stdout
+    lines = [line for line in out.splitlines() if f"pid={pid}," in line]
+    assert lines and all(f"127.0.0.1:{port}" in line for line in lines), lines
+
+
+def test_v1_with_kserve_client_real_librivox_clip(server):
+    url, _, _ = server
+    audio = LIBRIVOX.read_bytes() if LIBRIVOX.exists() else _wav(tm.tone(2.0))
+    body = {"instances": [{"audio_b64": _b64(audio), "target_language": "zh", "mode": "quality", "speed": 1.0, "seed": 0},
+                          {"audio_b64": _b64(_wav(tm.tone(0.8))), "target_language": "en", "mode": "quality"}]}
+
+    async def go():
+        c = _rest_client("v1")
+        try:
+            return await c.infer(url, body, model_name="uniss-s2st")
+        finally:
+            await c.close()
+
+    res = asyncio.run(go())
+    preds = res["predictions"]
+    assert len(preds) == 2
+    for p in preds:
+        wav, sr = sf.read(io.BytesIO(base64.b64decode(p["audio_b64"])), dtype="float32")
+        assert sr == 16000 and wav.ndim == 1
+        assert p["duration_s"] == pytest.approx(wav.shape[0] / 16000, abs=1e-3) and p["duration_s"] > 0
+        assert isinstance(p["source_text"], str) and isinstance(p["target_text"], str)
+        assert p["complete"] is True
+
+
+def test_v2_with_kserve_client_binary_bytes(server):
+    from kserve import InferInput, InferRequest
+
+    url, _, _ = server
+    # KServe 0.21's REST decoder turns every BYTES element into UTF-8 text (InferRequest.from_bytes),
+    # so raw file bytes cannot travel in a REST tensor: send base64 text in the BYTES elements.
+    clips = [base64.b64encode(_wav(tm.tone(1.0))), base64.b64encode(_wav(tm.tone(0.5, 300)))]
+    inp = InferInput(name="audio", shape=[2], datatype="BYTES")
+    inp.set_data_from_numpy(np.array(clips, dtype=np.object_), binary_data=True)
+    req = InferRequest(model_name="uniss-s2st", infer_inputs=[inp], request_id="r1",
+                       parameters={"target_language": "en", "mode": "performance", "seed": 1})
+
+    async def go():
+        c = _rest_client("v2")
+        try:
+            return await c.infer(url, req, model_name="uniss-s2st")
+        finally:
+            await c.close()
+
+    res = asyncio.run(go())
+    outs = {o.name: o for o in res.outputs}
+    assert set(outs) == {"source_text", "target_text", "audio", "duration_s"}
+    dur = outs["duration_s"].as_numpy()
+    audio = outs["audio"].as_numpy()
+    assert dur.shape == (2,) and audio.shape == (2,)
+    for a, d in zip(audio.tolist(), dur.tolist(), strict=True):
+        wav, sr = sf.read(io.BytesIO(base64.b64decode(a)), dtype="float32")
+        assert sr == 16000 and wav.shape[0] / 16000 == pytest.approx(d, abs=1e-3)
+
+
+def test_v2_plain_json_with_httpx(server):
+    url, _, _ = server
+    body = {"inputs": [{"name": "audio", "shape": [1], "datatype": "BYTES", "data": [_b64(_wav(tm.tone(1.0)))]}],
+            "parameters": {"target_language": "zh", "mode": "direct"}}
+    r = httpx.post(f"{url}/v2/models/uniss-s2st/infer", json=body, timeout=120)
+    assert r.status_code == 200, r.text
+    outs = {o["name"]: o for o in r.json()["outputs"]}
+    assert outs["duration_s"]["data"][0] > 0
+    assert outs["target_text"]["data"] == [""]  # Direct mode writes no text
+
+
+def _post_v1(url: str, instance: dict | None = None, *, content: bytes | None = None) -> httpx.Response:
+    if content is not None:
+        return httpx.post(f"{url}/v1/models/uniss-s2st:predict", content=content, headers={"content-type": "application/json"}, timeout=120)
+    return httpx.post(f"{url}/v1/models/uniss-s2st:predict", json={"instances": [instance]}, timeout=120)
+
+
+@pytest.mark.parametrize(
+    "name, instance, field",
+    [
+        ("empty audio", {"audio_b64": ""}, "instances[0].audio_b64"),
+        ("empty wav file", {"audio_b64": _b64(_wav(np.zeros(0, np.float32)))}, "instances[0].audio_b64"),
+        ("random bytes", {"audio_b64": _b64(np.random.default_rng(0).bytes(4096))}, "instances[0].audio_b64"),
+        ("not base64", {"audio_b64": "%%%not-base64%%%"}, "instances[0].audio_b64"),
+        ("10-minute clip", {"audio_b64": _b64(_wav(np.zeros(4000 * 600, np.int16), 4000))}, "instances[0].audio_b64"),
+        ("unknown language", {"audio_b64": _b64(_wav(tm.tone(1.0))), "target_language": "fr"}, "instances[0].target_language"),
+        ("unknown mode", {"audio_b64": _b64(_wav(tm.tone(1.0))), "mode": "turbo"}, "instances[0].mode"),
+        ("speed out of range", {"audio_b64": _b64(_wav(tm.tone(1.0))), "speed": 9}, "instances[0].speed"),
+        ("unknown field", {"audio_b64": _b64(_wav(tm.tone(1.0))), "lang": "zh"}, "instances[0].lang"),
+    ],
+)
+def test_bad_v1_inputs_are_400_naming_the_field(server, name, instance, field):
+    url, _, _ = server
+    r = _post_v1(url, instance)
+    assert r.status_code == 400, (name, r.status_code, r.text)
+    assert field in r.json()["error"], r.text
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        (b'{"instances": [', "Unrecognized request format"),
+        (b'{"instances": {"audio_b64": "x"}}', "instances"),
+        (b'{"inputs": []}', "body"),
+        (b'[1, 2, 3]', "body"),
+        (b'{"instances": []}', "instances"),
+        (b'{"instances": [1]}', "instances[0]"),
+    ],
+)
+def test_wrong_json_is_400(server, content, needle):
+    url, _, _ = server
+    r = _post_v1(url, content=content)
+    assert r.status_code == 400, r.text
+    assert needle in r.json()["error"]
+
+
+def test_limits_batch_and_body(server):
+    url, _, _ = server
+    inst = {"audio_b64": _b64(_wav(tm.tone(0.3)))}
+    r = httpx.post(f"{url}/v1/models/uniss-s2st:predict", json={"instances": [inst] * 5}, timeout=60)
+    assert r.status_code == 400 and "limit of 4" in r.json()["error"]
+    big = {"audio_b64": _b64(_wav(np.zeros(48000 * 29, np.float32), 48000))}  # 2.8 MB PCM16 WAV, 3.7 MB base64
+    r = httpx.post(f"{url}/v1/models/uniss-s2st:predict", json={"instances": [big] * 5}, timeout=60)
+    assert r.status_code == 400 and "body" in r.json()["error"]
+
+
+def test_bad_v2_inputs(server):
+    url, _, _ = server
+    good = {"name": "audio", "shape": [1], "datatype": "BYTES", "data": [_b64(_wav(tm.tone(1.0)))]}
+    cases = [
+        ({"inputs": [dict(good, name="wave")]}, "inputs"),
+        ({"inputs": [dict(good, datatype="FP32", data=[1.0])]}, "inputs.audio"),
+        ({"inputs": [good], "parameters": {"target_language": "de"}}, "parameters.target_language"),
+        ({"inputs": [dict(good, data=["aGVsbG8gd29ybGQ="])]}, "inputs.audio[0]"),
+    ]
+    for body, field in cases:
+        r = httpx.post(f"{url}/v2/models/uniss-s2st/infer", json=body, timeout=60)
+        assert r.status_code == 400, (body, r.text)
+        assert field in r.json()["error"], r.text
+
+
+def test_8khz_stereo_is_resampled_and_served(server):
+    url, _, _ = server
+    x = tm.tone(1.0, 220, sr=8000)
+    stereo = np.stack([x, 0.5 * x], axis=1)  # (N, 2) at 8 kHz
+    r = _post_v1(url, {"audio_b64": _b64(_wav(stereo, 8000)), "mode": "direct"})
+    assert r.status_code == 200, r.text
+    assert r.json()["predictions"][0]["source_duration_s"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_still_serving_after_bad_requests(server):
+    url, _, _ = server
+    for _ in range(3):
+        assert _post_v1(url, content=b"garbage").status_code == 400
+    r = _post_v1(url, {"audio_b64": _b64(_wav(tm.tone(0.5))), "mode": "performance"})
+    assert r.status_code == 200
+    assert httpx.get(f"{url}/v2/health/ready", timeout=5).status_code == 200
