@@ -23,6 +23,21 @@ _core.register(app)
 from pipelines.cli import pipeline as _pipeline  # noqa: E402  (retrain, pipeline)
 
 _pipeline.register(app)
+from pipelines.cli import codec as _codec  # noqa: E402  (codec fit|encode|decode|roundtrip|info)
+
+_codec.register(app)
+from pipelines.cli import train as _train  # noqa: E402  (train)
+
+_train.register(app)
+from pipelines.cli import data as _data  # noqa: E402  (uniss data ...)
+
+_data.register(app)
+from pipelines.cli import stack as _stack  # noqa: E402  (stack up|down|status|env)
+
+_stack.register(app)
+from pipelines.cli import serve as _serve  # noqa: E402  (serve, translate)
+
+_serve.register(app)
 
 
 def main() -> None:
