@@ -1,0 +1,99 @@
+"""Sample builders: all 7 formats, prompt masked with -100, labels decode to the continuation;
+phase mixtures (2:1 replay, HQ only); the w/o-linguistic ablation."""
+
+import numpy as np
+import pytest
+
+from training.samples import IGNORE_INDEX, SampleError, build_phase_samples, build_sample, row_samples
+from uniss.prompts import Task, build_continuation, build_prompt
+
+FORMATS = ["quality", "performance", "direct", "asr", "s2tt", "tts", "mt"]
+
+
+def _codecs(text):
+    enc = lambda s: text.encode(s, add_special_tokens=False)  # noqa: E731
+    dec = lambda ids: text.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)  # noqa: E731
+    return enc, dec
+
+
+def _expected(vocab, row, task, side="src"):
+    other = "tgt" if side == "src" else "src"
+    t = Task(task)
+    if t.is_s2st:
+        p = build_prompt(vocab, t, tgt=row["tgt_lang"], speaker=row["src_speaker"], linguistic=row["src_linguistic"], speed_ratio=row["ratio"])
+        c = build_continuation(vocab, t, tgt=row["tgt_lang"], transcript=row["src_text"], translation=row["tgt_text"],
+                               semantic=row["tgt_semantic"], speed_ratio=row["ratio"])
+    elif t is Task.ASR:
+        p = build_prompt(vocab, t, src=row[f"{side}_lang"], speaker=row[f"{side}_speaker"], linguistic=row[f"{side}_linguistic"])
+        c = build_continuation(vocab, t, transcript=row[f"{side}_text"])
+    elif t is Task.S2TT:
+        p = build_prompt(vocab, t, tgt=row[f"{other}_lang"], speaker=row[f"{side}_speaker"], linguistic=row[f"{side}_linguistic"])
+        c = build_continuation(vocab, t, translation=row[f"{other}_text"])
+    elif t is Task.TTS:
+        p = build_prompt(vocab, t, src=row[f"{side}_lang"], speaker=row[f"{side}_speaker"], text=row[f"{side}_text"])
+        c = build_continuation(vocab, t, semantic=row[f"{side}_semantic"])
+    else:
+        p = build_prompt(vocab, t, tgt=row[f"{other}_lang"], text=row[f"{side}_text"])
+        c = build_continuation(vocab, t, translation=row[f"{other}_text"])
+    return p, c
+
+
+@pytest.mark.parametrize("task", FORMATS)
+@pytest.mark.parametrize("side", ["src", "tgt"])
+def test_each_format_masks_prompt_and_labels_decode_to_continuation(toks, rows, task, side):
+    text, _, vocab = toks
+    enc, dec = _codecs(text)
+    row = rows[1]
+    s = build_sample(vocab, enc, row, task, side=side)
+    p_exp, c_exp = _expected(vocab, row, task, "src" if Task(task).is_s2st else side)
+    n_prompt = int((s.labels == IGNORE_INDEX).sum())
+    # the prompt is a prefix fully masked; the rest is labelled with exactly the input ids
+    assert (s.labels[:n_prompt] == IGNORE_INDEX).all() and (s.labels[n_prompt:] != IGNORE_INDEX).all()
+    assert np.array_equal(s.labels[n_prompt:], s.input_ids[n_prompt:])
+    assert vocab.decode(s.input_ids[:n_prompt], dec) == p_exp
+    assert vocab.decode(s.labels[n_prompt:], dec) == c_exp
+    assert c_exp.endswith("<|im_end|>") and s.input_ids[-1] == vocab.eos_id
+    assert s.input_ids.max() < vocab.total and s.input_ids.dtype == np.int64
+
+
+def test_ids_equal_the_expanded_hf_tokenizer(toks, rows):
+    text, model_tok, vocab = toks
+    enc, _ = _codecs(text)
+    s = build_sample(vocab, enc, rows[0], "quality")
+    p, c = _expected(vocab, rows[0], "quality")
+    assert s.input_ids.tolist() == model_tok.encode(p, add_special_tokens=False) + model_tok.encode(c, add_special_tokens=False)
+
+
+def test_without_linguistic_semantic_tokens_replace_linguistic(toks, rows):
+    text, _, vocab = toks
+    enc, dec = _codecs(text)
+    row = rows[0]
+    s = build_sample(vocab, enc, row, "asr", use_linguistic=False)
+    fam, codes = vocab.split_ids(s.input_ids)
+    assert not (fam == 3).any()  # no linguistic family tokens left
+    n_prompt = int((s.labels == IGNORE_INDEX).sum())
+    sem_in_prompt = codes[:n_prompt][fam[:n_prompt] == 2]
+    assert sem_in_prompt.tolist() == list(row["src_semantic"])
+
+
+def test_missing_field_is_a_typed_error(toks, rows):
+    text, _, vocab = toks
+    enc, _ = _codecs(text)
+    row = dict(rows[0])
+    del row["tgt_semantic"]
+    with pytest.raises(SampleError, match="tgt_semantic"):
+        build_sample(vocab, enc, row, "performance")
+
+
+def test_phase_mixtures(toks, rows):
+    text, _, vocab = toks
+    enc, _ = _codecs(text)
+    p1 = row_samples(vocab, enc, rows[0], ["asr", "s2tt", "tts", "mt"])
+    assert sorted(s.task for s in p1) == ["asr", "asr", "mt", "mt", "s2tt", "s2tt", "tts", "tts"]
+    p2 = build_phase_samples(vocab, enc, rows[:6], formats=["quality", "performance", "direct"], replay_rows=rows,
+                             replay_formats=["asr", "s2tt", "tts", "mt"], replay_ratio=0.5, seed=3)
+    n_s2st = sum(Task(s.task).is_s2st for s in p2)
+    assert n_s2st == 18 and len(p2) - n_s2st == 9  # 2 : 1
+    again = build_phase_samples(vocab, enc, rows[:6], formats=["quality", "performance", "direct"], replay_rows=rows,
+                                replay_formats=["asr", "s2tt", "tts", "mt"], replay_ratio=0.5, seed=3)
+    assert [s.input_ids.tolist() for s in again] == [s.input_ids.tolist() for s in p2]  # seeded
