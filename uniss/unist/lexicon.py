@@ -8,7 +8,7 @@ its reference translation (used by ``ReferenceMT``, paper App. E.2 is the LLM al
 Design (kept small on purpose so a tiny LM can learn the mapping):
 - 4 templates, ~60 lexicon entries; 8 x 10 x 12 x 6 = 5,760 subject/verb/object/time combinations
   for the main template alone, i.e. thousands of distinct parallel pairs.
-- Sentences are 3-8 English words / 5-12 hanzi, i.e. about 1-4 s of TTS speech.
+- Sentences are 3-8 English words / 5-17 hanzi, i.e. about 1-4.5 s of TTS speech.
 - Split by *sentence*: the split of a pair is a pure function of a hash of its English text, so a
   test sentence can never appear in training, whatever the size or seed.
 

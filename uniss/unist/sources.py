@@ -208,7 +208,7 @@ def _read_delimited(path: Path, delimiter: str, required: Iterable[str]) -> list
         for r in reader:
             line = reader.line_num
             if None in r or any(v is None for v in r.values()):
-                raise ManifestError(f"{path}:{line}: field {'<extra>' if None in r else 'row'}: "
+                raise ManifestError(f"{path}:{line}: field {'<extra>' if None in r else '<row>'!r}: "
                                     f"expected {len(header)} columns")
             rows.append((line, {k: v.strip() for k, v in r.items()}))
         return rows

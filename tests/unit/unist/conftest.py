@@ -105,6 +105,10 @@ def vad_trim(wav: np.ndarray) -> np.ndarray:
 
 @pytest.fixture
 def params() -> DataParams:
+    return make_params()
+
+
+def make_params() -> DataParams:
     return DataParams(chunk_rows=4, rows_per_shard=5, src_max_error={"en": 0.2, "zh": 0.25},
                       tgt_max_error={"en": 0.2, "zh": 0.25})
 
@@ -124,7 +128,12 @@ def make_source(rows: list[tuple[str, str, str, str]], tts: ToneTTS) -> pd.DataF
 
 @pytest.fixture
 def fake():
-    """(engines, asr, tts, source rows) of a 10-row bilingual corpus."""
+    """(engines, asr, tts, source rows) of an 8-row bilingual corpus."""
+    return make_fake()
+
+
+def make_fake():
+    """(engines, asr, tts, source rows) of an 8-row bilingual corpus."""
     asr = EarASR()
     tts = ToneTTS(asr)
     pairs = [
@@ -141,3 +150,29 @@ def fake():
     eng = Engines(asr=asr, tts=tts, mt=LookupMT(table), error_rate=error_rate, clean_translation=clean,
                   voice_map=voice_map, vad_trim=vad_trim)
     return eng, asr, tts, pairs
+
+
+class RateCodec:
+    """A ``SpeechCodec`` stand-in with the paper's token rates: 50 semantic and 12.5 linguistic tokens
+    per second (codes from frame energy), 32 speaker tokens (from the spectrum)."""
+
+    backend = "test"
+    sizes = {"speaker": 16, "semantic": 64, "linguistic": 32}
+
+    def fingerprint(self) -> str:
+        return "rate-codec-1"
+
+    def _frames(self, wav: np.ndarray, hop: int, size: int) -> np.ndarray:
+        n = max(1, int(round(len(wav) / hop)))
+        e = [float(np.abs(wav[i * hop : (i + 1) * hop]).mean()) if i * hop < len(wav) else 0.0 for i in range(n)]
+        return (np.minimum(np.array(e) * 200, size - 1)).astype(np.int64)
+
+    def encode(self, wavs):
+        from uniss.codecs.base import CodecTokens
+
+        out = []
+        for w in wavs:
+            spec = np.abs(np.fft.rfft(w[:4096], n=4096))[:32 * 8].reshape(32, 8).mean(1)
+            spk = (spec / (spec.max() + 1e-9) * 15).astype(np.int64)
+            out.append(CodecTokens(speaker=spk, linguistic=self._frames(w, 1280, 32), semantic=self._frames(w, 320, 64)))
+        return out

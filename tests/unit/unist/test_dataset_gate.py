@@ -1,0 +1,134 @@
+"""Shards + manifest + reader + Great Expectations gate, built from a tiny corpus through the real
+step functions (``uniss.unist.steps``) with the test engines of conftest."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.unit.unist.conftest import RateCodec, make_fake, make_params, make_source
+from uniss.unist import steps
+from uniss.unist.cache import StepCache
+from uniss.unist.dataset import load_samples, read_manifest
+from uniss.unist.errors import DataNotValidatedError, DataValidationError
+from uniss.unist.io import file_md5, read_table, write_table
+from uniss.unist.shards import verify_md5s
+from uniss.unist.tokenize import TOKEN_COLUMNS
+
+
+@pytest.fixture(scope="module")
+def built_once(tmp_path_factory):
+    """A synthesized + tokenized (not yet validated) dataset dir, built once per module."""
+    tmp_path = tmp_path_factory.mktemp("unist")
+    eng, asr, tts, pairs = make_fake()
+    params = make_params()
+    src = tmp_path / "source"
+    src.mkdir()
+    write_table(make_source(pairs, tts), src / "source.parquet")
+    write_table(pd.DataFrame({"id": ["bad-src"], "step": ["source"], "reason": ["tts failed: x"]}), src / "quarantine.parquet")
+    cache = StepCache(tmp_path / "cache")
+    steps.synthesize(src, tmp_path / "synth", params, engines=eng, cache=cache)
+    import uniss.codecs.base as cb
+
+    real = cb.load_codec
+    cb.load_codec = lambda d: RateCodec()
+    try:
+        steps.tokenize(tmp_path / "synth", tmp_path / "codec", tmp_path / "data", cache=cache)
+    finally:
+        cb.load_codec = real
+    return tmp_path
+
+
+@pytest.fixture
+def built(built_once, tmp_path, monkeypatch):
+    """A fresh copy of the module's dataset (tests may corrupt it); ``tmp_path/synth`` beside it."""
+    import uniss.codecs.base as cb
+
+    monkeypatch.setattr(cb, "load_codec", lambda d: RateCodec())
+    shutil.copytree(built_once / "data", tmp_path / "data")
+    shutil.copytree(built_once / "synth", tmp_path / "synth")
+    return tmp_path / "data"
+
+
+def test_layout_manifest_and_reader(built: Path, params):
+    m = read_manifest(built)
+    assert (built / "quarantine.parquet").exists()
+    assert sorted(p.name for p in (built / "plots").glob("*.png")) == ["duration_ratio.png", "durations.png", "wer.png"]
+    assert m["codec_fingerprint"] == "rate-codec-1" and m["version"].startswith("sha-")
+    assert sum(s["rows"] for s in m["shards"]) == 8 and all(s["rows"] <= params.rows_per_shard for s in m["shards"])
+    assert all(verify_md5s(built).values())
+    assert m["counts"]["source"]["rows"] == 8 and m["counts"]["steps"]["src_asr"]["in"] == 8
+    q = read_table(built / "quarantine.parquet")
+    assert list(q["id"]) == ["bad-src"]  # the source step's drop is carried into the dataset's quarantine
+    assert set(m["voice_map"]) == {"flite:slt", "espeak:en-us", "espeak:cmn-latn-pinyin+m3", "espeak:cmn-latn-pinyin+f2"}
+    with pytest.raises(DataNotValidatedError):
+        load_samples(built)
+    df = load_samples(built, split="all", require_validated=False)
+    assert list(df.columns[:6]) == ["id", "split", "src_lang", "tgt_lang", "src_text", "tgt_text"]
+    assert all(c in df for c in TOKEN_COLUMNS) and all(len(x) == 32 for x in df["src_speaker"])
+
+
+def test_gate_passes_then_training_may_read(built: Path):
+    r = steps.validate(built)
+    assert r["passed"] and r["failures"] == [] and r["expectations"] == 15
+    assert read_manifest(built)["validation"]["passed"] is True
+    hq = load_samples(built, split="all", subset="hq")
+    assert hq["hq"].all() and len(hq) >= 1
+
+
+def test_shards_are_byte_stable(built: Path, fake, params, tmp_path):
+    """Re-writing the same samples gives identical shard files (md5-stable FLAC + Parquet)."""
+    m1 = read_manifest(built)
+    steps.tokenize(tmp_path / "synth", tmp_path / "codec", tmp_path / "data2", cache=StepCache(tmp_path / "cache"))
+    m2 = read_manifest(tmp_path / "data2")
+    assert [s["md5"] for s in m1["shards"]] == [s["md5"] for s in m2["shards"]]
+    assert m1["version"] == m2["version"]
+
+
+def test_corrupted_shard_fails_gate_with_row_ids(built: Path):
+    """Bad ratio, duplicate id, truncated audio -> DataValidationError naming each expectation and row."""
+    m = read_manifest(built)
+    p = built / m["shards"][0]["path"]
+    df = read_table(p)
+    ids = list(df["id"])
+    df.loc[0, "ratio"] = 5.0                                   # bad ratio (and now inconsistent speed token)
+    df.loc[1, "id"] = ids[2]                                   # duplicate id
+    df.at[3, "tgt_audio"] = df.at[3, "tgt_audio"][: len(df.at[3, "tgt_audio"]) // 3]  # truncated FLAC
+    write_table(df, p)
+    with pytest.raises(DataValidationError) as e:
+        steps.validate(built)
+    msg = str(e.value)
+    by = {(f["expectation"], f["column"]): f for f in e.value.failures}
+    assert by[("expect_column_values_to_be_between", "ratio")]["row_ids"] == [ids[0]]
+    assert by[("expect_column_values_to_be_unique", "id")]["row_ids"] == [ids[2]]
+    assert by[("expect_column_values_to_be_in_set", "chk_audio")]["row_ids"] == [ids[3]]
+    assert by[("expect_column_values_to_be_in_set", "chk_speed")]["row_ids"] == [ids[0]]
+    assert by[("shard_md5_matches_manifest", None)]["shards"] == [m["shards"][0]["path"]]
+    assert ids[0] in msg and ids[3] in msg
+    v = read_manifest(built)["validation"]
+    assert v["passed"] is False and len(v["failures"]) == 5
+    with pytest.raises(DataNotValidatedError):
+        load_samples(built)
+    # nothing silently dropped: the corrupted rows are still in the shard, untouched by validation
+    assert len(read_table(p)) == len(ids)
+
+
+@pytest.mark.parametrize("col,bad,expectation", [
+    ("src_lang", "fr", "src_lang"), ("src_wer", 0.9, "chk_src_wer"), ("tgt_semantic", [1, 2, 3], "chk_tokens"),
+    ("src_speaker", [0] * 31, "chk_speaker32"), ("hq_ratio", 1.9, "chk_hq_ratio"),
+])
+def test_each_expectation_catches_its_defect(built: Path, col, bad, expectation):
+    from uniss.unist.expectations import validate_samples
+    from uniss.unist.params import DataParams
+
+    df = load_samples(built, split="all", require_validated=False)
+    i = int(df.index[df["hq"]][0])
+    df.at[i, col] = bad
+    r = validate_samples(df, DataParams(**read_manifest(built)["params"]))
+    assert not r["passed"]
+    got = [(f["column"], f["row_ids"]) for f in r["failures"]]
+    assert (expectation, [df.at[i, "id"]]) in got
+    assert all(ids == [df.at[i, "id"]] for _, ids in got)  # only the defective row is named
