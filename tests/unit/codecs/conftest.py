@@ -1,0 +1,76 @@
+"""Shared fixtures: a few dozen flite/espeak clips and one tiny lite codec fitted on them (once per session)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+import pytest
+
+SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "She sells sea shells by the sea shore.",
+    "A large fawn jumped quickly over white zinc boxes.",
+    "Open the window and let the fresh air in.",
+    "We will meet again tomorrow morning at nine.",
+    "Please call me when you arrive at the station.",
+]
+VOICES = ["flite:slt", "flite:awb", "flite:rms", "flite:kal16", "espeak:en-us"]
+
+
+def synth(text: str, voice: str) -> np.ndarray:
+    """16 kHz float32 speech from flite / espeak-ng (Debian packages)."""
+    import soundfile as sf
+    import soxr
+
+    eng, v = voice.split(":", 1)
+    with tempfile.TemporaryDirectory() as d:
+        f = os.path.join(d, "o.wav")
+        if eng == "flite":
+            subprocess.run(["flite", "-voice", v, "-t", text, "-o", f], check=True, capture_output=True)
+        else:
+            subprocess.run(["espeak-ng", "-v", v, "-w", f, text], check=True, capture_output=True)
+        w, sr = sf.read(f, dtype="float32")
+    if w.ndim > 1:
+        w = w.mean(axis=1)
+    if sr != 16000:
+        w = soxr.resample(w, sr, 16000)
+    return np.asarray(w, dtype=np.float32)
+
+
+def _have_models() -> str | None:
+    from uniss.settings import get_settings
+
+    if shutil.which("flite") is None or shutil.which("espeak-ng") is None:
+        return "flite/espeak-ng not installed (make setup installs them)"
+    if not (get_settings().whisper_dir / "model.bin").is_file():
+        return f"Whisper-base model missing at {get_settings().whisper_dir} (make setup)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def corpus() -> list[tuple[str, str, np.ndarray]]:
+    """(text, voice, wav) for 6 sentences x 5 voices (30 clips, ~85 s of speech)."""
+    why = _have_models()
+    if why:
+        pytest.skip(why)
+    return [(s, v, synth(s, v)) for s in SENTENCES for v in VOICES]
+
+
+@pytest.fixture(scope="session")
+def tiny_codec(corpus):
+    """A tiny lite codec fitted on the corpus (< 60 s on 2 cores)."""
+    from uniss.codecs.lite import LiteCodecConfig, fit_lite_codec
+
+    return fit_lite_codec([w for *_, w in corpus], LiteCodecConfig.tiny(), progress=False)
+
+
+@pytest.fixture(scope="session")
+def saved_codec(tiny_codec, tmp_path_factory):
+    """The tiny codec saved to a directory."""
+    d = tmp_path_factory.mktemp("codec")
+    tiny_codec.save(d)
+    return d
