@@ -1,0 +1,114 @@
+"""Shared pytest fixtures.
+
+``stack`` (session scope): a real embedded stack for integration tests: SeaweedFS S3 + MLflow
+tracking server on 127.0.0.1, free ports, a temporary ``UNISS_HOME``. While it is up, the process
+environment carries ``UNISS_HOME``/``UNISS_*_PORT`` (so ``uniss.settings.get_settings()`` anywhere
+in the test process, and subprocesses, see this stack) plus the client variables of
+``Settings.s3_env()`` (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``,
+``AWS_ENDPOINT_URL``, ``MLFLOW_S3_ENDPOINT_URL``, ``MLFLOW_TRACKING_URI``). It yields the
+:class:`uniss.settings.Settings`; use ``stack.tracking_uri``, ``stack.s3_url``,
+``stack.artifacts_bucket``, ``stack.data_bucket``, ``pipelines.stack.minio_client(stack)``.
+At session end the stack is brought down, the environment restored and the ``get_settings``
+cache cleared. It never skips: if a server cannot start the test fails with the server's log tail.
+
+Usage::
+
+    @pytest.mark.integration
+    def test_something(stack):
+        mlflow.set_tracking_uri(stack.tracking_uri)
+        ...
+
+``stack_settings_factory`` (session scope): ``make(home: Path) -> Settings`` with a fresh set of
+free loopback ports, for a test that needs its own stack instance (e.g. to test ``down``); it
+changes no environment variable, pass the settings to ``pipelines.stack`` functions explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+#: SeaweedFS also binds HTTP port + 10000 for gRPC (see pipelines.stack.GRPC_OFFSET).
+_GRPC_OFFSET = 10000
+_PORT_FIELDS = ("s3_port", "mlflow_port", "weed_master_port", "weed_volume_port", "weed_filer_port", "weed_admin_port")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_stack_ports() -> dict[str, int]:
+    """Distinct free loopback ports for every stack port setting (each weed port with its +10000
+    gRPC twin free too), drawn from 20000-45000."""
+    chosen: set[int] = set()
+    out: dict[str, int] = {}
+    rng = random.Random()
+    for name in _PORT_FIELDS:
+        for _ in range(2000):
+            p = rng.randrange(20000, 45000)
+            twins = {p, p + _GRPC_OFFSET}
+            if twins & chosen or not all(_free(q) for q in twins):
+                continue
+            chosen |= twins
+            out[name] = p
+            break
+        else:
+            raise RuntimeError("no free loopback port found for the test stack")
+    return out
+
+
+@pytest.fixture(scope="session")
+def stack_settings_factory() -> Callable[[Path], object]:
+    """``make(home) -> Settings``: embedded-stack settings in ``home`` on fresh free ports
+    (external endpoints and env keys explicitly unset)."""
+    from uniss.settings import Settings
+
+    def make(home: Path) -> Settings:
+        return Settings(
+            home=home, s3_endpoint=None, mlflow_tracking_uri=None, s3_access_key=None, s3_secret_key=None, **free_stack_ports()
+        )
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A running embedded stack (S3 + MLflow) for the whole session; yields its ``Settings``.
+    See the module docstring."""
+    from pipelines import stack as stack_mod
+    from uniss.settings import get_settings
+
+    home = tmp_path_factory.mktemp("uniss_home")
+    ports = free_stack_ports()
+    new_env = {"UNISS_HOME": str(home), **{f"UNISS_{k.upper()}": str(v) for k, v in ports.items()}}
+    cleared = ("UNISS_S3_ENDPOINT", "UNISS_MLFLOW_TRACKING_URI", "UNISS_S3_ACCESS_KEY", "UNISS_S3_SECRET_KEY")
+    saved = dict(os.environ)
+    os.environ.update(new_env)
+    for k in cleared:
+        os.environ.pop(k, None)
+    get_settings.cache_clear()
+    settings = get_settings()
+    try:
+        try:
+            stack_mod.up(settings, quiet=True)
+        except stack_mod.StackError as e:
+            pytest.fail(f"embedded stack failed to start (UNISS_HOME={home}):\n{e}", pytrace=False)
+        os.environ.update(settings.s3_env())
+        yield settings
+    finally:
+        try:
+            stack_mod.down(settings)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+            get_settings.cache_clear()
