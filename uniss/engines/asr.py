@@ -1,0 +1,280 @@
+"""Speech recognition engines and the paper's ASR error metric.
+
+Shape legend: ``N_i`` = samples of utterance i at 16 kHz; ``B`` = batch size; Whisper features are
+``(B, 80, 3000)`` float32 log-mel frames (100 frames/s, every utterance padded to 30 s).
+
+- :class:`WhisperASR`: Whisper-base (CTranslate2 int8) through faster-whisper
+  (https://github.com/SYSTRAN/faster-whisper), from the local directory
+  ``get_settings().whisper_dir`` only (``local_files_only``; never the hub). Language forced
+  (``en``/``zh``), no timestamps, no conditioning on previous text. Batched decoding: each
+  utterance gets its *own* log-mel features padded with silence to the 30 s window Whisper was
+  trained on (exactly what unbatched Whisper does), then the ``B`` windows are encoded and decoded in
+  one CTranslate2 ``generate`` call. No utterance ever attends to another's frames, so batching
+  cannot leak padding into the result (the failure a public UniSS reproduction hit with masks, see
+  ARCHITECTURE.md "Evaluation"); ``tests/unit/engines/test_asr.py`` cross-checks batch vs one-by-one.
+  ``BatchedInferencePipeline`` is not used: it batches VAD chunks of *one* long recording, not a
+  list of utterances. Utterances over 30 s go through faster-whisper's sequential long-form path.
+  Chinese output is converted to simplified characters (OpenCC ``t2s``).
+- :class:`PocketsphinxASR`: CMU PocketSphinx (English model shipped in the ``pocketsphinx`` wheel).
+- :func:`normalize_text` / :func:`error_rate`: the paper's App. C normalisation and WER (en) / CER
+  (zh) with jiwer; delegated to :mod:`uniss.metrics` so evaluation and data filtering share one rule.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from uniss.audio import SAMPLE_RATE_HZ
+from uniss.engines import EngineError, EngineUnavailableError, check_language
+
+#: gzip compression ratio above which a decode is a repetition loop (Whisper's
+#: ``compression_ratio_threshold`` default, openai/whisper ``transcribe.py``); such an utterance is
+#: decoded again by the sequential path with its temperature fallback.
+COMPRESSION_RATIO_MAX = 2.4
+
+#: Whisper's fixed input window in seconds (Radford et al. 2022, §2.2: 30 s log-mel windows).
+WHISPER_WINDOW_S = 30.0
+
+
+@runtime_checkable
+class ASREngine(Protocol):
+    """Speech recognition: ``B`` waveforms ``(N_i,)`` float32 16 kHz -> ``B`` transcripts."""
+
+    def transcribe(self, wavs: list[np.ndarray], language: str) -> list[str]:
+        """Transcribe each waveform in ``language`` (``en``/``zh``); one string per input."""
+        ...
+
+
+def _check_wavs(wavs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    out = []
+    for i, w in enumerate(wavs):
+        x = np.asarray(w, dtype=np.float32)
+        if x.ndim != 1:
+            raise EngineError(f"ASR input {i} must be mono (N,), got shape {x.shape}")
+        if x.size == 0:
+            raise EngineError(f"ASR input {i} holds 0 samples")
+        if not np.all(np.isfinite(x)):
+            raise EngineError(f"ASR input {i} contains NaN or infinite samples")
+        out.append(np.ascontiguousarray(x))
+    return out
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> Any:
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    """Traditional -> simplified Chinese (OpenCC ``t2s`` config); other scripts unchanged."""
+    return _t2s().convert(text)
+
+
+@lru_cache(maxsize=4)
+def _load_whisper(model_dir: str, compute_type: str, cpu_threads: int) -> Any:
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(model_dir, device="cpu", compute_type=compute_type, cpu_threads=cpu_threads,
+                        local_files_only=True)
+
+
+class WhisperASR:
+    """Whisper-base ASR over faster-whisper (CTranslate2), CPU, from a local model directory.
+
+    Args:
+        model_dir: CTranslate2 Whisper directory (``model.bin``, ``config.json``, ``tokenizer.json``,
+            ``vocabulary.json``); default ``uniss.settings.get_settings().whisper_dir``.
+        beam_size: beam width (1 = greedy; the paper's evaluation numbers here use 1).
+        compute_type: CTranslate2 compute type (``int8`` on CPU).
+        batch_size: utterances per encoder/decoder call.
+        cpu_threads: CTranslate2 intra-op threads (2 = this machine's cores; 0 = CTranslate2's default).
+        max_new_tokens: cap on generated tokens per utterance (Whisper's text context is 448).
+    Raises:
+        EngineUnavailableError: model directory missing or not a Whisper CT2 model.
+        EngineError: bad beam/batch size.
+    The model is loaded once per (dir, compute_type, threads) and shared (cached).
+    """
+
+    def __init__(self, model_dir: str | Path | None = None, beam_size: int = 1, compute_type: str = "int8",
+                 batch_size: int = 8, cpu_threads: int = 2, max_new_tokens: int = 200) -> None:
+        if model_dir is None:
+            from uniss.settings import get_settings
+
+            model_dir = get_settings().whisper_dir
+        self.model_dir = Path(model_dir)
+        if beam_size < 1 or batch_size < 1:
+            raise EngineError(f"beam_size and batch_size must be >= 1 (got {beam_size}, {batch_size})")
+        missing = [f for f in ("model.bin", "config.json", "tokenizer.json") if not (self.model_dir / f).is_file()]
+        if missing:
+            raise EngineUnavailableError(
+                f"Whisper model directory {self.model_dir} lacks {missing}; run `make models` "
+                "(scripts/install_models.py) or set UNISS_MODELS_DIR")
+        self.beam_size = int(beam_size)
+        self.compute_type = compute_type
+        self.batch_size = int(batch_size)
+        self.cpu_threads = int(cpu_threads)
+        self.max_new_tokens = int(max_new_tokens)
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> Any:
+        """The shared ``faster_whisper.WhisperModel``."""
+        try:
+            return _load_whisper(str(self.model_dir.resolve()), self.compute_type, self.cpu_threads)
+        except (RuntimeError, ValueError, OSError) as e:
+            raise EngineUnavailableError(f"cannot load Whisper from {self.model_dir}: {e}") from None
+
+    def _post(self, text: str, language: str) -> str:
+        text = " ".join(text.split())
+        return to_simplified(text) if language == "zh" else text
+
+    def transcribe_one(self, wav: np.ndarray, language: str) -> str:
+        """One utterance through faster-whisper's own sequential ``WhisperModel.transcribe``
+        (long-form, any length; temperature fallback at the library defaults).
+
+        Args: ``wav`` ``(N,)`` float32 16 kHz; ``language`` ``en``/``zh``.
+        Raises: EngineError (bad input), UnknownLanguageError.
+        """
+        check_language(language)
+        (x,) = _check_wavs([wav])
+        with self._lock:
+            segments, _ = self.model.transcribe(
+                x, language=language, task="transcribe", beam_size=self.beam_size, without_timestamps=True,
+                condition_on_previous_text=False, vad_filter=False)
+            text = " ".join(s.text.strip() for s in segments)
+        return self._post(text, language)
+
+    def _generate(self, feats: np.ndarray, language: str) -> list[str]:
+        """Decode a ``(B, 80, 3000)`` float32 batch of padded log-mel windows."""
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        model = self.model
+        tok = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
+        prompt = model.get_prompt(tok, [], without_timestamps=True)
+        enc = model.encode(feats)  # CTranslate2 StorageView (B, 1500, 512)
+        res = model.model.generate(
+            enc, [list(prompt) for _ in range(feats.shape[0])], beam_size=self.beam_size,
+            max_length=min(model.max_length, len(prompt) + self.max_new_tokens),
+            suppress_blank=True, suppress_tokens=get_suppressed_tokens(tok, [-1]))
+        out = []
+        for r in res:
+            ids = [t for t in r.sequences_ids[0] if t < tok.eot]
+            out.append(tok.decode(ids).strip())
+        return out
+
+    def transcribe(self, wavs: list[np.ndarray], language: str, *, progress: bool = False) -> list[str]:
+        """Batched transcription of ``B`` utterances in ``language``.
+
+        Args:
+            wavs: ``B`` waveforms ``(N_i,)`` float32 16 kHz.
+            language: ``en`` or ``zh`` (forced; no language detection).
+            progress: show a tqdm bar over batches.
+        Returns:
+            ``B`` transcripts (Chinese in simplified characters), in input order.
+        Raises:
+            UnknownLanguageError, EngineError (empty/non-finite/non-mono input).
+        """
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.transcribe import get_compression_ratio
+        from tqdm.auto import tqdm
+
+        check_language(language)
+        xs = _check_wavs(wavs)
+        out: list[str | None] = [None] * len(xs)
+        redo: list[int] = []
+        short = [i for i, x in enumerate(xs) if x.size <= WHISPER_WINDOW_S * SAMPLE_RATE_HZ]
+        short_set = set(short)
+        long_ = [i for i in range(len(xs)) if i not in short_set]
+        batches = [short[k:k + self.batch_size] for k in range(0, len(short), self.batch_size)]
+        with self._lock:
+            fe = self.model.feature_extractor
+            for b in tqdm(batches, desc="whisper", unit="batch", disable=not progress):
+                feats = np.stack([pad_or_trim(fe(xs[i])[..., :-1]) for i in b]).astype(np.float32)  # (B, 80, 3000)
+                for i, t in zip(b, self._generate(feats, language)):
+                    if get_compression_ratio(t) > COMPRESSION_RATIO_MAX:
+                        redo.append(i)  # a repetition loop: Whisper's own fallback decides (below)
+                    else:
+                        out[i] = self._post(t, language)
+        for i in long_ + redo:
+            out[i] = self.transcribe_one(xs[i], language)
+        return [o or "" for o in out]
+
+
+class PocketsphinxASR:
+    """English ASR with CMU PocketSphinx 5 (its US-English acoustic model, LM and dictionary ship in
+    the ``pocketsphinx`` wheel; https://pocketsphinx.readthedocs.io). English only; far weaker than
+    Whisper (a second, independent opinion for filtering, never the evaluation ASR).
+
+    Raises:
+        EngineUnavailableError: the ``pocketsphinx`` package is not installed.
+    """
+
+    def __init__(self) -> None:
+        try:
+            import pocketsphinx  # noqa: F401
+        except ImportError as e:
+            raise EngineUnavailableError(f"pocketsphinx is not installed ({e}); pip install pocketsphinx") from None
+        self._lock = threading.Lock()
+        self._decoder: Any = None
+
+    def _dec(self) -> Any:
+        if self._decoder is None:
+            from pocketsphinx import Decoder
+
+            self._decoder = Decoder(samprate=SAMPLE_RATE_HZ, loglevel="FATAL")
+        return self._decoder
+
+    def transcribe(self, wavs: list[np.ndarray], language: str) -> list[str]:
+        """Transcribe ``B`` English waveforms ``(N_i,)`` float32 16 kHz one by one.
+
+        Raises: UnknownLanguageError (anything but ``en``), EngineError (bad input).
+        """
+        check_language(language)
+        if language != "en":
+            from uniss.engines import UnknownLanguageError
+
+            raise UnknownLanguageError(f"PocketsphinxASR supports only 'en', got {language!r}")
+        out = []
+        with self._lock:
+            dec = self._dec()
+            for x in _check_wavs(wavs):
+                pcm = (np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()  # 16-bit LE PCM
+                dec.start_utt()
+                dec.process_raw(pcm, full_utt=True)
+                dec.end_utt()
+                hyp = dec.hyp()
+                out.append(hyp.hypstr if hyp is not None else "")
+        return out
+
+
+def normalize_text(text: str, language: str) -> str:
+    """Paper App. C normalisation: ``en`` lowercased, punctuation removed except apostrophes;
+    ``zh`` simplified (OpenCC t2s), punctuation removed. Whitespace collapsed.
+
+    Raises: UnknownLanguageError. Delegates to :func:`uniss.metrics.normalize_for_bleu`.
+    """
+    from uniss.metrics import normalize_for_bleu
+
+    check_language(language)
+    return normalize_for_bleu(text, language)
+
+
+def error_rate(ref: str, hyp: str, language: str) -> float:
+    """WER (``en``, words) or CER (``zh``, characters) of one pair with jiwer, after
+    :func:`normalize_text` (paper App. C: Whisper WER for English, CER for Chinese).
+
+    Returns a float >= 0 (> 1 with many insertions); an empty reference gives 0.0 if the
+    hypothesis is empty too, else 1.0. Raises: UnknownLanguageError.
+    Delegates to :func:`uniss.metrics.utterance_error_rate` (one rule for data filtering and eval).
+    """
+    from uniss.metrics import utterance_error_rate
+
+    check_language(language)
+    return float(utterance_error_rate(ref or "", hyp or "", language))
