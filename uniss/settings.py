@@ -163,7 +163,7 @@ class Settings(BaseSettings):
         if f.exists():
             return _read_credentials(f)
         f.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        access = "UNISS" + secrets.token_hex(8).upper()  # 5 + 16 = 20 chars, like AWS key ids
+        access = "UNISS" + secrets.token_hex(8).upper()[:15]  # 5 + 15 = 20 chars, like AWS key ids
         secret = secrets.token_urlsafe(30)  # 40 chars
         payload = json.dumps({"access_key": access, "secret_key": secret}).encode()
         tmp = f.with_name(f".{f.name}.{os.getpid()}.tmp")
