@@ -14,7 +14,9 @@ Shape legend: ``N_i`` = samples of utterance i at 16 kHz; ``B`` = batch size; Wh
   ARCHITECTURE.md "Evaluation"); ``tests/unit/engines/test_asr.py`` cross-checks batch vs one-by-one.
   ``BatchedInferencePipeline`` is not used: it batches VAD chunks of *one* long recording, not a
   list of utterances. Utterances over 30 s go through faster-whisper's sequential long-form path.
-  Chinese output is converted to simplified characters (OpenCC ``t2s``).
+  Chinese output is converted to simplified characters (OpenCC ``t2s``). A batched decode whose
+  gzip compression ratio exceeds 2.4 (a repetition loop; Whisper's own threshold) is redone by
+  faster-whisper's sequential path with its temperature fallback, as unbatched Whisper would.
 - :class:`PocketsphinxASR`: CMU PocketSphinx (English model shipped in the ``pocketsphinx`` wheel).
 - :func:`normalize_text` / :func:`error_rate`: the paper's App. C normalisation and WER (en) / CER
   (zh) with jiwer; delegated to :mod:`uniss.metrics` so evaluation and data filtering share one rule.
@@ -36,6 +38,10 @@ from uniss.engines import EngineError, EngineUnavailableError, check_language
 #: ``compression_ratio_threshold`` default, openai/whisper ``transcribe.py``); such an utterance is
 #: decoded again by the sequential path with its temperature fallback.
 COMPRESSION_RATIO_MAX = 2.4
+
+#: Upper bound on text tokens per second of speech used to cap generation (fast speech is about
+#: 4-6 words or Chinese characters per second, at most ~2 BPE tokens each); bounds repetition loops.
+MAX_TOKENS_PER_S = 15.0
 
 #: Whisper's fixed input window in seconds (Radford et al. 2022, §2.2: 30 s log-mel windows).
 WHISPER_WINDOW_S = 30.0
@@ -150,7 +156,7 @@ class WhisperASR:
             text = " ".join(s.text.strip() for s in segments)
         return self._post(text, language)
 
-    def _generate(self, feats: np.ndarray, language: str) -> list[str]:
+    def _generate(self, feats: np.ndarray, language: str, max_new_tokens: int) -> list[str]:
         """Decode a ``(B, 80, 3000)`` float32 batch of padded log-mel windows."""
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
@@ -161,7 +167,7 @@ class WhisperASR:
         enc = model.encode(feats)  # CTranslate2 StorageView (B, 1500, 512)
         res = model.model.generate(
             enc, [list(prompt) for _ in range(feats.shape[0])], beam_size=self.beam_size,
-            max_length=min(model.max_length, len(prompt) + self.max_new_tokens),
+            max_length=min(model.max_length, len(prompt) + max_new_tokens),
             suppress_blank=True, suppress_tokens=get_suppressed_tokens(tok, [-1]))
         out = []
         for r in res:
@@ -197,7 +203,9 @@ class WhisperASR:
             fe = self.model.feature_extractor
             for b in tqdm(batches, desc="whisper", unit="batch", disable=not progress):
                 feats = np.stack([pad_or_trim(fe(xs[i])[..., :-1]) for i in b]).astype(np.float32)  # (B, 80, 3000)
-                for i, t in zip(b, self._generate(feats, language)):
+                longest_s = max(xs[i].size for i in b) / SAMPLE_RATE_HZ
+                cap = min(self.max_new_tokens, int(np.ceil(longest_s * MAX_TOKENS_PER_S)) + 10)
+                for i, t in zip(b, self._generate(feats, language, cap)):
                     if get_compression_ratio(t) > COMPRESSION_RATIO_MAX:
                         redo.append(i)  # a repetition loop: Whisper's own fallback decides (below)
                     else:
