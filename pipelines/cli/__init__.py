@@ -38,6 +38,9 @@ _stack.register(app)
 from pipelines.cli import serve as _serve  # noqa: E402  (serve, translate)
 
 _serve.register(app)
+from pipelines.cli import evaluate as _evaluate  # noqa: E402  (evaluate, compare, promote, rollback)
+
+_evaluate.register(app)
 
 
 def main() -> None:

@@ -193,3 +193,40 @@ def test_pyfunc_loads_champion(registry):
 
     model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
     assert model.metadata.flavors["python_function"]
+
+
+def test_cli_promote_refuses_then_promotes_then_rolls_back(registry, tmp_path_factory):
+    """The acceptance path through the ``uniss`` CLI: a worse challenger is refused with reasons
+    (exit 1), a better one is promoted, ``uniss rollback`` restores the previous champion."""
+    from mlflow import MlflowClient
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    R = registry
+    c = MlflowClient()
+    bundle = _tiny_bundle(tmp_path_factory.mktemp("cli"), "c")
+    before = c.get_model_version_by_alias(NAME, "champion").version if R.alias_version("champion") else None
+    base = R.version_metrics(before) if before else _metrics(10.0, 10.0, 0.8)
+    worse = R.register(bundle, metrics={k: (v - 5 if k.startswith("speech_bleu") else v) for k, v in base.items()})
+    better = R.register(bundle, metrics={k: (v + 3 if k.startswith("speech_bleu") else v) for k, v in base.items()})
+    runner = CliRunner()
+
+    res = runner.invoke(app, ["promote", worse])
+    assert res.exit_code == 1, res.output
+    assert "refused" in res.output and "regressed by 5" in res.output
+    assert R.alias_version("champion") == before
+
+    res = runner.invoke(app, ["promote", worse, "--force"])
+    assert res.exit_code == 2 and "reason" in res.output  # typed error, one line
+
+    res = runner.invoke(app, ["promote", better])
+    assert res.exit_code == 0, res.output
+    assert "promoted" in res.output and R.alias_version("champion") == better
+
+    res = runner.invoke(app, ["rollback", "--reason", "cli test"])
+    assert res.exit_code == 0, res.output
+    assert R.alias_version("champion") == before
+
+    res = runner.invoke(app, ["promote", "999"])
+    assert res.exit_code == 2 and "no version 999" in res.output

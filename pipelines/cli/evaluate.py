@@ -1,0 +1,126 @@
+"""``uniss evaluate``, ``uniss compare``, ``uniss promote``, ``uniss rollback``.
+
+Thin glue over ``serving.evaluate`` (paper Table 1 / Table 4) and ``serving.registry`` (MLflow
+registry with the evaluation gate of ``uniss.gate``). MLflow is reached at ``MLFLOW_TRACKING_URI``
+or ``UNISS_MLFLOW_TRACKING_URI`` (``uniss stack env`` prints them).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import typer
+
+from pipelines.cli._common import console, err_console, friendly_errors
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in value.split(",") if x.strip())
+
+
+def evaluate(
+    model: str = typer.Option(..., "--model", help="bundle directory or models:/uniss-s2st@ALIAS"),
+    data: Path = typer.Option(..., "--data", help="UniST dataset directory"),
+    split: str = typer.Option("test", help="train | dev | test"),
+    directions: str = typer.Option("en-zh,zh-en", help="comma-separated: en-zh,zh-en"),
+    modes: str = typer.Option("quality,performance,direct", help="comma-separated: quality,performance,direct"),
+    limit: int = typer.Option(0, help="at most N utterances per direction (0 = all)"),
+    out: Path = typer.Option(None, help="report directory (default <UNISS_HOME>/eval/<time>)"),
+    batch_size: int = typer.Option(4, help="utterances per translate call"),
+    seed: int = typer.Option(0, help="sampling seed"),
+    greedy: bool = typer.Option(False, help="greedy decoding instead of the paper's sampling"),
+    variant: str = typer.Option(None, help="ablation variant label (MLflow tag uniss.variant)"),
+    no_mlflow: bool = typer.Option(False, "--no-mlflow", help="do not log to MLflow"),
+) -> None:
+    """Evaluate a model: Speech-BLEU, Text-BLEU, SLC-0.2/0.4, speaker similarity, RTF (paper Table 1)."""
+    from rich.table import Table
+
+    from serving.evaluate import TITLES, evaluate as run
+    from serving.registry import tracking_uri
+
+    tags = {"uniss.variant": variant} if variant else {}
+    tags["uniss.model"] = model
+    rep = run(model, data, split=split, directions=_csv(directions), modes=_csv(modes), limit=limit or None,
+              out_dir=out, batch_size=batch_size, seed=seed, do_sample=not greedy,
+              log_mlflow=not no_mlflow, run_name=variant or "evaluate", run_tags=tags)
+    t = Table(title=f"{model} on {split}")
+    for c in ("direction", "mode", "n", *TITLES.values()):
+        t.add_column(c, justify="right")
+    for _, r in rep.table().iterrows():
+        t.add_row(r["direction"], r["mode"], str(r["n"]),
+                  *("-" if math.isnan(r[m]) else f"{r[m]:.2f}" if "bleu" in m else f"{r[m]:.3f}" for m in TITLES))
+    console.print(t)
+    for lang, sig in rep.signatures.items():
+        console.print(f"SacreBLEU ({lang}): {sig}")
+    for lang, a in rep.asr_agreement.items():
+        console.print(f"ASR batched vs unbatched ({lang}): exact {a['exact']:.2f}, error rate {a['error_rate']:.3f} on {a['n']} clips")
+    console.print(f"report: {rep.out_dir}" + ("" if no_mlflow else f"  (logged to {tracking_uri()})"))
+
+
+def compare(
+    runs: list[str] = typer.Argument(..., help="MLflow run ids (RUN or RUN:MODE); the first is the base"),
+    metric: str = typer.Option("speech_bleu", help="metric to compare"),
+    directions: str = typer.Option("en-zh,zh-en", help="comma-separated directions"),
+    mode: str = typer.Option("performance", help="mode of runs given without :MODE (paper Table 4: performance)"),
+    no_log: bool = typer.Option(False, "--no-log", help="do not log the table to MLflow"),
+) -> None:
+    """Paper Table 4 style delta table of evaluation runs (ablations), logged to MLflow."""
+    from rich.table import Table
+
+    from serving.evaluate import compare_runs, log_comparison
+
+    df = compare_runs(runs, metric=metric, directions=_csv(directions), default_mode=mode)
+    t = Table(title=f"{metric}: deltas vs {df['variant'].iloc[0]}")
+    t.add_column("variant")
+    t.add_column("mode")
+    dcols = [c for c in df.columns if c.startswith(metric + ".")]
+    for c in dcols:
+        t.add_column(c.split(".", 1)[1].upper(), justify="right")
+    for c in dcols:
+        t.add_column("Δ " + c.split(".", 1)[1].upper(), justify="right")
+    for i, (_, r) in enumerate(df.iterrows()):
+        deltas = ["-" if i == 0 else f"{r['delta.' + c.split('.', 1)[1]]:+.2f}" for c in dcols]
+        t.add_row(str(r["variant"]), str(r["mode"]), *(f"{r[c]:.2f}" for c in dcols), *deltas)
+    console.print(t)
+    if not no_log:
+        rid = log_comparison(df, metric=metric)
+        console.print(f"logged comparison run {rid}")
+
+
+def promote(
+    version: str = typer.Argument(..., help="model version of uniss-s2st"),
+    force: bool = typer.Option(False, "--force", help="promote even if the gate refuses (needs --reason)"),
+    reason: str = typer.Option(None, "--reason", help="why a forced promotion is acceptable (recorded)"),
+    params: Path = typer.Option(None, help="params.yaml holding the gate: section (default: the repo's)"),
+) -> None:
+    """Move alias champion to VERSION through the evaluation gate (exit 1 when refused)."""
+    from serving.registry import promote as run
+
+    d = run(version, force=force, reason=reason, params_path=params)
+    for c in d.checks:
+        mark = "[green]ok[/]" if c.passed else "[red]FAIL[/]"
+        console.print(f"  {mark} {c.kind:10s} {c.message}")
+    if d.passed:
+        console.print(f"[bold green]promoted[/] version {version} to champion")
+    elif force:
+        console.print(f"[bold yellow]forced[/] version {version} to champion despite: " + "; ".join(d.reasons))
+    else:
+        err_console.print(f"[bold red]refused[/]: version {version} stays challenger: " + "; ".join(d.reasons))
+        raise typer.Exit(code=1)
+
+
+def rollback(reason: str = typer.Option(None, "--reason", help="why (recorded in MLflow)")) -> None:
+    """Move alias champion back to the previous champion."""
+    from serving.registry import rollback as run
+
+    v = run(reason=reason)
+    console.print(f"champion is now version {v}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the four commands to the root app."""
+    app.command("evaluate")(friendly_errors(evaluate))
+    app.command("compare")(friendly_errors(compare))
+    app.command("promote")(friendly_errors(promote))
+    app.command("rollback")(friendly_errors(rollback))
