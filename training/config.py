@@ -136,7 +136,7 @@ class TrainConfig(_Frozen):
         batch_tokens: tokens per optimizer step over all ranks (token-based batch size);
             gradient accumulation = batch_tokens / (seq_len * micro_batch_size * world_size).
         epochs: passes over the phase's samples.
-        max_steps: cap on optimizer steps (``null`` = from epochs).
+        max_steps: cap on optimizer steps (the phase runs ``min(epochs x packs / per-step, max_steps)``).
         checkpoint_every: optimizer steps between checkpoints (one is always written at the end).
         keep_checkpoints: how many step checkpoints to keep.
         log_every: optimizer steps between logged metrics.

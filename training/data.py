@@ -71,10 +71,8 @@ def load_rows(data_dir: str | Path, *, split: str, subset: str, max_rows: int | 
     Raises:
         DataError: no rows; the reader's own errors (``DataNotValidatedError`` ...) pass through.
     """
-    try:
-        from uniss.unist.dataset import load_samples
-    except ImportError:  # the data product's reader is not installed: read the shard contract directly
-        load_samples = _read_shards
+    from uniss.unist.dataset import load_samples
+
     df = load_samples(data_dir, split=split, subset=subset, require_validated=True)
     df = df.drop(columns=[c for c in ("src_audio", "tgt_audio") if c in df.columns])
     if max_rows is not None:
@@ -82,19 +80,6 @@ def load_rows(data_dir: str | Path, *, split: str, subset: str, max_rows: int | 
     if len(df) == 0:
         raise DataError(f"{data_dir}: no rows in split={split!r} subset={subset!r}")
     return df.to_dict("records")
-
-
-def _read_shards(data_dir: str | Path, *, split: str, subset: str, require_validated: bool = True):
-    """The shard contract of docs/design.md read with pandas (same filter semantics as
-    ``uniss.unist.dataset.load_samples``: rows of ``split`` whose ``general``/``hq`` flag is true)."""
-    import pandas as pd
-
-    manifest = check_dataset(data_dir) if require_validated else json.loads((Path(data_dir) / "manifest.json").read_text())
-    if subset not in ("general", "hq"):
-        raise DataError(f"subset must be 'general' or 'hq', got {subset!r}")
-    frames = [pd.read_parquet(Path(data_dir) / s["path"]) for s in manifest["shards"]]
-    df = pd.concat(frames, ignore_index=True)
-    return df[(df["split"] == split) & df[subset].astype(bool)].reset_index(drop=True)
 
 
 def codec_info(codec_dir: str | Path) -> dict[str, Any]:

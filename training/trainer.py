@@ -345,7 +345,9 @@ def setup(work: Path) -> _State:
     n = st.data["input_ids"].shape[0]
     st.ga = cfg.grad_accum(world)
     per_step = world * st.ga * cfg.micro_batch_size
-    st.total_steps = cfg.max_steps or max(1, int(cfg.epochs * n) // per_step)
+    st.total_steps = max(1, int(cfg.epochs * n) // per_step)
+    if cfg.max_steps is not None:
+        st.total_steps = min(st.total_steps, cfg.max_steps)
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and _bf16_supported())
     model = load_checked_model(work / START_DIR / "model", attn_implementation=cfg.attn_implementation)
     model.config.use_cache = False
