@@ -1,0 +1,136 @@
+"""WhisperASR on real speech (LibriVox recordings, system TTS voices, an 8 kHz stereo file),
+batch vs one-by-one agreement, PocketSphinx, and the paper's WER/CER with hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soxr
+
+from uniss.audio import SAMPLE_RATE_HZ, load_audio, to_wav_bytes
+from uniss.engines import EngineError, EngineUnavailableError, UnknownLanguageError
+from uniss.engines.asr import PocketsphinxASR, WhisperASR, error_rate, normalize_text
+from uniss.metrics import error_rate as corpus_error_rate
+
+from .conftest import EN_SENTENCES, ZH_SENTENCES
+
+EN_VOICES = ["flite:slt", "espeak:en-us"]
+ZH_VOICES = ["espeak:cmn-latn-pinyin+f3"]
+
+
+def eight_khz_stereo_bytes(wav16: np.ndarray) -> bytes:
+    """A WAV file at 8 kHz with two different channels (left loud, right at half gain)."""
+    import io
+
+    import soundfile as sf
+
+    x8 = soxr.resample(wav16, SAMPLE_RATE_HZ, 8000)
+    stereo = np.stack([x8, 0.5 * x8], axis=1).astype(np.float32)  # (N, 2)
+    buf = io.BytesIO()
+    sf.write(buf, stereo, 8000, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def english(tts, whisper, librivox_clips):
+    """One batched Whisper call over LibriVox + TTS + the 8 kHz stereo clip (results per group)."""
+    tts_items = [(v, s, tts.synthesize(s, "en", v)) for v in EN_VOICES for s in EN_SENTENCES]
+    src16 = tts_items[0][2]
+    loaded8 = load_audio(eight_khz_stereo_bytes(src16))
+    wavs = [w for _, w, _ in librivox_clips] + [w for _, _, w in tts_items] + [loaded8]
+    hyps = whisper.transcribe(wavs, "en")
+    n = len(librivox_clips)
+    return {"librivox": (librivox_clips, hyps[:n]), "tts": (tts_items, hyps[n:n + len(tts_items)]),
+            "8k": (tts_items[0][1], src16, loaded8, hyps[-1])}
+
+
+@pytest.mark.slow
+def test_librivox_real_speech_low_wer(english):
+    clips, hyps = english["librivox"]
+    wer = corpus_error_rate([r for _, _, r in clips], hyps, "en")
+    assert len(hyps) == 5
+    assert wer < 0.1, list(zip([r for _, _, r in clips], hyps))
+
+
+@pytest.mark.slow
+def test_tts_english_wer_below_0_3(english):
+    items, hyps = english["tts"]
+    for v in EN_VOICES:
+        pairs = [(s, h) for (vv, s, _), h in zip(items, hyps) if vv == v]
+        wer = corpus_error_rate([s for s, _ in pairs], [h for _, h in pairs], "en")
+        assert wer < 0.3, (v, pairs)
+
+
+@pytest.mark.slow
+def test_8khz_stereo_resampled_and_still_transcribed(english):
+    text, src16, loaded8, hyp = english["8k"]
+    assert loaded8.dtype == np.float32 and loaded8.ndim == 1
+    assert abs(loaded8.size - src16.size) <= 2  # duration kept (samples at 16 kHz)
+    # content survives: the 16 kHz reconstruction of the 8 kHz mix correlates with a band-limited source
+    ref = soxr.resample(soxr.resample(src16, SAMPLE_RATE_HZ, 8000), 8000, SAMPLE_RATE_HZ)
+    m = min(ref.size, loaded8.size)
+    corr = float(np.corrcoef(ref[:m], loaded8[:m])[0, 1])
+    assert corr > 0.95
+    assert error_rate(text, hyp, "en") < 0.3, hyp
+
+
+def test_mandarin_espeak_cer_below_0_4(tts, whisper):
+    wavs = [tts.synthesize(s, "zh", v) for v in ZH_VOICES for s in ZH_SENTENCES]
+    hyps = whisper.transcribe(wavs, "zh")
+    cer = corpus_error_rate(ZH_SENTENCES * len(ZH_VOICES), hyps, "zh")
+    assert cer < 0.4, hyps
+    # simplified output: t2s leaves it unchanged
+    from uniss.engines.asr import to_simplified
+
+    assert all(to_simplified(h) == h for h in hyps)
+
+
+@pytest.mark.slow
+def test_batch_matches_one_by_one(whisper, librivox_clips, english):
+    _, batch_hyps = english["librivox"]
+    for (cid, wav, _), bh in list(zip(librivox_clips, batch_hyps))[:3]:
+        single = whisper.transcribe_one(wav, "en")
+        assert error_rate(single, bh, "en") <= 0.1, (cid, single, bh)
+    # a batch of one equals its own element in a bigger batch (padding never leaks across items)
+    assert whisper.transcribe([librivox_clips[1][1]], "en")[0] == batch_hyps[1]
+
+
+def test_whisper_bad_input(whisper, tmp_path):
+    with pytest.raises(UnknownLanguageError):
+        whisper.transcribe([np.zeros(16000, np.float32)], "fr")
+    with pytest.raises(EngineError):
+        whisper.transcribe([np.zeros(0, np.float32)], "en")
+    with pytest.raises(EngineError):
+        whisper.transcribe([np.full(1600, np.nan, np.float32)], "en")
+    assert whisper.transcribe([], "en") == []
+    with pytest.raises(EngineUnavailableError, match="lacks"):
+        WhisperASR(model_dir=tmp_path)
+
+
+def test_pocketsphinx_english(librivox_clips):
+    cid, wav, ref = librivox_clips[4]  # "he might even have been made amiable himself"
+    hyp = PocketsphinxASR().transcribe([wav], "en")[0]
+    assert error_rate(ref, hyp, "en") < 0.4, hyp
+    with pytest.raises(UnknownLanguageError):
+        PocketsphinxASR().transcribe([wav], "zh")
+
+
+def test_normalize_text_paper_rules():
+    assert normalize_text("Hello, World! It's  \"fine\".", "en") == "hello world it's fine"
+    assert normalize_text("今天天氣很好，對吧？", "zh") == "今天天气很好 对吧"
+    with pytest.raises(UnknownLanguageError):
+        normalize_text("x", "de")
+
+
+def test_error_rate_hand_computed():
+    # en: 1 deletion ("the") over 6 reference words
+    assert error_rate("The cat sat on the mat.", "the cat sat on mat", "en") == pytest.approx(1 / 6)
+    # en: 1 substitution over 4 words; punctuation/case are free
+    assert error_rate("I don't like it", "i do not like it", "en") == pytest.approx(2 / 4)
+    # zh: 1 substitution (汽/气) + 1 insertion (啊) over 6 characters
+    assert error_rate("今天天气很好", "今天天汽很好啊", "zh") == pytest.approx(2 / 6)
+    # zh: traditional hypothesis equals simplified reference after normalisation
+    assert error_rate("今天天气很好", "今天天氣很好。", "zh") == 0.0
+    assert error_rate("", "", "en") == 0.0
+    with pytest.raises(UnknownLanguageError):
+        error_rate("a", "a", "xx")
