@@ -88,20 +88,26 @@ def registry(tracking_uri):
     mp.undo()
 
 
-def _tiny_bundle(out: Path, tag: str) -> Path:
-    """A real (untrained) bundle: BPE text tokenizer + speech tokens, tiny Qwen2, bundle.json."""
+def _tiny_bundle(out: Path, tag: str, codec_dir: Path | None = None) -> Path:
+    """A real (untrained) bundle: BPE text tokenizer + speech tokens, a 2-layer Qwen2, bundle.json,
+    and (when given) a fitted lite codec directory."""
     from uniss.bundle import save_bundle
-    from uniss.lm import build_speech_tokenizer, expand_vocab, train_text_tokenizer, uniss_lm_tiny, vocab_for
+    from uniss.lm import build_speech_tokenizer, train_text_tokenizer, uniss_lm, vocab_for
 
+    sizes = {"speaker": 8, "semantic": 16, "linguistic": 8}
+    if codec_dir is not None:
+        from uniss.codecs import load_codec
+
+        sizes = dict(load_codec(codec_dir).sizes)
     texts = ["hello world", "the cat sat on the mat", "我们的国家很大", "你好世界"] * 4
     text_tok = train_text_tokenizer(texts, vocab_size=300, min_frequency=1)
-    vocab = vocab_for(text_tok, {"speaker": 8, "semantic": 16, "linguistic": 8})
+    vocab = vocab_for(text_tok, sizes)
     tok = build_speech_tokenizer(text_tok, vocab)
-    model = uniss_lm_tiny(len(text_tok))
-    expand_vocab(model, vocab, tokenizer=tok)
+    model = uniss_lm("tiny", vocab.total, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=2)
     meta = {"phase": 3, "size": "tiny", "data_version": f"data-{tag}", "shard_md5s": [f"md5-{tag}-0", f"md5-{tag}-1"],
             "codec_fingerprint": "sha256:test", "git_commit": "abc123"}
-    return save_bundle(out / f"bundle-{tag}", model=model, tokenizer=tok, vocab=vocab, meta=meta)
+    return save_bundle(out / f"bundle-{tag}", model=model, tokenizer=tok, vocab=vocab, meta=meta, codec_dir=codec_dir)
 
 
 def _metrics(en_zh: float, zh_en: float, slc02: float) -> dict[str, float]:
@@ -116,6 +122,7 @@ def _metrics(en_zh: float, zh_en: float, slc02: float) -> dict[str, float]:
     return m
 
 
+@pytest.mark.slow
 def test_register_promote_refuse_rollback(registry, tmp_path_factory):
     R = registry
     from mlflow import MlflowClient
@@ -186,13 +193,42 @@ def test_register_promote_refuse_rollback(registry, tmp_path_factory):
         R.resolve_model_uri(f"models:/{NAME}@nope")
 
 
-def test_pyfunc_loads_champion(registry):
-    """``mlflow.pyfunc.load_model("models:/uniss-s2st@champion")`` loads the engine (and translates)."""
-    pytest.importorskip("serving.engine", reason="serving.engine (TranslationEngine) has not landed")
+@pytest.mark.slow
+def test_pyfunc_champion_translates_audio(registry, tmp_path_factory):
+    """``mlflow.pyfunc.load_model("models:/uniss-s2st@champion")`` loads the bundle through
+    ``TranslationEngine.load`` and translates base64 audio (random weights: checks the plumbing)."""
+    import base64
+    import io
+    import subprocess
+
     import mlflow
+    import pandas as pd
+    import soundfile as sf
+
+    from uniss.codecs.lite import LiteCodecConfig, fit_lite_codec
+
+    R = registry
+    d = tmp_path_factory.mktemp("pyfunc")
+    wavs = []
+    for i, text in enumerate(["hello world", "the cat sat on the mat", "please open the window", "good morning"]):
+        subprocess.run(["flite", "-voice", "slt", "-t", text, "-o", str(d / f"{i}.wav")], check=True, timeout=60)
+        wavs.append(sf.read(d / f"{i}.wav", dtype="float32")[0])
+    codec = fit_lite_codec(wavs, LiteCodecConfig.tiny(train_steps=20, max_train_s=3.0), progress=False)
+    codec.save(d / "codec")
+    bundle = _tiny_bundle(d, "p", codec_dir=d / "codec")
+    v = R.register(bundle, metrics=_metrics(50.0, 50.0, 1.0))
+    R.promote(v, force=True, reason="pyfunc plumbing test")
 
     model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
-    assert model.metadata.flavors["python_function"]
+    buf = io.BytesIO()
+    sf.write(buf, wavs[0], 16000, format="WAV")
+    out = model.predict(pd.DataFrame({"audio_b64": [base64.b64encode(buf.getvalue()).decode()],
+                                      "target_language": ["zh"], "mode": ["performance"], "seed": [0]}))
+    assert list(out.columns[:3]) == ["source_text", "target_text", "audio_b64"]
+    assert len(out) == 1 and out["source_duration_s"][0] == pytest.approx(len(wavs[0]) / 16000, abs=0.01)
+    with pytest.raises(R.PredictRequestError):
+        model.predict(pd.DataFrame({"audio_b64": ["%%%"], "target_language": ["zh"]}))
+    R.rollback(reason="undo plumbing test")
 
 
 def test_cli_promote_refuses_then_promotes_then_rolls_back(registry, tmp_path_factory):
