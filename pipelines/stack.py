@@ -536,33 +536,44 @@ def up(settings: Settings | None = None, *, timeout_s: float = DEFAULT_HEALTH_TI
 
 
 def _stop(s: Settings, name: str, timeout_s: float) -> list[int]:
-    """Stop one service we started: SIGTERM to it and its family, SIGKILL after ``timeout_s``.
-    A PID file naming a process that is no longer ours is removed without killing anything."""
-    rec = _read_pid(s, name)
-    p = _our_process(rec)
-    stopped: list[int] = []
-    if p is not None:
+    """Stop one service we started (see :func:`_stop_many`)."""
+    return _stop_many(s, [name], timeout_s)
+
+
+def _stop_many(s: Settings, names: list[str], timeout_s: float) -> list[int]:
+    """SIGTERM each named service we started and its family (in ``names`` order), then wait for all
+    of them together; SIGKILL what is left after ``timeout_s``. A PID file naming a process that is
+    no longer ours is removed without killing anything."""
+    fams: list[psutil.Process] = []
+    leaders: list[int] = []
+    for name in names:
+        p = _our_process(_read_pid(s, name))
+        if p is None:
+            continue
         fam = _family(p)
         for q in [p] + [q for q in fam if q.pid != p.pid]:
             with contextlib.suppress(psutil.Error):
                 q.send_signal(signal.SIGTERM)
-        # reap our direct child (so it does not linger as a zombie) while waiting
-        if p.pid in _CHILDREN:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                _CHILDREN[p.pid].wait(timeout=timeout_s)
-        _, alive = psutil.wait_procs(fam, timeout=timeout_s)
+        fams += fam
+        leaders.append(p.pid)
+    if fams:
+        _, alive = psutil.wait_procs(fams, timeout=timeout_s)
         for q in alive:
             with contextlib.suppress(psutil.Error):
                 q.kill()
         psutil.wait_procs(alive, timeout=5)
-        _reap(p.pid)
-        stopped = sorted(q.pid for q in fam)
-    _pid_file(s, name).unlink(missing_ok=True)
-    return stopped
+    for pid in leaders:  # reap direct children of this process (no zombies under pytest)
+        child = _CHILDREN.pop(pid, None)
+        if child is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=5)
+    for name in names:
+        _pid_file(s, name).unlink(missing_ok=True)
+    return sorted(q.pid for q in fams)
 
 
 def down(settings: Settings | None = None, *, timeout_s: float = DEFAULT_STOP_TIMEOUT_S) -> list[int]:
-    """Stop exactly the processes ``up`` started in this workspace (MLflow first, then S3).
+    """Stop exactly the processes ``up`` started in this workspace (SIGTERM to MLflow, then S3; waited together).
 
     Only PIDs from the PID files whose create time and command line still match are signalled
     (plus their descendants / session members); data, logs and credentials stay.
@@ -575,8 +586,7 @@ def down(settings: Settings | None = None, *, timeout_s: float = DEFAULT_STOP_TI
         return []
     stopped: list[int] = []
     with _lock(s):
-        for name in reversed(SERVICES):
-            stopped += _stop(s, name, timeout_s)
+        stopped = _stop_many(s, list(reversed(SERVICES)), timeout_s)
     return stopped
 
 
