@@ -171,14 +171,15 @@ def fit_codec(data_dir: str | Path, out_dir: str | Path, preset: str = "tiny", *
     return codec.fingerprint()
 
 
-def tokenize(data_dir: str | Path, codec_dir: str | Path, out_dir: str | Path | None = None, *,
-             cache: StepCache | None = None) -> dict[str, Any]:
+def tokenize(data_dir: str | Path, codec_dir: str | Path | None, out_dir: str | Path | None = None, *,
+             cache: StepCache | None = None, codec: Any = None) -> dict[str, Any]:
     """Add the six token columns to every shard (cached by codec fingerprint) and rewrite the dataset.
 
     Args:
         data_dir: synthesized dataset.
         codec_dir: a saved codec (``uniss.codecs.load_codec``).
         out_dir: where to write the tokenized dataset (default: in place).
+        codec: an already-loaded ``SpeechCodec`` (then ``codec_dir`` is only recorded).
 
     Returns:
         summary: ``rows``, ``codec_fingerprint``, ``timings``.
@@ -191,7 +192,7 @@ def tokenize(data_dir: str | Path, codec_dir: str | Path, out_dir: str | Path | 
     m = read_manifest(src)
     p = DataParams(**m["params"])
     df = read_all(src)
-    codec = load_codec(codec_dir)
+    codec = codec if codec is not None else load_codec(codec_dir)
     cache = cache or default_cache()
     tok = tokenize_samples(df, codec, cache=cache, chunk_rows=p.chunk_rows)
     quarantine = read_table(src / m["quarantine"]["path"])
@@ -204,7 +205,8 @@ def tokenize(data_dir: str | Path, codec_dir: str | Path, out_dir: str | Path | 
                 shutil.copyfile(src / extra, out / extra)
     keep = {k: v for k, v in m.items() if k not in ("shards", "quarantine", "created_at")}
     keep["codec_fingerprint"] = codec.fingerprint()
-    keep["codec"] = {"backend": codec.backend, "sizes": dict(codec.sizes), "path": str(Path(codec_dir).resolve())}
+    keep["codec"] = {"backend": codec.backend, "sizes": dict(codec.sizes),
+                     "path": str(Path(codec_dir).resolve()) if codec_dir is not None else None}
     keep["validation"] = {"passed": False, "suite": None, "failures": []}
     keep["timings"] = {**m.get("timings", {}), "tokenize_s": round(time.perf_counter() - t0, 3)}
     keep["cache"] = cache.stats.to_dict()
@@ -299,7 +301,8 @@ def checkout(version: str, out_dir: str | Path, *, registry: Any = None) -> str:
 
 def build(size: str, out_dir: str | Path, *, codec_dir: str | Path | None = None, work_dir: str | Path | None = None,
           params: DataParams | dict | None = None, register: bool = True, push: bool = True,
-          engines: Any = None, tts: Any = None, cache: StepCache | None = None, registry: Any = None) -> dict[str, Any]:
+          engines: Any = None, tts: Any = None, cache: StepCache | None = None, registry: Any = None,
+          codec: Any = None) -> dict[str, Any]:
     """The whole data build: source -> synthesize -> (fit lite codec) -> tokenize -> validate -> version.
 
     Args:
@@ -310,6 +313,8 @@ def build(size: str, out_dir: str | Path, *, codec_dir: str | Path | None = None
         work_dir: intermediate folders (default ``UNISS_HOME/work/<size>``).
         params: ``DataParams`` or overrides of ``params.yaml``.
         register / push: commit a version to the DVC registry / ``dvc push`` it to S3.
+        engines, tts, cache, registry, codec: injected engines / step cache / registry / loaded codec
+            (defaults: the real ones).
 
     Returns:
         summary: ``rows``, ``version`` (tag or None), ``counts``, ``timings`` (s), ``cache``, ``data_dir``.
@@ -333,8 +338,10 @@ def build(size: str, out_dir: str | Path, *, codec_dir: str | Path | None = None
     timed("source_s", build_source, size, work / "source", params=p, tts=tts or (engines.tts if engines else None), cache=cache)
     timed("synthesize_s", synthesize, work / "source", work / "synth", p, engines=engines, cache=cache)
     out.mkdir(parents=True, exist_ok=True)
-    codec_out = out / "codec"
-    if codec_dir is None:
+    codec_out: Path | None = out / "codec"
+    if codec is not None:
+        codec_out = Path(codec_dir) if codec_dir is not None else None
+    elif codec_dir is None:
         timed("fit_codec_s", fit_codec, work / "synth", codec_out, preset=size, cache=cache)
     elif Path(codec_dir).resolve() != codec_out.resolve():
         from uniss.codecs.base import read_manifest as codec_manifest
@@ -344,7 +351,7 @@ def build(size: str, out_dir: str | Path, *, codec_dir: str | Path | None = None
             shutil.copytree(codec_dir, codec_out)
         else:
             codec_out = Path(codec_dir)
-    timed("tokenize_s", tokenize, work / "synth", codec_out, out, cache=cache)
+    timed("tokenize_s", tokenize, work / "synth", codec_out, out, cache=cache, codec=codec)
     result = timed("validate_s", validate, out)
     tag = None
     if register:

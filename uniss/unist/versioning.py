@@ -82,17 +82,20 @@ class DataRegistry:
         self.root.mkdir(parents=True, exist_ok=True)
         if not (self.root / ".git").exists():
             self._run(["init", "-q", "-b", "main"])
-        self._run(["config", "user.name", "uniss-data"])
-        self._run(["config", "user.email", "uniss-data@localhost"])
+            self._run(["config", "user.name", "uniss-data"])
+            self._run(["config", "user.email", "uniss-data@localhost"])
         if not (self.root / ".dvc").exists():
             self._run(["init", "-q"], dvc=True)
             self._run(["config", "core.analytics", "false"], dvc=True)
             self._run(["remote", "add", "-d", REMOTE, self.remote_url], dvc=True)
             self._run(["add", ".dvc", ".dvcignore"])
             self._run(["commit", "-q", "-m", "data registry: dvc init, S3 remote"])
-        # deployment-specific, never committed: .dvc/config.local
-        self._run(["remote", "modify", "--local", REMOTE, "endpointurl", self.settings.s3_url], dvc=True)
-        self._run(["remote", "modify", "--local", REMOTE, "region", self.settings.s3_region], dvc=True)
+        # deployment-specific, never committed: .dvc/config.local (rewritten only when it changed)
+        local = self.root / ".dvc" / "config.local"
+        want = f"endpointurl = {self.settings.s3_url}"
+        if not local.exists() or want not in local.read_text():
+            self._run(["remote", "modify", "--local", REMOTE, "endpointurl", self.settings.s3_url], dvc=True)
+            self._run(["remote", "modify", "--local", REMOTE, "region", self.settings.s3_region], dvc=True)
 
     def tags(self) -> list[str]:
         """Version tags ``v<N>`` in increasing N."""
@@ -105,7 +108,9 @@ class DataRegistry:
     def add(self, data_dir: str | Path) -> str:
         """Commit a dataset directory as a new version (``dvc add`` + git commit + tag ``v<N>``).
 
-        A dataset whose bytes equal the latest version's gets no new tag: that version is returned.
+        A dataset whose content id (``manifest["version"]``: shard md5s + codec fingerprint) and
+        gate result equal the latest version's gets no new tag: that version is returned (the
+        manifest's timestamps/timings alone do not make a new version).
 
         Args:
             data_dir: a built UniST dataset (``manifest.json`` + shards), ideally validated.
@@ -122,6 +127,10 @@ class DataRegistry:
         if bad:
             raise VersioningError(f"{data_dir}: shards do not match the manifest md5s: {bad}")
         self.init()
+        log = self.log()
+        if log and log[-1].get("content_version") == m.get("version") and log[-1].get("validation_passed") == \
+                (m.get("validation") or {}).get("passed"):
+            return log[-1]["version"]  # same shards + codec as the latest version: no new version
         self._run(["checkout", "-q", "-f", "main"])
         self._run(["checkout", "-f"], dvc=True, check=False)  # workspace at main's version
         dst = self.root / DATASET
@@ -138,7 +147,7 @@ class DataRegistry:
                     return t
         n = int(_TAG.match(tags[-1]).group(1)) + 1 if tags else 1
         tag = f"v{n}"
-        summary = {"version": tag, "counts": (m.get("counts") or {}).get("subsets", {}),
+        summary = {"version": tag, "content_version": m.get("version"), "counts": (m.get("counts") or {}).get("subsets", {}),
                    "codec_fingerprint": m.get("codec_fingerprint"), "validation_passed": (m.get("validation") or {}).get("passed"),
                    "shards": {s["path"]: s["md5"] for s in m["shards"]}}
         self._run(["commit", "-q", "--allow-empty", "-m", f"data {tag}\n\n{json.dumps(summary, indent=1, sort_keys=True)}"])

@@ -132,3 +132,23 @@ def test_each_expectation_catches_its_defect(built: Path, col, bad, expectation)
     got = [(f["column"], f["row_ids"]) for f in r["failures"]]
     assert (expectation, [df.at[i, "id"]]) in got
     assert all(ids == [df.at[i, "id"]] for _, ids in got)  # only the defective row is named
+
+
+def test_cli_validate_exit_codes(built: Path):
+    """`uniss data validate` prints the failing expectations and row ids on one line, exit code 2."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["data", "validate", str(built)])
+    assert r.exit_code == 0 and "passed 15 expectations" in r.output
+    p = built / read_manifest(built)["shards"][0]["path"]
+    df = read_table(p)
+    df.loc[1, "ratio"] = 0.1
+    write_table(df, p)
+    r = runner.invoke(app, ["data", "validate", str(built)])
+    assert r.exit_code == 2
+    out = " ".join(r.output.split())
+    assert "DataValidationError" in out and "expect_column_values_to_be_between(ratio): 1 rows: " + df.at[1, "id"] in out
+    assert "Traceback" not in r.output
