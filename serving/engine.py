@@ -357,11 +357,9 @@ class TranslationEngine:
                 + ", ".join(f"{k}={cfg.get(k)}" for k in missing)
                 + " (put BiCodec/ and glm-4-voice-tokenizer/ next to the model, or list them in codec.json)"
             )
-        try:
-            from uniss.codecs import paper as paper_codec
-        except ImportError as e:
-            raise ModelLoadError(f"the paper codec backend (uniss.codecs.paper) is not available: {e}") from e
-        codec = paper_codec.load(cfg) if hasattr(paper_codec, "load") else _load_codec(path, cfg)
+        from uniss.codecs.paper import PaperCodec
+
+        codec = PaperCodec(cfg["bicodec_dir"], cfg["glm_tokenizer_dir"], device=device)
         from uniss.lm import load_pretrained
 
         lm, tok = load_pretrained(path)
@@ -542,14 +540,6 @@ class TranslationEngine:
 
 def _program_length(program: list[Step]) -> int:
     return sum(1 if s[0] == "force" else s[3] + 1 for s in program)
-
-
-def _load_codec(path: Path, cfg: dict | None = None) -> Any:
-    try:
-        from uniss.codecs import load_codec
-    except ImportError as e:
-        raise ModelLoadError(f"cannot load the codec at {path}: uniss.codecs.load_codec is not available ({e})") from e
-    return load_codec(path)
 
 
 def resolve_model_uri(uri: str) -> Path:

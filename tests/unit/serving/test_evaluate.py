@@ -1,6 +1,6 @@
 """serving.evaluate: the evaluation harness end to end on a tiny split.
 
-Two systems are evaluated with real ASR (Whisper-base, faster-whisper) and real speaker embeddings
+Two systems are evaluated with the platform's real ASR (batched Whisper-base) and speaker embeddings
 (resemblyzer):
 - the tiny random-init engine of ``tiny_model.py`` (real ``TranslationEngine``; its output is noise,
   so its scores are near zero: checks structure, files, and that metrics match the utterance table);
@@ -73,51 +73,28 @@ def data(tmp_path_factory):
     return pd.DataFrame(rows)
 
 
-class FasterWhisperASR:
-    """Real Whisper-base ASR (faster-whisper) behind the ``ASREngine`` protocol, one clip per call.
-
-    Used here because ``uniss.engines.asr.WhisperASR`` is another part's module; evaluate() uses that
-    one by default.
-    """
-
-    def __init__(self):
-        from faster_whisper import WhisperModel
-
-        self.model = WhisperModel(str(get_settings().whisper_dir), device="cpu", compute_type="int8", cpu_threads=2)
-
-        self.cache: dict[bytes, str] = {}  # same clip -> same transcript (greedy decoding is deterministic)
-
-    def transcribe(self, wavs, language):
-        out = []
-        for w in wavs:
-            key = language.encode() + np.asarray(w, np.float32).tobytes()
-            if key not in self.cache:
-                segs, _ = self.model.transcribe(w, language=language, beam_size=1, vad_filter=False,
-                                                without_timestamps=True, condition_on_previous_text=False,
-                                                max_new_tokens=64)
-                self.cache[key] = "".join(s.text for s in segs).strip()
-            out.append(self.cache[key])
-        return out
-
-
 @pytest.fixture(scope="module")
 def asr():
+    """The platform's batched Whisper-base ASR (``uniss.engines.asr.WhisperASR``)."""
     if not (get_settings().whisper_dir / "model.bin").is_file():
         pytest.skip("Whisper-base not installed (make setup)")
-    return FasterWhisperASR()
+    from uniss.engines.asr import WhisperASR
+
+    return WhisperASR()
 
 
 @pytest.fixture(scope="module")
 def embed():
-    from resemblyzer import VoiceEncoder, preprocess_wav
+    """resemblyzer speaker embeddings (``uniss.engines.speaker.SpeakerEncoder``), cached per clip."""
+    from uniss.engines.speaker import SpeakerEncoder
 
-    enc = VoiceEncoder(device="cpu", verbose=False)
+    enc = SpeakerEncoder()
     cache: dict[bytes, np.ndarray] = {}
 
     def _embed(w: np.ndarray) -> np.ndarray:
         k = np.asarray(w, np.float32).tobytes()
         if k not in cache:
-            cache[k] = enc.embed_utterance(preprocess_wav(w, source_sr=SR))
+            cache[k] = enc.embed(w)
         return cache[k]
 
     return _embed

@@ -1,0 +1,89 @@
+"""``uniss serve`` (KServe ModelServer or InferenceService manifest) and ``uniss translate``
+(one file, no server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pipelines.cli._common import console, friendly_errors
+
+DEFAULT_MODEL = "models:/uniss-s2st@champion"
+
+
+def serve(
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Bundle dir, models:/NAME@ALIAS, or released UniSS checkpoint dir."),
+    port: int = typer.Option(8080, "--port", help="HTTP port."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Bind address (0.0.0.0 only inside a container)."),
+    emit_manifest: bool = typer.Option(False, "--emit-manifest", help="Print/write the KServe InferenceService YAML instead of serving."),
+    manifest_out: Path | None = typer.Option(None, "--out", "-o", help="With --emit-manifest: write the YAML here."),
+    canary_percent: int | None = typer.Option(None, "--canary-percent", min=0, max=100, help="With --emit-manifest: canaryTrafficPercent for a challenger rollout."),
+    storage_uri: str = typer.Option("s3://mlflow/models/uniss-s2st/champion", "--storage-uri", help="With --emit-manifest: bundle location in MinIO."),
+    name: str = typer.Option("uniss-s2st", "--name", help="With --emit-manifest: InferenceService name."),
+    gpus: int = typer.Option(1, "--gpus", min=0, help="With --emit-manifest: nvidia.com/gpu limit."),
+    max_audio_s: float | None = typer.Option(None, "--max-audio-s", help="Longest accepted clip, seconds (env UNISS_SERVE_MAX_AUDIO_S)."),
+    max_batch: int | None = typer.Option(None, "--max-batch", help="Most utterances per request and per batch."),
+) -> None:
+    """Serve a UniSS model with KServe (v1 + v2 REST) on HOST:PORT, or emit its InferenceService manifest."""
+    if emit_manifest:
+        from serving.manifests import ServiceSpec, write_manifest
+
+        text = write_manifest(ServiceSpec(name=name, storage_uri=storage_uri, gpus=gpus, canary_traffic_percent=canary_percent), manifest_out)
+        if manifest_out is None:
+            typer.echo(text, nl=False)
+        else:
+            console.print(f"wrote {manifest_out}")
+        return
+    from serving.predictor import ServeConfig, serve as run_server
+
+    overrides = {k: v for k, v in {"max_audio_s": max_audio_s, "max_batch": max_batch}.items() if v is not None}
+    run_server(model, host=host, port=port, config=ServeConfig(**overrides))
+
+
+def translate(
+    source: Path = typer.Argument(..., exists=True, dir_okay=False, help="Source audio file (any rate/channels)."),
+    to: str = typer.Option(..., "--to", help="Target language: en or zh."),
+    mode: str = typer.Option("quality", "--mode", help="quality | performance | direct."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output WAV (16 kHz)."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Bundle dir, models:/NAME@ALIAS, or released checkpoint dir."),
+    speed: float = typer.Option(1.0, "--speed", help="Target/source duration ratio (0.1-3.5)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed for reproducible sampling."),
+    greedy: bool = typer.Option(False, "--greedy", help="Greedy decoding instead of sampling."),
+    max_audio_s: float = typer.Option(60.0, "--max-audio-s", help="Longest accepted source clip, seconds."),
+) -> None:
+    """Translate one audio file to OUT (WAV, 16 kHz) and print the texts and durations."""
+    from serving.engine import TranslationEngine
+    from serving.predictor import wav_bytes
+
+    wav = _read(source, max_audio_s)
+    engine = TranslationEngine.load(model)
+    r = engine.translate([wav], target_language=to, mode=mode, speed=speed, seed=seed, do_sample=not greedy)[0]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(wav_bytes(r.wav))
+    if r.source_text is not None:
+        console.print(f"source text: {r.source_text}", highlight=False, markup=False)
+    if r.target_text is not None:
+        console.print(f"target text: {r.target_text}", highlight=False, markup=False)
+    console.print(f"source {r.source_duration_s:.2f} s -> target {r.duration_s:.2f} s, {r.output_tokens} tokens, "
+                  f"{r.timings['total']:.2f} s; complete={r.complete}{'' if r.complete else ' (' + str(r.reason) + ')'}; wrote {out}",
+                  highlight=False, markup=False)
+
+
+def _read(path: Path, max_audio_s: float):
+    """Audio file -> (N,) float32 16 kHz; bad files raise a UnissError (one-line CLI error)."""
+    from kserve.errors import InvalidInput
+
+    from serving.predictor import decode_audio
+    from uniss.errors import UnissError
+
+    try:
+        return decode_audio(path.read_bytes(), field=str(path), min_s=0.1, max_s=max_audio_s)
+    except InvalidInput as e:
+        raise UnissError(str(e.reason if hasattr(e, "reason") else e)) from None
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and ``translate`` to the root app."""
+    app.command("serve")(friendly_errors(serve))
+    app.command("translate")(friendly_errors(translate))

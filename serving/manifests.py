@@ -1,0 +1,134 @@
+"""KServe ``InferenceService`` manifests for the UniSS predictor, built with the kserve SDK.
+
+The predictor is a custom container (the project image) running ``uniss serve`` on port 8080,
+bound to ``0.0.0.0`` inside the pod. The model bundle comes from MinIO: ``STORAGE_URI``
+(``s3://...``) makes KServe's storage initializer download it to ``/mnt/models`` with the S3
+credentials attached to the service account (KServe docs "Deploy InferenceService with a saved
+model on S3": ``serving.kserve.io/s3-endpoint`` annotated secret on a ``ServiceAccount``). GPU
+scheduling: a node selector for the GPU pool, a toleration for its taint and an
+``nvidia.com/gpu`` limit. A challenger rollout sets ``canaryTrafficPercent`` on the predictor
+(KServe "Canary rollout": the new revision gets that share of traffic, the last ready revision the
+rest).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from uniss import __version__
+from uniss.errors import UnissError
+
+__all__ = ["DEFAULT_IMAGE", "ManifestError", "ServiceSpec", "build_inference_service", "to_yaml", "write_manifest"]
+
+#: The project image (same repository as ``components/_image.py``; tag = package version).
+DEFAULT_IMAGE = f"ghcr.io/uniss-platform/uniss:{__version__}"
+
+
+class ManifestError(UnissError, ValueError):
+    """Bad manifest parameters (canary percent out of range, non-S3 storage URI ...)."""
+
+
+class ServiceSpec(BaseModel):
+    """What the ``InferenceService`` needs.
+
+    Attributes:
+        name: service name (DNS-1035 label).
+        namespace: Kubernetes namespace.
+        storage_uri: bundle location in MinIO, ``s3://bucket/path``.
+        image: predictor image.
+        service_account: holds the MinIO S3 secret for the storage initializer.
+        gpus: ``nvidia.com/gpu`` limit per replica (0 = CPU-only).
+        node_selector: GPU node pool selector.
+        tolerations: taints of the GPU pool to tolerate.
+        canary_traffic_percent: share of traffic (0-100) for a challenger revision; ``None`` = all.
+        min_replicas / max_replicas: autoscaling bounds.
+        cpu / memory: requests and limits (Kubernetes quantities).
+        env: extra environment (e.g. ``UNISS_SERVE_MAX_AUDIO_S``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("uniss-s2st", pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    namespace: str = "uniss"
+    storage_uri: str = "s3://mlflow/models/uniss-s2st/champion"
+    image: str = DEFAULT_IMAGE
+    service_account: str = "uniss-s3"
+    gpus: int = Field(1, ge=0)
+    node_selector: dict[str, str] = Field(default_factory=lambda: {"cloud.google.com/gke-accelerator": "nvidia-l4", "uniss.io/pool": "gpu-serving"})
+    tolerations: list[dict[str, str]] = Field(
+        default_factory=lambda: [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    )
+    canary_traffic_percent: int | None = Field(None, ge=0, le=100)
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(4, ge=1)
+    cpu: str = "4"
+    memory: str = "16Gi"
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+def build_inference_service(spec: ServiceSpec) -> Any:
+    """``kserve.V1beta1InferenceService`` for the spec.
+
+    Raises:
+        ManifestError: ``storage_uri`` is not ``s3://``; replica bounds inverted.
+    """
+    from kserve import V1beta1InferenceService, V1beta1InferenceServiceSpec, V1beta1PredictorSpec, constants
+    from kubernetes.client import V1Container, V1ContainerPort, V1EnvVar, V1ObjectMeta, V1ResourceRequirements, V1Toleration
+
+    if not spec.storage_uri.startswith("s3://"):
+        raise ManifestError(f"storage_uri must be an s3:// URI in MinIO, got {spec.storage_uri!r}")
+    if spec.min_replicas > spec.max_replicas:
+        raise ManifestError(f"min_replicas {spec.min_replicas} > max_replicas {spec.max_replicas}")
+    limits = {"cpu": spec.cpu, "memory": spec.memory}
+    if spec.gpus:
+        limits["nvidia.com/gpu"] = str(spec.gpus)
+    env = {"STORAGE_URI": spec.storage_uri, "UNISS_SERVE_DEVICE": "cuda" if spec.gpus else "cpu", **spec.env}
+    container = V1Container(
+        name="kserve-container",
+        image=spec.image,
+        command=["uniss", "serve"],
+        args=["--model", "/mnt/models", "--host", "0.0.0.0", "--port", "8080"],
+        ports=[V1ContainerPort(container_port=8080, protocol="TCP")],
+        env=[V1EnvVar(name=k, value=v) for k, v in env.items()],
+        resources=V1ResourceRequirements(requests={"cpu": spec.cpu, "memory": spec.memory}, limits=limits),
+    )
+    predictor = V1beta1PredictorSpec(
+        containers=[container],
+        service_account_name=spec.service_account,
+        node_selector=dict(spec.node_selector) if spec.gpus else None,
+        tolerations=[V1Toleration(**t) for t in spec.tolerations] if spec.gpus else None,
+        min_replicas=spec.min_replicas,
+        max_replicas=spec.max_replicas,
+        canary_traffic_percent=spec.canary_traffic_percent,
+    )
+    return V1beta1InferenceService(
+        api_version=constants.KSERVE_V1BETA1,
+        kind=constants.KSERVE_KIND_INFERENCESERVICE,
+        metadata=V1ObjectMeta(
+            name=spec.name,
+            namespace=spec.namespace,
+            labels={"app.kubernetes.io/part-of": "uniss-platform", "uniss.io/model": "uniss-s2st"},
+            annotations={"serving.kserve.io/deploymentMode": "Serverless"},
+        ),
+        spec=V1beta1InferenceServiceSpec(predictor=predictor),
+    )
+
+
+def to_yaml(isvc: Any) -> str:
+    """Serialise an SDK object to YAML (camelCase keys, ``None`` fields dropped)."""
+    from kubernetes.client import ApiClient
+
+    return yaml.safe_dump(ApiClient().sanitize_for_serialization(isvc), sort_keys=False)
+
+
+def write_manifest(spec: ServiceSpec, path: str | Path | None = None) -> str:
+    """Build, serialise and (when ``path`` is given) write the manifest; returns the YAML text."""
+    text = to_yaml(build_inference_service(spec))
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)
+    return text
