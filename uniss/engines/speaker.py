@@ -53,7 +53,7 @@ class SpeakerEncoder:
         Returns:
             ``(256,)`` float32, unit L2 norm.
         Raises:
-            EngineError: not mono, non-finite, or under :data:`MIN_SPEECH_S` of speech after
+            EngineError: not mono, non-finite, silent, or under :data:`MIN_SPEECH_S` of speech after
                 resemblyzer's volume normalisation and silence trim (``preprocess_wav``).
         """
         from resemblyzer import preprocess_wav
@@ -63,6 +63,8 @@ class SpeakerEncoder:
             raise EngineError(f"speaker embedding needs a non-empty mono waveform (N,), got shape {x.shape}")
         if not np.all(np.isfinite(x)):
             raise EngineError("speaker embedding got NaN or infinite samples")
+        if float(np.max(np.abs(x))) < 1e-4:
+            raise EngineError("speaker embedding got silence (peak < 1e-4)")
         with _LOCK:
             enc = _encoder()
             pre = preprocess_wav(x, source_sr=SAMPLE_RATE_HZ)
