@@ -112,13 +112,13 @@ class LiteCodecConfig:
     kmeans_max_iter: int = 20
     max_kmeans_frames: int = 200_000
     whisper_batch: int = 2
-    decoder_channels: int = 128
-    decoder_layers: int = 6
+    decoder_channels: int = 96
+    decoder_layers: int = 5
     decoder_kernel: int = 5
     train_steps: int = 4000
     max_train_s: float = 150.0
     batch_size: int = 16
-    crop_frames: int = 96
+    crop_frames: int = 80
     lr: float = 2e-3
     griffin_lim_iters: int = 32
     seed: int = 0
