@@ -116,23 +116,20 @@ def _check_request(directions: Sequence[str], modes: Sequence[str]) -> None:
 
 
 def decode_flac(data: bytes, what: str) -> np.ndarray:
-    """FLAC/WAV bytes of a shard column -> ``(N,)`` float32 mono 16 kHz.
+    """FLAC/WAV bytes of a shard column -> ``(N,)`` float32 mono 16 kHz (``uniss.audio.load_audio``:
+    soundfile decode, soxr resampling).
 
     Raises:
-        EvaluationError: unreadable audio, wrong sample rate, or empty audio (named by ``what``).
+        EvaluationError: empty or unreadable audio (named by ``what``, e.g. ``"<id> src_audio"``).
     """
-    import soundfile as sf
+    from uniss.audio import AudioError, load_audio
 
+    if data is None or len(data) == 0:
+        raise EvaluationError(f"{what}: empty audio (a token-only dataset cannot be evaluated in speech)")
     try:
-        wav, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except Exception as e:  # noqa: BLE001 - libsndfile raises several types; one clear line
+        return load_audio(bytes(data), min_duration_s=0.0)
+    except AudioError as e:
         raise EvaluationError(f"{what}: unreadable audio ({e})") from None
-    if sr != SAMPLE_RATE_HZ:
-        raise EvaluationError(f"{what}: sample rate {sr} Hz, shards must be {SAMPLE_RATE_HZ} Hz")
-    wav = wav.mean(axis=1).astype(np.float32)  # (N,)
-    if wav.size == 0:
-        raise EvaluationError(f"{what}: empty audio")
-    return wav
 
 
 def _load_rows(data: Any, split: str) -> Any:

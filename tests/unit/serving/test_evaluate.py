@@ -80,7 +80,25 @@ def asr():
         pytest.skip("Whisper-base not installed (make setup)")
     from uniss.engines.asr import WhisperASR
 
-    return WhisperASR()
+    return _Memo(WhisperASR())
+
+
+class _Memo:
+    """Caches transcripts per (clip, language, batched-or-single) so the two modes of one system
+    do not decode the same clip twice; batched and one-by-one calls stay separate, so the
+    batched-vs-unbatched agreement check still compares two real decodes."""
+
+    def __init__(self, asr):
+        self.asr, self.cache = asr, {}
+
+    def transcribe(self, wavs, language):
+        single = len(wavs) == 1
+        keys = [(np.asarray(w, np.float32).tobytes(), language, single) for w in wavs]
+        todo = [i for i, k in enumerate(keys) if k not in self.cache]
+        if todo:
+            for i, t in zip(todo, self.asr.transcribe([wavs[i] for i in todo], language), strict=True):
+                self.cache[keys[i]] = t
+        return [self.cache[k] for k in keys]
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +150,7 @@ class ReferenceSystem:
 @pytest.mark.slow
 def test_reference_system_scores_as_a_topline(data, asr, embed, tmp_path):
     rep = E.evaluate(ReferenceSystem(data), data, directions=("zh-en",), modes=("performance", "direct"),
-                     out_dir=tmp_path, asr=asr, speaker_embed=embed, log_mlflow=False)
+                     limit=2, out_dir=tmp_path, asr=asr, speaker_embed=embed, log_mlflow=False)
     m = rep.metrics
     assert m["text_bleu.zh-en.performance"] == pytest.approx(100.0)
     assert math.isnan(m["text_bleu.zh-en.direct"])  # no text in Direct mode
@@ -141,7 +159,8 @@ def test_reference_system_scores_as_a_topline(data, asr, embed, tmp_path):
     # SLC recomputed from the utterance table
     u = rep.utterances[rep.utterances["mode"] == "performance"]
     assert m["slc_0.2.zh-en.performance"] == pytest.approx(M.slc(u["source_duration_s"], u["output_duration_s"], 0.2))
-    assert len(u) == 3 and set(u["id"]) == {"ze0", "ze1", "ze2"}  # the train row is not evaluated
+    assert len(u) == 2 and set(u["id"]) == {"ze0", "ze1"}  # first ids of the test split only
+    print("reference topline zh-en:", {k: round(v, 3) for k, v in m.items()}, rep.asr_agreement)
     assert "tok:13a" in rep.signatures["en"]
     assert rep.asr_agreement["en"]["n"] >= 2
 
