@@ -76,9 +76,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="2 sentences per language, 4 voices")
     ap.add_argument("--beam-size", type=int, default=1)
+    ap.add_argument("--sentences", type=int, default=len(EN), help="sentences per language (max 6)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "bench_engines.json")
     args = ap.parse_args()
-    n_sent = 2 if args.quick else len(EN)
+    n_sent = 2 if args.quick else max(2, min(args.sentences, len(EN)))
     voices = VOICES_QUICK if args.quick else VOICES_FULL
     tts, asr = SystemTTS(), WhisperASR(beam_size=args.beam_size)
     res: dict = {"machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},

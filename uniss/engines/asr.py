@@ -83,15 +83,16 @@ def to_simplified(text: str) -> str:
 
 
 @lru_cache(maxsize=4)
-def _load_whisper(model_dir: str, compute_type: str, cpu_threads: int) -> Any:
+def _load_whisper(model_dir: str, compute_type: str, cpu_threads: int, device: str) -> Any:
     from faster_whisper import WhisperModel
 
-    return WhisperModel(model_dir, device="cpu", compute_type=compute_type, cpu_threads=cpu_threads,
+    return WhisperModel(model_dir, device=device, compute_type=compute_type, cpu_threads=cpu_threads,
                         local_files_only=True)
 
 
 class WhisperASR:
-    """Whisper-base ASR over faster-whisper (CTranslate2), CPU, from a local model directory.
+    """Whisper ASR over faster-whisper (CTranslate2) from a local model directory (Whisper-base on
+    CPU by default; any CT2 Whisper, e.g. large-v3, by path).
 
     Args:
         model_dir: CTranslate2 Whisper directory (``model.bin``, ``config.json``, ``tokenizer.json``,
@@ -101,6 +102,8 @@ class WhisperASR:
         batch_size: utterances per encoder/decoder call.
         cpu_threads: CTranslate2 intra-op threads (2 = this machine's cores; 0 = CTranslate2's default).
         max_new_tokens: cap on generated tokens per utterance (Whisper's text context is 448).
+        device: CTranslate2 device, ``cpu`` (default) or ``cuda`` (GPU users pointing ``model_dir``
+            at a local Whisper-large-v3 CT2 directory, with ``compute_type="float16"``).
     Raises:
         EngineUnavailableError: model directory missing or not a Whisper CT2 model.
         EngineError: bad beam/batch size.
@@ -108,7 +111,7 @@ class WhisperASR:
     """
 
     def __init__(self, model_dir: str | Path | None = None, beam_size: int = 1, compute_type: str = "int8",
-                 batch_size: int = 8, cpu_threads: int = 2, max_new_tokens: int = 200) -> None:
+                 batch_size: int = 8, cpu_threads: int = 2, max_new_tokens: int = 200, device: str = "cpu") -> None:
         if model_dir is None:
             from uniss.settings import get_settings
 
@@ -126,13 +129,14 @@ class WhisperASR:
         self.batch_size = int(batch_size)
         self.cpu_threads = int(cpu_threads)
         self.max_new_tokens = int(max_new_tokens)
+        self.device = device
         self._lock = threading.Lock()
 
     @property
     def model(self) -> Any:
         """The shared ``faster_whisper.WhisperModel``."""
         try:
-            return _load_whisper(str(self.model_dir.resolve()), self.compute_type, self.cpu_threads)
+            return _load_whisper(str(self.model_dir.resolve()), self.compute_type, self.cpu_threads, self.device)
         except (RuntimeError, ValueError, OSError) as e:
             raise EngineUnavailableError(f"cannot load Whisper from {self.model_dir}: {e}") from None
 

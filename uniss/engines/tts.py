@@ -31,7 +31,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from uniss.audio import SAMPLE_RATE_HZ, AudioError, load_audio
+from uniss.audio import AudioError, load_audio
 from uniss.engines import EngineError, EngineUnavailableError, UnknownLanguageError, check_language
 
 #: Festival voice directories (Debian festvox-* packages).
@@ -48,7 +48,8 @@ ESPEAK_VARIANTS: tuple[str, ...] = tuple([f"m{i}" for i in range(1, 8)] + [f"f{i
 
 #: espeak-ng speaking rate at ``rate=1`` in words per minute per language. English: espeak-ng's
 #: default (175). Mandarin: every pinyin syllable counts as a word, so 175 is hurried; measured with
-#: Whisper-base (beam 1) on 3 sentences, voice cmn-latn-pinyin+f3: CER 0.36 at 175 wpm, 0.05 at 140.
+#: Whisper-base (beam 1) on 3 sentences, voice cmn-latn-pinyin+f3: corpus CER about 0.30 at 175 wpm,
+#: 0.08 at 140 (male variants stay poor at both rates, see benchmarks/bench_engines.py).
 ESPEAK_WPM: dict[str, int] = {"en": 175, "zh": 140}
 
 #: Subprocess time limit per utterance (seconds).
@@ -61,7 +62,6 @@ MAX_TEXT_CHARS = 2000
 _ZH_PUNCT = str.maketrans({"。": ".", "、": ",", "，": ",", "；": ";", "：": ":", "？": "?", "！": "!",
                            "“": "", "”": "", "‘": "", "’": "", "《": "", "》": "", "「": "", "」": ""})
 
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 class TTSError(EngineError):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soxr
 
-from uniss.audio import SAMPLE_RATE_HZ, load_audio, to_wav_bytes
+from uniss.audio import SAMPLE_RATE_HZ, load_audio
 from uniss.engines import EngineError, EngineUnavailableError, UnknownLanguageError
 from uniss.engines.asr import PocketsphinxASR, WhisperASR, error_rate, normalize_text
 from uniss.metrics import error_rate as corpus_error_rate
