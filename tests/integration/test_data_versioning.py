@@ -38,6 +38,7 @@ def _engines(params: DataParams) -> Engines:
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_build_push_rollback_byte_for_byte(stack, tmp_path: Path):
     from pipelines.cli import app
     from pipelines.stack import minio_client
