@@ -288,9 +288,11 @@ class SparkTTS:
         check_language(language)
         return []
 
-    def synthesize(self, text: str, language: str, voice: str) -> np.ndarray:
+    def synthesize(self, text: str, language: str, voice: str, prompt_text: str | None = None) -> np.ndarray:
         """Speak ``text`` in the voice of the prompt recording at path ``voice``.
 
+        ``prompt_text`` is the transcript of the prompt recording (Spark-TTS ``inference``'s
+        ``prompt_text``; improves cloning, e.g. the UniST source transcript).
         Returns ``(N,)`` float32 16 kHz (Spark-TTS decodes at 16 kHz). Raises TTSError (empty text,
         missing prompt file), UnknownLanguageError.
         """
@@ -302,7 +304,7 @@ class SparkTTS:
         import torch
 
         with torch.no_grad():
-            wav = self._model.inference(text, prompt_speech_path=voice)
+            wav = self._model.inference(text, prompt_speech_path=voice, prompt_text=prompt_text)
         return np.asarray(wav, dtype=np.float32).reshape(-1)
 
 
