@@ -104,12 +104,11 @@ def checkpoint_root() -> Path:
 
 
 def work_dir_for(cfg: TrainConfig, manifest: dict[str, Any], init_meta: dict[str, Any] | None, data_dir: str | Path) -> Path:
-    """Stable work directory keyed by the inputs (config, data shards, init bundle), so a rerun of
-    the same command finds its checkpoints and resumes."""
+    """Stable work directory keyed by the inputs (config, shard md5s, init bundle identity; not the
+    data path, which changes between KFP retries), so a rerun finds its checkpoints and resumes."""
     key = {
         "config": cfg.model_dump(mode="json"),
         "shards": sorted(s.get("md5", s["path"]) for s in manifest.get("shards", [])),
-        "data": str(Path(data_dir).resolve()),
         "init": None if init_meta is None else {k: init_meta.get(k) for k in ("created_at", "phase", "git_commit", "train_metrics")},
     }
     h = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -270,6 +269,10 @@ def prepare_phase(
             "codec": codec, "init_bundle": None if init_bundle is None else str(Path(init_bundle).resolve()),
             "packing": stats,
         }
+        run_path.write_text(json.dumps(run, indent=2, default=str))
+    else:  # same shards, possibly at a new path (KFP retry): point at the current copy
+        run = json.loads(run_path.read_text())
+        run.update({"data_dir": str(data_dir.resolve()), "codec": codec})
         run_path.write_text(json.dumps(run, indent=2, default=str))
     return wd
 
