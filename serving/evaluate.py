@@ -541,8 +541,15 @@ def log_comparison(df: Any, *, metric: str = "speech_bleu") -> str:
         for _, r in df.iloc[1:].iterrows():
             for col in df.columns:
                 if col.startswith("delta."):
-                    mlflow.log_metric(f"{col}.{r['variant']}".replace(" ", "_").replace("(", "").replace(")", "")[:250], float(r[col]))
+                    mlflow.log_metric(_metric_name(f"{col}.{r['variant']}"), float(r[col]))
         return run.info.run_id
+
+
+def _metric_name(name: str) -> str:
+    """An MLflow-legal metric name (alphanumerics, ``_ - . : /`` and spaces; MLflow REST rule)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_\-.:/ ]", "_", name)[:250]
 
 
 def comparison_markdown(df: Any) -> str:

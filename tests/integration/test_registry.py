@@ -266,3 +266,32 @@ def test_cli_promote_refuses_then_promotes_then_rolls_back(registry, tmp_path_fa
 
     res = runner.invoke(app, ["promote", "999"])
     assert res.exit_code == 2 and "no version 999" in res.output
+
+
+def test_compare_table4_from_mlflow_runs(registry):
+    """``uniss compare`` reads evaluation runs and prints/logs Table 4 deltas vs the first run
+    (paper Table 4 numbers used as the runs' metrics)."""
+    import mlflow
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from serving.evaluate import EVAL_EXPERIMENT, compare_runs
+
+    mlflow.set_experiment(EVAL_EXPERIMENT)
+    ids = []
+    for variant, (ez_p, ze_p, ez_d, ze_d) in {"phase 1+2": (29.38, 21.55, 14.44, 7.15), "w/ phase 3": (30.28, 23.61, 0, 0),
+                                              "UniST only": (22.20, 11.40, 0, 0)}.items():
+        with mlflow.start_run(run_name=variant, tags={"uniss.variant": variant}) as run:
+            mlflow.log_metrics({"speech_bleu.en-zh.performance": ez_p, "speech_bleu.zh-en.performance": ze_p,
+                                "speech_bleu.en-zh.direct": ez_d, "speech_bleu.zh-en.direct": ze_d})
+            ids.append(run.info.run_id)
+    df = compare_runs([ids[0], ids[1], ids[2], f"{ids[0]}:direct"])
+    assert list(df["variant"]) == ["phase 1+2", "w/ phase 3", "UniST only", "phase 1+2 (Direct S2ST)"]
+    assert df["delta.en-zh"].round(2).tolist() == [0.0, 0.90, -7.18, -14.94]
+    assert df["delta.zh-en"].round(2).tolist() == [0.0, 2.06, -10.15, -14.40]
+
+    res = CliRunner().invoke(app, ["compare", ids[0], ids[1], f"{ids[0]}:direct"])
+    assert res.exit_code == 0, res.output
+    assert "+0.90" in res.output and "-14.94" in res.output and "logged comparison run" in res.output
+    res = CliRunner().invoke(app, ["compare", "0" * 32])
+    assert res.exit_code == 2 and "unknown run" in res.output
