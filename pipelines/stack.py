@@ -393,10 +393,11 @@ def _service_status(s: Settings, name: str) -> ServiceStatus:
             st.pid, st.running, st.pids, st.rss_mb = p.pid, True, sorted(q.pid for q in fam), _rss_mb(fam)
     st.healthy, st.detail = _probe(s, name)
     if st.embedded and not st.running:
-        if st.healthy:
-            st.healthy, st.detail = False, f"something answers at {st.url} but it is not this workspace's process"
-        elif not st.detail.startswith("authenticated"):
-            st.detail = "not running"
+        answered = st.healthy or st.detail.startswith("authenticated")
+        st.healthy = False
+        st.detail = (
+            f"something answers at {st.url} but it is not this workspace's process ({st.detail})" if answered else "not running"
+        )
     return st
 
 
@@ -448,10 +449,19 @@ def _wait_healthy(s: Settings, name: str, p: psutil.Process | None, timeout_s: f
         ok, detail = _probe(s, name)
         if ok:
             return
+        if any(code in detail for code in _AUTH_ERRORS):
+            raise StackError(
+                f"{name} at {_service_url(s, name)} rejects the configured keys ({detail}); a server started with "
+                f"other keys is still running: `uniss stack down` then `uniss stack up`, or fix UNISS_S3_ACCESS_KEY/SECRET_KEY"
+            )
         time.sleep(0.5)
     raise StackError(
         f"{name} not healthy after {timeout_s:.0f} s ({detail}); log {_log_file(s, name)}:\n{_log_tail(_log_file(s, name))}"
     )
+
+
+#: S3 error codes meaning "these keys are wrong" (fail at once instead of health-waiting).
+_AUTH_ERRORS = ("SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied")
 
 
 def _ensure_buckets(s: Settings, timeout_s: float = 30.0) -> None:
@@ -467,7 +477,7 @@ def _ensure_buckets(s: Settings, timeout_s: float = 30.0) -> None:
                     client.make_bucket(b)
             return
         except S3Error as e:
-            if e.code in ("SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied"):
+            if e.code in _AUTH_ERRORS:
                 raise StackError(f"S3 at {s.s3_url} rejects our credentials ({e.code}); check UNISS_S3_ACCESS_KEY/SECRET_KEY or {s.credentials_path}") from None
             if time.monotonic() > deadline:
                 raise StackError(f"cannot create buckets at {s.s3_url}: {e}") from None

@@ -152,6 +152,33 @@ def test_bad_credentials_rejected(own):
     assert e3.value.code == "AccessDenied"
 
 
+def test_wrong_configured_keys_fail_fast_with_clear_error(own):
+    import time
+
+    from pydantic import SecretStr
+
+    from pipelines import stack
+
+    s, _ = own
+    bad = s.model_copy(update={"s3_access_key": SecretStr("WRONGKEY000000000000"), "s3_secret_key": SecretStr("w" * 40)})
+    t0 = time.monotonic()
+    with pytest.raises(stack.StackError, match="rejects the configured keys"):
+        stack.up(bad, quiet=True, timeout_s=120)
+    assert time.monotonic() - t0 < 30  # not a full health-wait timeout
+
+
+def test_port_taken_by_another_workspace_is_a_typed_error(own, tmp_path):
+    from pipelines import stack
+
+    s, _ = own
+    other = s.model_copy(update={"home": tmp_path / "other"})
+    with pytest.raises(stack.StackError, match=rf"port\(s\) \[{s.s3_port}.*already in use.*UNISS_S3_PORT"):
+        stack.up(other, quiet=True, timeout_s=30)
+    assert not list((tmp_path / "other" / "run").glob("*.pid"))
+    st = stack.status(other)  # the answering server is not this workspace's
+    assert not st.healthy and "not this workspace" in st.services["s3"].detail
+
+
 def test_cli_status_healthy_exit_zero(own):
     s, _ = own
     env = {**os.environ, "UNISS_HOME": str(s.home_dir)}
