@@ -8,7 +8,7 @@ in the test process, and subprocesses, see this stack) plus the client variables
 ``AWS_ENDPOINT_URL``, ``MLFLOW_S3_ENDPOINT_URL``, ``MLFLOW_TRACKING_URI``). It yields the
 :class:`uniss.settings.Settings`; use ``stack.tracking_uri``, ``stack.s3_url``,
 ``stack.artifacts_bucket``, ``stack.data_bucket``, ``pipelines.stack.minio_client(stack)``.
-At session end the stack is brought down, the environment restored and the ``get_settings``
+At session end the stack is brought down (an error if any of its processes is left), the environment restored and the ``get_settings``
 cache cleared. It never skips: if a server cannot start the test fails with the server's log tail.
 
 Usage::
@@ -31,6 +31,7 @@ import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 #: SeaweedFS also binds HTTP port + 10000 for gRPC (see pipelines.stack.GRPC_OFFSET).
@@ -107,7 +108,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         yield settings
     finally:
         try:
+            ours = [p for v in stack_mod.status(settings).services.values() for p in v.pids]
             stack_mod.down(settings)
+            left = [p for p in ours if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+            assert not left, f"stack processes left after down: {left}"
         finally:
             os.environ.clear()
             os.environ.update(saved)

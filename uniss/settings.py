@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from uniss.errors import UnissError
@@ -38,6 +38,10 @@ CREDENTIALS_MODE = 0o600
 
 class CredentialsError(UnissError, RuntimeError):
     """Object-store credentials are missing, unreadable, malformed or too widely readable."""
+
+
+class SettingsError(UnissError, ValueError):
+    """A ``UNISS_*`` environment variable has an invalid value (e.g. a port out of range)."""
 
 
 class Settings(BaseSettings):
@@ -69,14 +73,15 @@ class Settings(BaseSettings):
     home: Path = Path(".uniss")
     models_dir: Path = REPO_ROOT / ".models"
     host: str = "127.0.0.1"
-    s3_port: int = 8333
-    mlflow_port: int = 5000
-    weed_master_port: int = 9333
-    weed_volume_port: int = 9340
-    weed_filer_port: int = 8888
-    weed_admin_port: int = 23646
+    # SeaweedFS ports also bind port + 10000 (gRPC), hence le=55535
+    s3_port: int = Field(8333, ge=1, le=55535)
+    mlflow_port: int = Field(5000, ge=1, le=65535)
+    weed_master_port: int = Field(9333, ge=1, le=55535)
+    weed_volume_port: int = Field(9340, ge=1, le=55535)
+    weed_filer_port: int = Field(8888, ge=1, le=55535)
+    weed_admin_port: int = Field(23646, ge=1, le=55535)
     weed_bin: Path | None = None
-    mlflow_workers: int = 1
+    mlflow_workers: int = Field(1, ge=1)
     s3_endpoint: str | None = None
     s3_access_key: SecretStr | None = None
     s3_secret_key: SecretStr | None = None
@@ -219,5 +224,13 @@ def _read_credentials(f: Path) -> tuple[str, str]:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings (cached; call ``get_settings.cache_clear()`` after changing env)."""
-    return Settings()
+    """The process-wide settings (cached; call ``get_settings.cache_clear()`` after changing env).
+
+    Raises:
+        SettingsError: an ``UNISS_*`` variable does not validate (message names it).
+    """
+    try:
+        return Settings()
+    except ValidationError as e:
+        bad = "; ".join(f"UNISS_{'_'.join(map(str, err['loc'])).upper()}: {err['msg']}" for err in e.errors())
+        raise SettingsError(f"invalid settings: {bad}") from None

@@ -60,6 +60,19 @@ def test_get_settings_is_cached_until_cleared(clean_env):
     assert get_settings().s3_port == 12345
 
 
+def test_invalid_port_is_typed_error_naming_the_variable(clean_env):
+    from uniss.settings import SettingsError
+
+    clean_env.setenv("UNISS_S3_PORT", "60000")  # its gRPC twin would be 70000
+    with pytest.raises(SettingsError, match="UNISS_S3_PORT") as e:
+        get_settings()
+    assert isinstance(e.value, UnissError)
+    clean_env.setenv("UNISS_S3_PORT", "not-a-port")
+    get_settings.cache_clear()
+    with pytest.raises(SettingsError, match="UNISS_S3_PORT"):
+        get_settings()
+
+
 def test_no_credentials_is_typed_error(clean_env):
     with pytest.raises(CredentialsError, match="uniss stack up") as e:
         Settings().s3_credentials()

@@ -1,0 +1,105 @@
+"""pipelines.stack without servers: PID-file identity checks (``down`` never kills a process that
+is not ours), status/CLI of a stopped stack, port-conflict errors, weed binary lookup."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import psutil
+import pytest
+from typer.testing import CliRunner
+
+from pipelines import stack
+from uniss.settings import Settings
+
+
+@pytest.fixture
+def settings(tmp_path, stack_settings_factory):
+    """Embedded-stack settings on free ports (tests/conftest.py); nothing is started."""
+    return stack_settings_factory(tmp_path / "ws")
+
+
+@pytest.fixture
+def sleeper():
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield p
+    if p.poll() is None:
+        p.kill()
+    p.wait()
+
+
+def _write_pid(s: Settings, name: str, rec: dict) -> None:
+    (s.home_dir / "run").mkdir(parents=True, exist_ok=True)
+    (s.home_dir / "run" / f"{name}.pid").write_text(json.dumps(rec))
+
+
+def test_down_never_kills_a_process_that_is_not_ours(settings, sleeper):
+    ps = psutil.Process(sleeper.pid)
+    # same PID, but the command line is not what we started (PID reused by another program)
+    _write_pid(settings, "s3", {"pid": sleeper.pid, "create_time": ps.create_time(), "cmdline": ["/x/weed", "mini"]})
+    # same PID and command line, but another create time
+    _write_pid(settings, "mlflow", {"pid": sleeper.pid, "create_time": ps.create_time() - 100, "cmdline": ps.cmdline()})
+    assert stack.down(settings) == []
+    assert sleeper.poll() is None, "a foreign process was killed"
+    assert not list((settings.home_dir / "run").glob("*.pid"))  # stale PID files removed
+
+
+def test_down_stops_the_process_its_pid_file_names(settings, sleeper):
+    ps = psutil.Process(sleeper.pid)
+    _write_pid(settings, "s3", {"pid": sleeper.pid, "create_time": ps.create_time(), "cmdline": ps.cmdline()})
+    st = stack.status(settings)
+    assert st.services["s3"].running and st.services["s3"].pid == sleeper.pid and st.services["s3"].rss_mb > 1
+    assert not st.services["s3"].healthy  # running but nothing answers on the S3 port
+    assert stack.down(settings, timeout_s=10) == [sleeper.pid]
+    sleeper.wait(timeout=10)  # (already reaped by psutil: the status is not available here)
+    assert not psutil.pid_exists(sleeper.pid) or psutil.Process(sleeper.pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_corrupt_pid_file_is_ignored(settings):
+    (settings.home_dir / "run").mkdir(parents=True)
+    (settings.home_dir / "run" / "s3.pid").write_text("{garbage")
+    assert stack.down(settings) == []
+    assert not (settings.home_dir / "run" / "s3.pid").exists()
+
+
+def test_status_of_stopped_stack_and_cli_exit_code(settings, monkeypatch):
+    st = stack.status(settings)
+    assert not st.healthy
+    assert {n: v.detail for n, v in st.services.items()} == {"s3": "not running", "mlflow": "not running"}
+    assert json.loads(json.dumps(st.to_dict()))["healthy"] is False
+
+    from pipelines.cli import app
+    from uniss.settings import get_settings
+
+    monkeypatch.setenv("UNISS_HOME", str(settings.home_dir))
+    for k in ("s3_port", "mlflow_port", "weed_master_port", "weed_volume_port", "weed_filer_port", "weed_admin_port"):
+        monkeypatch.setenv(f"UNISS_{k.upper()}", str(getattr(settings, k)))
+    for k in ("UNISS_S3_ENDPOINT", "UNISS_MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(k, raising=False)
+    get_settings.cache_clear()
+    try:
+        r = CliRunner().invoke(app, ["stack", "status", "--json"])
+        assert r.exit_code == 1, r.output
+        assert json.loads(r.output)["healthy"] is False
+        r = CliRunner().invoke(app, ["stack", "down"])
+        assert r.exit_code == 0 and "none running" in r.output
+    finally:
+        get_settings.cache_clear()
+
+
+def test_port_in_use_is_a_typed_error(settings):
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", settings.s3_port))
+        blocker.listen()
+        with pytest.raises(stack.StackError, match=rf"\[{settings.s3_port}\].*UNISS_S3_PORT"):
+            stack.up(settings, quiet=True, timeout_s=5)
+    assert not list((settings.home_dir / "run").glob("*.pid"))
+
+
+def test_weed_binary_is_the_wheels(settings):
+    w = stack.weed_binary(settings)
+    out = subprocess.run([str(w), "version"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "version" in out.stdout.lower()
