@@ -114,15 +114,7 @@ class LocalRunResult:
 
 
 def _tracking_env(settings: Settings) -> dict[str, str]:
-    access, secret = settings.s3_credentials()
-    return {
-        "MLFLOW_TRACKING_URI": settings.tracking_uri,
-        "MLFLOW_EXPERIMENT_NAME": EXPERIMENT,
-        "MLFLOW_S3_ENDPOINT_URL": settings.s3_url,
-        "AWS_ACCESS_KEY_ID": access,
-        "AWS_SECRET_ACCESS_KEY": secret,
-        "AWS_DEFAULT_REGION": settings.s3_region,
-    }
+    return {**settings.s3_env(), "MLFLOW_EXPERIMENT_NAME": EXPERIMENT}
 
 
 def run_local(
