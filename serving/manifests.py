@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from uniss import __version__
 from uniss.errors import UnissError
 
-__all__ = ["DEFAULT_IMAGE", "ManifestError", "ServiceSpec", "build_inference_service", "to_yaml", "write_manifest"]
+__all__ = ["DEFAULT_IMAGE", "ManifestError", "ServiceSpec", "build_inference_service", "deploy_step", "model_storage_uri", "to_yaml", "write_manifest"]
 
 #: The project image (same repository as ``components/_image.py``; tag = package version).
 DEFAULT_IMAGE = f"ghcr.io/uniss-platform/uniss:{__version__}"
@@ -132,3 +132,69 @@ def write_manifest(spec: ServiceSpec, path: str | Path | None = None) -> str:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text)
     return text
+
+
+def model_storage_uri(version: str, *, name: str = "uniss-s2st") -> str:
+    """``s3://`` location of a registered model version's bundle in the object store.
+
+    The MLflow server proxies artifacts to ``s3://<artifacts_bucket>/`` (``--artifacts-destination``),
+    so a version whose source is ``mlflow-artifacts:/<path>`` lives at ``s3://<bucket>/<path>``;
+    an ``s3://`` source is returned as is.
+
+    Raises:
+        ManifestError: the version's source is neither (e.g. a local ``file:`` store).
+    """
+    from mlflow.tracking import MlflowClient
+
+    from uniss.settings import get_settings
+
+    mv = MlflowClient().get_model_version(name, str(version))
+    src = mv.source
+    if src.startswith("models:/"):  # MLflow 3 logged models: the artifact location of the LoggedModel
+        src = MlflowClient().get_logged_model(mv.model_id).artifact_location
+    if src.startswith("s3://"):
+        return src
+    if src.startswith("mlflow-artifacts:/"):
+        return f"s3://{get_settings().artifacts_bucket}/{src[len('mlflow-artifacts:/'):].lstrip('/')}"
+    raise ManifestError(f"model {name} v{version} is stored at {src!r}, not in the S3 object store")
+
+
+def deploy_step(*, version: str, canary_percent: int, manifest_path: str, name: str = "uniss-s2st",
+                namespace: str = "uniss") -> dict[str, Any]:
+    """Pipeline ``deploy`` step: write the InferenceService of registered version ``version``
+    (storage in MinIO, ``canaryTrafficPercent`` = ``canary_percent`` for the new revision) to
+    ``manifest_path``, and apply it with the KServe client when running inside a cluster
+    (``KUBERNETES_SERVICE_HOST`` set). Locally it is served by ``uniss serve``.
+
+    Returns:
+        ``{"inference_service", "manifest", "storage_uri", "applied", "serve_command"}``.
+
+    Raises:
+        ManifestError: empty version or the model is not stored in S3.
+    """
+    import os
+
+    if not version:
+        raise ManifestError("no model version to deploy (the gate refused promotion)")
+    spec = ServiceSpec(name=name, namespace=namespace, storage_uri=model_storage_uri(version, name=name),
+                       canary_traffic_percent=canary_percent or None)
+    write_manifest(spec, manifest_path)
+    applied = False
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        from kserve import KServeClient
+
+        client = KServeClient()
+        isvc = build_inference_service(spec)
+        try:
+            client.get(name, namespace=namespace)
+            client.patch(name, isvc, namespace=namespace)
+        except RuntimeError:
+            client.create(isvc, namespace=namespace)
+        applied = True
+    return {
+        "inference_service": f"{namespace}/{name}",
+        "manifest": str(manifest_path),
+        "storage_uri": spec.storage_uri,
+        "applied": applied,
+        "serve_command": f"uniss serve --model models:/{name}@champion --port 8080",
+    }
