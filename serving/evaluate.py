@@ -217,6 +217,12 @@ def evaluate(
     from tqdm.auto import tqdm
 
     _check_request(directions, modes)
+    if log_mlflow is None:
+        log_mlflow = bool(os.environ.get("MLFLOW_TRACKING_URI"))
+    if log_mlflow:  # fail before minutes of inference, not after
+        from serving.registry import check_server
+
+        check_server()
     rows = _load_rows(data_dir, split)
     engine = _load_engine(model)
     asr = asr or _default_asr()
@@ -291,8 +297,6 @@ def evaluate(
     report = EvalReport(metrics=flat, groups=groups, utterances=utts, signatures=signatures,
                         asr_agreement=agreement, out_dir=out)
     _write_files(report, audio, samples_per_group, meta={"split": split, "model": str(model) if not hasattr(model, "translate") else "engine"})
-    if log_mlflow is None:
-        log_mlflow = bool(os.environ.get("MLFLOW_TRACKING_URI"))
     if log_mlflow:
         log_report(report, run_name=run_name, tags=run_tags)
     return report

@@ -75,18 +75,46 @@ def tracking_uri() -> str:
     return get_settings().tracking_uri
 
 
+_REACHED: set[str] = set()
+
+
+def check_server(uri: str | None = None, timeout_s: float = 5.0) -> str:
+    """Fail fast with a typed error when the HTTP tracking server is down (MLflow's own client
+    retries for minutes). Non-HTTP URIs (``file:``, ``sqlite:``) are not checked.
+
+    Raises:
+        RegistryError: ``GET <uri>/health`` fails or times out.
+    """
+    uri = uri or tracking_uri()
+    if uri in _REACHED or not uri.startswith(("http://", "https://")):
+        return uri
+    import httpx
+
+    try:
+        httpx.get(uri.rstrip("/") + "/health", timeout=timeout_s).raise_for_status()
+    except httpx.HTTPError as e:
+        raise RegistryError(f"MLflow tracking server at {uri} is not reachable ({type(e).__name__}): "
+                            "run `uniss stack up` or set MLFLOW_TRACKING_URI") from None
+    _REACHED.add(uri)
+    return uri
+
+
 def _mlflow():
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri())
+    mlflow.set_tracking_uri(check_server())
     return mlflow
 
 
 def client():
-    """An ``MlflowClient`` on :func:`tracking_uri`."""
+    """An ``MlflowClient`` on :func:`tracking_uri` (server reachability checked first).
+
+    Raises:
+        RegistryError: the tracking server is down.
+    """
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri())
+    return MlflowClient(tracking_uri=check_server())
 
 
 def _tag(value: Any) -> str:
