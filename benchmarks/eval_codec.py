@@ -31,7 +31,6 @@ import platform
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -100,105 +99,46 @@ def train_sentences(n: int, seed: int = 0) -> list[str]:
 
 
 def synth(text: str, voice: str) -> np.ndarray:
-    """16 kHz float32 speech of ``text`` in ``voice`` (``engine:name``)."""
-    try:
-        from uniss.engines.tts import SystemTTS  # type: ignore[import-not-found]
+    """16 kHz float32 speech of ``text`` in ``voice`` (``uniss.engines.tts.SystemTTS`` voice id)."""
+    from uniss.engines.tts import SystemTTS
 
-        return SystemTTS().synthesize(text, "en", voice)
-    except ImportError:
-        pass
-    import soundfile as sf
-    import soxr
-
-    eng, v = voice.split(":", 1)
-    with tempfile.TemporaryDirectory() as d:
-        f = os.path.join(d, "o.wav")
-        if eng == "flite":
-            subprocess.run(["flite", "-voice", v, "-t", text, "-o", f], check=True, capture_output=True)
-        elif eng == "espeak":
-            subprocess.run(["espeak-ng", "-v", v, "-w", f, text], check=True, capture_output=True)
-        elif eng == "festival":
-            subprocess.run(["text2wave", "-eval", f"(voice_{v})", "-o", f], input=text.encode(), check=True,
-                           capture_output=True)
-        else:
-            raise ValueError(f"unknown voice {voice}")
-        w, sr = sf.read(f, dtype="float32")
-    if w.ndim > 1:
-        w = w.mean(axis=1)
-    if sr != SR:
-        w = soxr.resample(w, sr, SR)
-    return np.asarray(w, dtype=np.float32)
+    return SystemTTS().synthesize(text, "en", voice)
 
 
 class ASR:
-    """Whisper-base (beam 1, English) transcription + WER (jiwer, lowercased, punctuation removed)."""
+    """Whisper-base (beam 1, batched; ``uniss.engines.asr.WhisperASR``) + corpus WER (jiwer over
+    ``normalize_text``: lowercased, punctuation removed except apostrophes, paper App. C)."""
 
     def __init__(self) -> None:
-        try:
-            from uniss.engines.asr import WhisperASR, error_rate  # type: ignore[import-not-found]
+        from uniss.engines.asr import WhisperASR
 
-            self._eng = WhisperASR(beam_size=1)
-            self._er = error_rate
-        except ImportError:
-            from faster_whisper import WhisperModel
-
-            from uniss.settings import get_settings
-
-            self._eng = None
-            self._model = WhisperModel(str(get_settings().whisper_dir), device="cpu", compute_type="int8")
-            self._er = None
+        self._eng = WhisperASR(beam_size=1)
 
     def transcribe(self, wavs: list[np.ndarray]) -> list[str]:
-        if self._eng is not None:
-            return self._eng.transcribe(wavs, "en")
-        out = []
-        for w in wavs:
-            segs, _ = self._model.transcribe(w, language="en", beam_size=1, vad_filter=False, temperature=0.0,
-                                             condition_on_previous_text=False, without_timestamps=True,
-                                             max_new_tokens=160)
-            out.append(" ".join(s.text.strip() for s in segs))
-        return out
+        return self._eng.transcribe(wavs, "en")
 
     @staticmethod
-    def _norm(t: str) -> str:
-        t = t.lower().replace("-", " ")
-        t = re.sub(r"[^a-z0-9' ]+", " ", t)
-        return " ".join(t.split())
-
-    def wer(self, refs: list[str], hyps: list[str]) -> float:
+    def wer(refs: list[str], hyps: list[str]) -> float:
         """Corpus WER (total edits / total reference words)."""
         import jiwer
 
-        r = [self._norm(x) for x in refs]
-        h = [self._norm(x) or "<empty>" for x in hyps]
+        from uniss.engines.asr import normalize_text
+
+        r = [normalize_text(x, "en") for x in refs]
+        h = [normalize_text(x, "en") or "<empty>" for x in hyps]
         return float(jiwer.wer(r, h))
 
 
 class Speaker:
-    """resemblyzer cosine similarity (standard ``embed_utterance``)."""
+    """resemblyzer cosine similarity (``uniss.engines.speaker.SpeakerEncoder``)."""
 
     def __init__(self) -> None:
-        try:
-            from uniss.engines.speaker import SpeakerEncoder  # type: ignore[import-not-found]
+        from uniss.engines.speaker import SpeakerEncoder
 
-            self._enc = SpeakerEncoder()
-            self._own = True
-        except ImportError:
-            from resemblyzer import VoiceEncoder
-
-            self._enc = VoiceEncoder("cpu", verbose=False)
-            self._own = False
-
-    def embed(self, wav: np.ndarray) -> np.ndarray:
-        if self._own:
-            return self._enc.embed(wav)
-        from resemblyzer import preprocess_wav
-
-        return self._enc.embed_utterance(preprocess_wav(wav, source_sr=SR))
+        self._enc = SpeakerEncoder()
 
     def sim(self, a: np.ndarray, b: np.ndarray) -> float:
-        ea, eb = self.embed(a), self.embed(b)
-        return float(np.dot(ea, eb) / (np.linalg.norm(ea) * np.linalg.norm(eb)))
+        return float(self._enc.similarity(a, b))
 
 
 def librivox() -> list[tuple[str, np.ndarray]]:

@@ -19,43 +19,19 @@ AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3")
 
 
 def _load_audio(path: Path) -> np.ndarray:
-    """Mono 16 kHz float32 of an audio file (``uniss.audio.load_audio`` when present).
+    """Mono 16 kHz float32 of an audio file (``uniss.audio.load_audio``: soundfile + soxr).
 
     Raises:
-        CodecError / AudioError: missing, empty or corrupt file.
+        AudioError: missing, empty, corrupt, too short or too long file.
     """
-    try:
-        from uniss.audio import load_audio  # type: ignore[import-not-found]
-    except ImportError:
-        load_audio = None
-    if load_audio is not None:
-        return load_audio(path)
-    import soundfile as sf
-    import soxr
+    from uniss.audio import load_audio
 
-    if not path.is_file():
-        raise CodecError(f"audio file not found: {path}")
-    try:
-        w, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as e:  # noqa: BLE001 - libsndfile raises several types for bad files
-        raise CodecError(f"cannot read audio {path}: {e}") from None
-    w = w.mean(axis=1)
-    if w.size == 0:
-        raise CodecError(f"audio file is empty: {path}")
-    if sr != SAMPLE_RATE_HZ:
-        w = soxr.resample(w, sr, SAMPLE_RATE_HZ)
-    return np.asarray(w, dtype=np.float32)
+    return load_audio(path)
 
 
 def _write_audio(path: Path, wav: np.ndarray) -> None:
-    try:
-        from uniss.audio import write_audio  # type: ignore[import-not-found]
-    except ImportError:
-        import soundfile as sf
+    from uniss.audio import write_audio
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(path), wav, SAMPLE_RATE_HZ, subtype="PCM_16")
-        return
     write_audio(path, wav)
 
 
@@ -194,29 +170,15 @@ def roundtrip(
     _write_audio(output, out)
     line = f"{len(wav) / SAMPLE_RATE_HZ:.2f} s -> {len(out) / SAMPLE_RATE_HZ:.2f} s (ratio {len(out) / len(wav):.3f}) -> {output}"
     if metrics:
-        import jiwer
-        from faster_whisper import WhisperModel
-        from resemblyzer import VoiceEncoder, preprocess_wav
+        from uniss.engines.asr import WhisperASR, error_rate
+        from uniss.engines.speaker import SpeakerEncoder
 
-        from uniss.settings import get_settings
-
-        m = WhisperModel(str(get_settings().whisper_dir), device="cpu", compute_type="int8")
-
-        def asr(w: np.ndarray) -> str:
-            segs, _ = m.transcribe(w, language="en", beam_size=1, temperature=0.0, condition_on_previous_text=False,
-                                  without_timestamps=True)
-            return " ".join(s.text.strip() for s in segs)
-
-        def norm(t: str) -> str:
-            return " ".join("".join(c if c.isalnum() or c in " '" else " " for c in t.lower()).split())
-
-        ref = text if text else asr(wav)
-        hyp = asr(out)
-        ve = VoiceEncoder("cpu", verbose=False)
-        ea = ve.embed_utterance(preprocess_wav(wav, source_sr=SAMPLE_RATE_HZ))
-        eb = ve.embed_utterance(preprocess_wav(out, source_sr=SAMPLE_RATE_HZ))
-        wer = jiwer.wer(norm(ref) or "<empty>", norm(hyp) or "<empty>")
-        line += f"\nWER {wer:.3f} (ref: {ref!r}; decoded: {hyp!r})\nspeaker similarity {float(np.dot(ea, eb)):.3f}"
+        asr = WhisperASR(beam_size=1)
+        ref = text if text else asr.transcribe([wav], "en")[0]
+        hyp = asr.transcribe([out], "en")[0]
+        wer = error_rate(ref, hyp, "en")
+        sim = SpeakerEncoder().similarity(wav, out)
+        line += f"\nWER {wer:.3f} (ref: {ref!r}; decoded: {hyp!r})\nspeaker similarity {sim:.3f}"
     console.print(line)
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import tempfile
 
 import numpy as np
 import pytest
@@ -22,23 +19,10 @@ VOICES = ["flite:slt", "flite:awb", "flite:rms", "flite:kal16", "espeak:en-us"]
 
 
 def synth(text: str, voice: str) -> np.ndarray:
-    """16 kHz float32 speech from flite / espeak-ng (Debian packages)."""
-    import soundfile as sf
-    import soxr
+    """16 kHz float32 speech from the Debian synthesizers (``uniss.engines.tts.SystemTTS``)."""
+    from uniss.engines.tts import SystemTTS
 
-    eng, v = voice.split(":", 1)
-    with tempfile.TemporaryDirectory() as d:
-        f = os.path.join(d, "o.wav")
-        if eng == "flite":
-            subprocess.run(["flite", "-voice", v, "-t", text, "-o", f], check=True, capture_output=True)
-        else:
-            subprocess.run(["espeak-ng", "-v", v, "-w", f, text], check=True, capture_output=True)
-        w, sr = sf.read(f, dtype="float32")
-    if w.ndim > 1:
-        w = w.mean(axis=1)
-    if sr != 16000:
-        w = soxr.resample(w, sr, 16000)
-    return np.asarray(w, dtype=np.float32)
+    return SystemTTS().synthesize(text, "en", voice)
 
 
 def _have_models() -> str | None:
