@@ -80,7 +80,8 @@ def test_build_push_rollback_byte_for_byte(stack, tmp_path: Path):
     assert cache.stats.misses == hits_before  # no new miss: no TTS / ASR / VAD / tokenizer work
     assert s1b["version"] == "v1"
     assert {s["path"]: s["md5"] for s in read_manifest(tmp_path / "d1b")["shards"]} == v1_md5
-    (tmp_path / "timing.json").write_text(json.dumps({"cold_s": cold_s, "warm_s": warm_s}))
+    print(f"\nunist build tiny (test engines): cold {cold_s:.1f} s, unchanged rebuild {warm_s:.1f} s, "
+          f"ratio {warm_s / cold_s:.3f}; timings cold={s1['timings']} warm={s1b['timings']}")
 
     # v2: a different HQ window changes the hq flags -> different shard bytes
     p2 = p1.model_copy(update={"hq_ratio": (0.8, 1.3)})

@@ -177,8 +177,10 @@ def validate_samples(df: pd.DataFrame, params: DataParams) -> dict[str, Any]:
 
 def format_failures(failures: list[dict[str, Any]]) -> str:
     """One line per failing expectation: ``expectation(column): n rows: id1, id2, ...``."""
-    return "; ".join(f"{f['expectation']}({f['column']}): {f['unexpected_count']} rows: {', '.join(f['row_ids'])}"
-                     for f in failures)
+    return "; ".join(
+        f"{f['expectation']}: shards {', '.join(f['shards'])}" if f.get("shards") else
+        f"{f['expectation']}({f['column']}): {f['unexpected_count']} rows: {', '.join(f['row_ids'])}"
+        for f in failures)
 
 
 def raise_on_failure(result: dict[str, Any]) -> None:
