@@ -89,8 +89,19 @@ def version_unist(data: Input[Dataset]) -> str:
 
 
 @dsl.component(base_image=BASE_IMAGE)
+def check_data_version(data_version: str) -> str:
+    """Fail early unless ``data_version`` is a tag of the DVC data registry; returns it."""
+    from components.tracking import step_run
+    from uniss.unist.steps import require_version as run
+
+    with step_run("check_data_version", {"data_version": data_version}):
+        return run(data_version)
+
+
+@dsl.component(base_image=BASE_IMAGE)
 def checkout_unist(data_version: str, data: Output[Dataset]) -> str:
-    """Restore an existing data version from the DVC registry (byte-for-byte) instead of building."""
+    """Restore a data version from the DVC registry byte-for-byte (pulling from S3 when the local
+    cache lacks it): training and evaluation always consume a versioned data product."""
     from components.tracking import set_parent_tags, step_run
     from uniss.unist.steps import checkout as run
 

@@ -13,6 +13,7 @@ from kfp import dsl, kubernetes
 
 from components.data import (
     build_source,
+    check_data_version,
     checkout_unist,
     fit_codec,
     synthesize_unist,
@@ -41,13 +42,22 @@ S3_SECRET = "uniss-s3"
 S3_SECRET_ENV = {"access_key": "UNISS_S3_ACCESS_KEY", "secret_key": "UNISS_S3_SECRET_KEY"}
 
 
-def make_retrain_pipeline(target: str = "cluster", code_version: str = ""):
+#: Library trees each kind of step runs (local cache invalidation, see ``make_retrain_pipeline``).
+STEP_CODE = {
+    "data": ("uniss",),
+    "train": ("uniss", "training"),
+    "serve": ("uniss", "serving"),
+}
+
+
+def make_retrain_pipeline(target: str = "cluster", code_versions: dict[str, str] | None = None):
     """Build the retraining pipeline for ``target`` (``local`` | ``cluster``).
 
     Args:
         target: ``local`` for kfp.local (no platform config), ``cluster`` for compiled YAML.
-        code_version: hash of the library code (local only): set as env var ``UNISS_CODE_VERSION``
-            on every task, so kfp.local's cache key changes when the code does.
+        code_versions: library tree -> content hash (local only). Each task gets env var
+            ``UNISS_CODE_VERSION`` = the hashes of the trees it runs (``STEP_CODE``), so kfp.local's
+            cache key changes exactly when code the step depends on changes.
 
     Returns:
         The ``@dsl.pipeline`` function.
@@ -55,12 +65,12 @@ def make_retrain_pipeline(target: str = "cluster", code_version: str = ""):
     if target not in ("local", "cluster"):
         raise ValueError(f"target must be 'local' or 'cluster', got {target!r}")
 
-    def common(task: dsl.PipelineTask, *, retries: int = 0, gpu: bool = False) -> dsl.PipelineTask:
+    def common(task: dsl.PipelineTask, *, retries: int = 0, gpu: bool = False, code: str = "data") -> dsl.PipelineTask:
         if retries:
             task.set_retry(num_retries=retries, backoff_duration="30s")
         if target == "local":
-            if code_version:
-                task.set_env_variable("UNISS_CODE_VERSION", code_version)
+            if code_versions:
+                task.set_env_variable("UNISS_CODE_VERSION", "-".join(code_versions.get(d, "") for d in STEP_CODE[code]))
             return task
         kubernetes.use_secret_as_env(task, secret_name=S3_SECRET, secret_key_to_env=S3_SECRET_ENV)
         if gpu:
@@ -96,16 +106,18 @@ def make_retrain_pipeline(target: str = "cluster", code_version: str = ""):
             val = common(validate_unist(data=tok.outputs["tokenized"]))
             ver = common(version_unist(data=val.outputs["validated"]), retries=2)
         with dsl.Else(name="reuse-data-version"):
-            old = common(checkout_unist(data_version=data_version), retries=2)
-        data = dsl.OneOf(val.outputs["validated"], old.outputs["data"])
-        version = dsl.OneOf(ver.output, old.outputs["Output"])
+            old = common(check_data_version(data_version=data_version))
+        version = dsl.OneOf(ver.output, old.output)
+        # Downstream steps read the versioned data product back from the registry (kfp.local
+        # cannot select between two branch artifacts with dsl.OneOf; a cluster could).
+        data = common(checkout_unist(data_version=version), retries=2).outputs["data"]
 
         # ---- progressive training (paper §3.3) ---------------------------------------------
         def phase(n: int, init=None) -> dsl.PipelineTask:
             kwargs = {} if init is None else {"init": init.outputs["bundle"]}
             t = train_phase(phase=n, config=f"{model_size}_phase{n}.yaml", data=data, data_version=version,
                             overrides=train_overrides, nproc=nproc, **kwargs)
-            return common(t.set_display_name(f"train-phase-{n}"), gpu=True)
+            return common(t.set_display_name(f"train-phase-{n}"), gpu=True, code="train")
 
         p1 = phase(1)
         p2 = phase(2, p1)
@@ -113,14 +125,14 @@ def make_retrain_pipeline(target: str = "cluster", code_version: str = ""):
 
         # ---- evaluate, gate, register + promote, deploy -------------------------------------
         ev = common(evaluate_model(bundle=p3.outputs["bundle"], data=data, split=eval_split,
-                                   directions=eval_directions, modes=eval_modes, limit=eval_limit), gpu=True)
-        gate = common(gate_model(challenger_metrics=ev.outputs["Output"]))
+                                   directions=eval_directions, modes=eval_modes, limit=eval_limit), gpu=True, code="serve")
+        gate = common(gate_model(challenger_metrics=ev.outputs["Output"]), code="serve")
         with dsl.If(gate.output == True, name="gate-passed"):  # noqa: E712 - KFP condition
-            reg = common(register_model(bundle=p3.outputs["bundle"], metrics_json=ev.outputs["Output"], data_version=version), retries=2)
-            pro = common(promote_model(version=reg.output), retries=2)
-            dep = common(deploy_model(version=pro.output, data_version=version, canary_percent=canary_percent))
+            reg = common(register_model(bundle=p3.outputs["bundle"], metrics_json=ev.outputs["Output"], data_version=version), retries=2, code="serve")
+            pro = common(promote_model(version=reg.output), retries=2, code="serve")
+            dep = common(deploy_model(version=pro.output, data_version=version, canary_percent=canary_percent), code="serve")
         with dsl.Else(name="gate-refused"):
-            rej = common(record_rejection(challenger_metrics=ev.outputs["Output"], data_version=version))
+            rej = common(record_rejection(challenger_metrics=ev.outputs["Output"], data_version=version), code="serve")
         return dsl.OneOf(dep.outputs["Output"], rej.output)
 
     return retrain

@@ -362,3 +362,22 @@ def build(size: str, out_dir: str | Path, *, codec_dir: str | Path | None = None
             "counts": m["counts"], "timings": timings, "cache": cache.stats.to_dict(),
             "validation": {"passed": result["passed"], "failures": result["failures"]},
             "codec_fingerprint": m.get("codec_fingerprint")}
+
+
+def require_version(version: str, *, registry: Any = None) -> str:
+    """Check that ``version`` is a tag of the DVC data registry (before any compute).
+
+    Returns:
+        ``version``.
+
+    Raises:
+        VersioningError: unknown tag (the message lists the known ones).
+    """
+    from uniss.unist.errors import VersioningError
+    from uniss.unist.versioning import DataRegistry
+
+    reg = registry or DataRegistry()
+    tags = reg.tags()
+    if version not in tags:
+        raise VersioningError(f"unknown data version {version!r}; the registry has {tags or 'no versions'}")
+    return version
