@@ -238,8 +238,9 @@ def register(
     if eval_run_id:
         lineage["eval_run_id"] = eval_run_id
 
+    nested = mlflow.active_run() is not None  # e.g. inside a pipeline step's run
     mlflow.set_experiment(REGISTRY_EXPERIMENT)
-    with mlflow.start_run(run_name=f"register-{bundle_dir.name}", tags={"uniss.step": "register"}) as run:
+    with mlflow.start_run(run_name=f"register-{bundle_dir.name}", nested=nested, tags={"uniss.step": "register"}) as run:
         mlflow.log_params({k: _tag(v)[:500] for k, v in lineage.items()})
         if flat:
             mlflow.log_metrics(flat)
