@@ -96,7 +96,7 @@ class LiteCodecConfig:
         whisper_batch: 30 s windows per Whisper encoder call.
         decoder_channels / decoder_layers / decoder_kernel: MelDecoder size.
         train_steps: decoder optimisation steps (upper bound).
-        max_train_s: decoder training wall-time budget (s).
+        max_train_s: decoder training wall-time budget (s); at least min(50, train_steps) steps run.
         batch_size / crop_frames: decoder batch (clips) and crop length (50 Hz frames).
         lr: AdamW learning rate.
         griffin_lim_iters: Griffin-Lim iterations at decode.
@@ -951,7 +951,9 @@ def fit_lite_codec(
     dec.train()
     bar = tqdm(total=cfg.train_steps, desc="decoder", disable=not progress)
     step, loss_v = 0, float("nan")
-    while step < cfg.train_steps and time.perf_counter() - t0 < cfg.max_train_s:
+    t_train = time.perf_counter()
+    min_steps = min(cfg.train_steps, 50)  # the time budget never cuts training below this
+    while step < cfg.train_steps and (step < min_steps or time.perf_counter() - t_train < cfg.max_train_s):
         c, s, y, mask = batch(rng.choice(tr_idx, size=cfg.batch_size, replace=len(tr_idx) < cfg.batch_size), cfg.crop_frames)
         loss = l1(dec(c, s), y, mask)
         opt.zero_grad(set_to_none=True)
