@@ -196,6 +196,12 @@ def tokenize(data_dir: str | Path, codec_dir: str | Path | None, out_dir: str | 
     cache = cache or default_cache()
     tok = tokenize_samples(df, codec, cache=cache, chunk_rows=p.chunk_rows)
     quarantine = read_table(src / m["quarantine"]["path"])
+    if codec_dir is not None and codec.backend == "lite" and Path(codec_dir).resolve() != (out / "codec").resolve():
+        # A data version carries the tokenizer its tokens came from (DATA/codec), as in build().
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(out / "codec", ignore_errors=True)
+        shutil.copytree(codec_dir, out / "codec")
+        codec_dir = out / "codec"
     if out != src:
         out.mkdir(parents=True, exist_ok=True)
         for extra in ("plots", REAL_SPEECH):
