@@ -83,8 +83,9 @@ def load_rows(data_dir: str | Path, *, split: str, subset: str, max_rows: int | 
 
 
 def codec_info(codec_dir: str | Path) -> dict[str, Any]:
-    """Sizes, backend and fingerprint of a codec directory from its ``manifest.json`` (the format
-    of ``uniss/codecs/base.py``; fingerprint = sha256 of the manifest bytes, as ``fingerprint()``).
+    """Sizes, backend and fingerprint of a codec directory from its ``manifest.json`` (read with
+    ``uniss.codecs.base.read_manifest``; the fingerprint is the codec's own ``fingerprint()``, the
+    one the UniST tokenize step records, without loading any weights).
 
     Returns:
         ``{"sizes": {"speaker", "semantic", "linguistic"}, "backend", "fingerprint", "path"}``.
@@ -101,5 +102,11 @@ def codec_info(codec_dir: str | Path) -> dict[str, Any]:
     sizes = m.get("sizes") or {}
     if not all(k in sizes for k in ("speaker", "semantic", "linguistic")):
         raise DataError(f"{mf}: sizes must hold speaker, semantic, linguistic; got {sorted(sizes)}")
+    from uniss.codecs.base import CodecError, read_manifest
+
+    try:
+        fingerprint = read_manifest(d, verify=False).fingerprint()
+    except CodecError as e:
+        raise DataError(f"{mf}: {e}") from None
     return {"sizes": {k: int(sizes[k]) for k in ("speaker", "semantic", "linguistic")}, "backend": m.get("backend", "lite"),
-            "fingerprint": hashlib.sha256(raw).hexdigest(), "path": str(d)}
+            "fingerprint": fingerprint, "path": str(d)}

@@ -70,10 +70,11 @@ def make_synthetic_dataset(
     out = Path(out_dir)
     (out / "shards").mkdir(parents=True, exist_ok=True)
     (out / "codec").mkdir(exist_ok=True)
-    codec_manifest = json.dumps({"format": 1, "backend": "lite", "version": "synthetic", "sizes": sizes,
-                                 "rates": {"semantic_hz": 50.0, "linguistic_hz": 12.5}, "files": {}}, indent=2)
-    (out / "codec" / "manifest.json").write_text(codec_manifest)
-    fp = hashlib.sha256(codec_manifest.encode()).hexdigest()
+    from uniss.codecs.base import CodecManifest
+
+    cm = CodecManifest(backend="lite", version="synthetic", sizes=dict(sizes), config={"synthetic": True})
+    (out / "codec" / "manifest.json").write_text(cm.to_json())
+    fp = cm.fingerprint()
     rows = []
     for split, n in (("train", n_rows), ("dev", max(1, n_rows // 4))):
         for i in range(n):
