@@ -143,7 +143,7 @@ def _load_rows(data: Any, split: str) -> Any:
 
 
 def _load_engine(model: Any) -> Any:
-    if hasattr(model, "translate"):
+    if not isinstance(model, (str, Path)) and hasattr(model, "translate"):  # an engine (str has .translate too)
         return model
     from serving.engine import TranslationEngine
 
