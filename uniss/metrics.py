@@ -327,7 +327,9 @@ def speaker_similarities(
         source_wavs / output_wavs: N waveforms ``(T,)`` float32, 16 kHz.
         embed: waveform -> ``(D,)`` speaker embedding (resemblyzer: D = 256, L2-normalised).
     Returns:
-        N cosines; an empty output waveform gives ``nan`` (no voice to compare), kept in the list.
+        N cosines; an empty output waveform, or one in which ``embed`` finds no speech (it raises a
+        ``UnissError``, e.g. an undertrained model's silent output), gives ``nan`` (no voice to
+        compare), kept in the list.
     Raises:
         MetricsError: length mismatch.
     """
@@ -338,7 +340,10 @@ def speaker_similarities(
         if o is None or len(o) == 0 or s is None or len(s) == 0:
             out.append(float("nan"))
         else:
-            out.append(cosine(embed(s), embed(o)))
+            try:
+                out.append(cosine(embed(s), embed(o)))
+            except UnissError:
+                out.append(float("nan"))
     return out
 
 
