@@ -66,9 +66,9 @@ def promote_model(version: str) -> str:
 
 
 @dsl.component(base_image=BASE_IMAGE)
-def record_rejection(challenger_metrics: dict, data_version: str) -> str:
-    """Log why the gate refused the challenger (the model is not registered); returns the run
-    summary as JSON (``promoted: false`` and the reasons)."""
+def record_rejection(challenger_metrics: dict, version: str, data_version: str) -> str:
+    """Log why the gate refused to promote the challenger (it stays registered with alias
+    ``challenger``); returns the run summary as JSON (``promoted: false`` and the reasons)."""
     import json
 
     from components.tracking import set_parent_tags, step_run
@@ -77,7 +77,9 @@ def record_rejection(challenger_metrics: dict, data_version: str) -> str:
     with step_run("record_rejection"):
         decision = run(challenger_metrics)
     set_parent_tags({"promoted": False, "gate_reasons": "; ".join(decision.reasons)[:4000]})
-    return json.dumps({"promoted": False, "data_version": data_version, "reasons": list(decision.reasons)})
+    return json.dumps({"promoted": False, "model_version": version, "data_version": data_version,
+                       "reasons": list(decision.reasons),
+                       "serve_command": f"uniss serve --model models:/uniss-s2st/{version} --port 8080"})
 
 
 @dsl.component(base_image=BASE_IMAGE)

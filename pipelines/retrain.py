@@ -1,5 +1,5 @@
 """The end-to-end retraining pipeline: data -> GE gate -> phase 1 -> 2 -> 3 -> evaluate ->
-``dsl.If(gate passed)`` -> register + promote -> deploy.
+register (alias ``challenger``) -> ``dsl.If(gate passed)`` -> promote (alias ``champion``) -> deploy.
 
 The same pipeline function runs locally (``kfp.local`` SubprocessRunner, ``uniss retrain --local``)
 and compiles to KFP YAML for a cluster (``uniss pipeline compile``). :func:`make_retrain_pipeline`
@@ -126,13 +126,17 @@ def make_retrain_pipeline(target: str = "cluster", code_versions: dict[str, str]
         # ---- evaluate, gate, register + promote, deploy -------------------------------------
         ev = common(evaluate_model(bundle=p3.outputs["bundle"], data=data, split=eval_split,
                                    directions=eval_directions, modes=eval_modes, limit=eval_limit), gpu=True, code="serve")
-        gate = common(gate_model(challenger_metrics=ev.outputs["Output"]), code="serve")
+        # Every trained candidate is registered (alias ``challenger``, lineage tags) so it can be
+        # inspected, served or force-promoted; only the gate moves ``champion`` and deploys.
+        reg = common(register_model(bundle=p3.outputs["bundle"], metrics_json=ev.outputs["Output"], data_version=version),
+                     retries=2, code="serve")
+        gate = common(gate_model(challenger_metrics=ev.outputs["Output"]), code="serve").after(reg)
         with dsl.If(gate.output == True, name="gate-passed"):  # noqa: E712 - KFP condition
-            reg = common(register_model(bundle=p3.outputs["bundle"], metrics_json=ev.outputs["Output"], data_version=version), retries=2, code="serve")
             pro = common(promote_model(version=reg.output), retries=2, code="serve")
             dep = common(deploy_model(version=pro.output, data_version=version, canary_percent=canary_percent), code="serve")
         with dsl.Else(name="gate-refused"):
-            rej = common(record_rejection(challenger_metrics=ev.outputs["Output"], data_version=version), code="serve")
+            rej = common(record_rejection(challenger_metrics=ev.outputs["Output"], version=reg.output,
+                                          data_version=version), code="serve")
         return dsl.OneOf(dep.outputs["Output"], rej.output)
 
     return retrain

@@ -113,6 +113,14 @@ class LocalRunResult:
     wall_s: float
     summary: dict[str, Any] = field(default_factory=dict)
     steps: list[dict[str, Any]] = field(default_factory=list)
+    experiment_id: str | None = None
+
+    @property
+    def run_url(self) -> str | None:
+        """MLflow UI address of the parent run."""
+        if not (self.parent_run_id and self.tracking_uri):
+            return None
+        return f"{self.tracking_uri}/#/experiments/{self.experiment_id}/runs/{self.parent_run_id}"
 
 
 def _tracking_env(settings: Settings) -> dict[str, str]:
@@ -196,7 +204,12 @@ def run_local(
         for k in ("data_version", "model_version", "promoted"):
             if k in summary:
                 MlflowClient().set_tag(parent_id, k, str(summary[k]))
-    return LocalRunResult(parent_id, settings.tracking_uri if with_stack else None, wall, summary, steps)
+    exp_id = None
+    if parent_id:
+        from mlflow.tracking import MlflowClient
+
+        exp_id = MlflowClient().get_run(parent_id).info.experiment_id
+    return LocalRunResult(parent_id, settings.tracking_uri if with_stack else None, wall, summary, steps, exp_id)
 
 
 def _nested_steps(parent_id: str) -> list[dict[str, Any]]:
@@ -207,11 +220,13 @@ def _nested_steps(parent_id: str) -> list[dict[str, Any]]:
     runs = client.search_runs(
         [exp.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'", order_by=["attributes.start_time ASC"]
     )
-    return [
-        {"step": r.data.tags.get("uniss.step", r.info.run_name), "run_id": r.info.run_id,
-         "wall_s": r.data.metrics.get("step_wall_s") or r.data.metrics.get("train_wall_s")}
-        for r in runs
-    ]
+    def wall(r: Any) -> float | None:
+        w = r.data.metrics.get("step_wall_s")
+        if w is None and r.info.end_time and r.info.start_time:
+            w = (r.info.end_time - r.info.start_time) / 1000.0  # ms -> s
+        return w
+
+    return [{"step": r.data.tags.get("uniss.step", r.info.run_name), "run_id": r.info.run_id, "wall_s": wall(r)} for r in runs]
 
 
 def compile_pipeline(pipeline: str, output: Path) -> Path:

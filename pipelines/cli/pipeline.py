@@ -26,17 +26,17 @@ def _print_summary(res: LocalRunResult) -> None:
         console.print(t)
     console.print(f"[bold]total wall time:[/] {res.wall_s:.1f} s")
     if res.parent_run_id:
-        console.print(f"[bold]MLflow run:[/] {res.tracking_uri}/#/experiments/runs/{res.parent_run_id}"
-                      f"  (parent run id {res.parent_run_id})")
+        console.print(f"[bold]MLflow run:[/] {res.run_url}")
     s = res.summary
     if s:
         console.print(f"[bold]data version:[/] {s.get('data_version')}")
+        console.print(f"[bold]registered model version:[/] uniss-s2st v{s.get('model_version')}")
         if s.get("promoted"):
-            console.print(f"[bold]registered model version:[/] {s.get('model_version')}  [green]promoted to champion[/]")
-            if s.get("serve_command"):
-                console.print(f"[bold]serve it:[/] {s['serve_command']}")
+            console.print("[green]promoted to champion[/] (passed the evaluation gate)")
         else:
-            console.print("[yellow]not promoted[/]: " + "; ".join(s.get("reasons", [])))
+            console.print("[yellow]not promoted[/] (stays challenger): " + "; ".join(s.get("reasons", [])))
+        if s.get("serve_command"):
+            console.print(f"[bold]serve it:[/] {s['serve_command']}")
 
 
 @friendly_errors
