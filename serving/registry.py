@@ -520,17 +520,3 @@ def _bundle_in(model_dir: Path, uri: str) -> Path:
     if not (bundle / "bundle.json").is_file():
         raise RegistryError(f"{uri}: {rel} holds no bundle.json")
     return bundle
-    dst.mkdir(parents=True, exist_ok=True)
-    mlflow = _mlflow()
-    try:
-        with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=tmp))
-            for p in local.iterdir():
-                target = dst / p.name
-                if not target.exists():
-                    p.rename(target)
-    except MlflowException as e:
-        raise RegistryError(f"cannot download {uri}: {e.message}") from None
-    if not (bundle / "bundle.json").is_file():
-        raise RegistryError(f"{uri} holds no bundle under artifacts/{BUNDLE_ARTIFACT}")
-    return bundle
