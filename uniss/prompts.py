@@ -156,23 +156,17 @@ def build_prompt(
         if t is Task.PERFORMANCE:
             return head + "<|task_s2t_translation|>" + tg + v + "<|start_content|>"
         return head + "<|fast_mode|>" + tg + v + "<|start_semantic_token|>"
-    if t is Task.ASR:
-        need("src", src)
+    if t in (Task.ASR, Task.S2TT):
+        # ASR speaks back the source language, S2TT writes the target one; same layout otherwise.
+        lang_arg, lang = ("src", src) if t is Task.ASR else ("tgt", tgt)
+        need(lang_arg, lang)
         need("speaker", speaker)
         need("linguistic", linguistic)
-        s = _lang(vocab, src)  # type: ignore[arg-type]
+        lt = _lang(vocab, lang)  # type: ignore[arg-type]
+        task_tok = "<|task_asr|>" if t is Task.ASR else "<|task_s2t_translation|>"
         return (
-            "<|task_asr|>" + s + _global_block(vocab, speaker) + vocab.tokens("linguistic", linguistic)  # type: ignore[arg-type]
-            + "<|write_generate|>" + s + "<|start_content|>"
-        )
-    if t is Task.S2TT:
-        need("tgt", tgt)
-        need("speaker", speaker)
-        need("linguistic", linguistic)
-        tg = _lang(vocab, tgt)  # type: ignore[arg-type]
-        return (
-            "<|task_s2t_translation|>" + tg + _global_block(vocab, speaker) + vocab.tokens("linguistic", linguistic)  # type: ignore[arg-type]
-            + "<|write_generate|>" + tg + "<|start_content|>"
+            task_tok + lt + _global_block(vocab, speaker) + vocab.tokens("linguistic", linguistic)  # type: ignore[arg-type]
+            + "<|write_generate|>" + lt + "<|start_content|>"
         )
     if t is Task.TTS:
         need("src", src)
