@@ -66,13 +66,12 @@ def tokenize_unist(unist: Input[Dataset], codec: Input[Model], tokenized: Output
 def validate_unist(data: Input[Dataset], validated: Output[Dataset], report: Output[Metrics]) -> bool:
     """Great Expectations gate; the validated copy is what training accepts. Fails the step when
     any expectation fails (the error lists expectations and row ids)."""
-    from components.tracking import step_run
+    from components.tracking import record_metrics, step_run
     from uniss.unist.steps import validate as run
 
     with step_run("validate_unist"):
         result = run(data_dir=data.path, out_dir=validated.path)
-    for k, v in result.get("statistics", {}).items():
-        report.log_metric(k, v)
+    record_metrics(report, result.get("statistics", {}))
     return bool(result["passed"])
 
 

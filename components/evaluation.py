@@ -19,14 +19,13 @@ def evaluate_model(
 ) -> dict:
     """Speech-BLEU, Text-BLEU, SLC-0.2/0.4, speaker similarity per direction and mode; returns the
     flat metrics dict (keys like ``speech_bleu.en-zh.quality``)."""
-    from components.tracking import step_run
+    from components.tracking import record_metrics, step_run
     from serving.evaluate import evaluate_step as run
 
     with step_run("evaluate_model", {"split": split, "directions": directions, "modes": modes, "limit": limit}):
         flat = run(bundle_dir=bundle.path, data_dir=data.path, split=split, directions=directions,
                    modes=modes, limit=limit, report_dir=report.path)
-    for k, v in flat.items():
-        metrics.log_metric(k, v)
+    record_metrics(metrics, flat)
     return flat
 
 

@@ -71,3 +71,19 @@ def set_parent_tags(tags: dict[str, Any]) -> None:
     client = MlflowClient()
     for k, v in tags.items():
         client.set_tag(parent, k, str(v))
+
+
+def record_metrics(artifact: Any, values: dict[str, Any]) -> None:
+    """Log ``values`` on a KFP ``Metrics`` output and write them as JSON at its path.
+
+    The file matters locally: kfp.local treats an output artifact whose file does not exist as a
+    cache miss, so a Metrics output that only carried metadata would re-run its step every time.
+    """
+    import json
+
+    numeric = {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    for k, v in numeric.items():
+        artifact.log_metric(k, v)
+    os.makedirs(os.path.dirname(artifact.path) or ".", exist_ok=True)
+    with open(artifact.path, "w") as f:
+        json.dump(numeric, f, indent=2, sort_keys=True)
