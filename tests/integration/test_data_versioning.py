@@ -47,6 +47,10 @@ def test_build_push_rollback_byte_for_byte(stack, tmp_path: Path):
     cache = StepCache(tmp_path / "cache")
     reg = DataRegistry()
     assert reg.root.is_relative_to(stack.home_dir)
+    # The session's stack (and so its data registry) is shared with other tests, e.g. the e2e
+    # pipeline, which may already have tagged versions: expect the next two tags after them.
+    before = reg.tags()
+    v1, v2 = f"v{len(before) + 1}", f"v{len(before) + 2}"
 
     def build(params: DataParams, out: Path) -> dict:
         eng = _engines(params)
@@ -57,7 +61,7 @@ def test_build_push_rollback_byte_for_byte(stack, tmp_path: Path):
     t0 = time.perf_counter()
     s1 = build(p1, tmp_path / "d1")
     cold_s = time.perf_counter() - t0
-    assert s1["version"] == "v1" and s1["validation"]["passed"]
+    assert s1["version"] == v1 and s1["validation"]["passed"]
     m1 = read_manifest(tmp_path / "d1")
     v1_md5 = {s["path"]: s["md5"] for s in m1["shards"]}
     assert len(v1_md5) >= 2
@@ -78,7 +82,7 @@ def test_build_push_rollback_byte_for_byte(stack, tmp_path: Path):
     s1b = build(p1, tmp_path / "d1b")
     warm_s = time.perf_counter() - t0
     assert cache.stats.misses == hits_before  # no new miss: no TTS / ASR / VAD / tokenizer work
-    assert s1b["version"] == "v1"
+    assert s1b["version"] == v1
     assert {s["path"]: s["md5"] for s in read_manifest(tmp_path / "d1b")["shards"]} == v1_md5
     print(f"\nunist build tiny (test engines): cold {cold_s:.1f} s, unchanged rebuild {warm_s:.1f} s, "
           f"ratio {warm_s / cold_s:.3f}; timings cold={s1['timings']} warm={s1b['timings']}")
@@ -86,17 +90,17 @@ def test_build_push_rollback_byte_for_byte(stack, tmp_path: Path):
     # v2: a different HQ window changes the hq flags -> different shard bytes
     p2 = p1.model_copy(update={"hq_ratio": (0.8, 1.3)})
     s2 = build(p2, tmp_path / "d2")
-    assert s2["version"] == "v2"
+    assert s2["version"] == v2
     v2_md5 = {s["path"]: s["md5"] for s in read_manifest(tmp_path / "d2")["shards"]}
     assert v2_md5 != v1_md5
-    assert [v["version"] for v in reg.log()] == ["v1", "v2"]
-    assert reg.log()[0]["shards"] == v1_md5
+    assert [v["version"] for v in reg.log()] == [*before, v1, v2]
+    assert reg.log()[len(before)]["shards"] == v1_md5
 
     # delete the local DVC cache and the workspace copy; roll back v1 through the CLI
     shutil.rmtree(reg.cache_dir())
     shutil.rmtree(reg.root / "unist")
     runner = CliRunner()
-    r = runner.invoke(app, ["data", "rollback", "v1", "--out", str(tmp_path / "restored")])
+    r = runner.invoke(app, ["data", "rollback", v1, "--out", str(tmp_path / "restored")])
     assert r.exit_code == 0, r.output
     restored = tmp_path / "restored"
     assert {s["path"]: file_md5(restored / s["path"]) for s in m1["shards"]} == v1_md5
@@ -104,6 +108,7 @@ def test_build_push_rollback_byte_for_byte(stack, tmp_path: Path):
     assert len(load_samples(restored, split="all")) == s1["rows"]
 
     r = runner.invoke(app, ["data", "log", "--json"])
-    assert r.exit_code == 0 and [v["version"] for v in json.loads(r.output)] == ["v1", "v2"]
-    r = runner.invoke(app, ["data", "rollback", "v9"])
-    assert r.exit_code == 2 and "unknown data version 'v9'" in r.output
+    assert r.exit_code == 0 and [v["version"] for v in json.loads(r.output)] == [*before, v1, v2]
+    missing = f"v{len(before) + 9}"
+    r = runner.invoke(app, ["data", "rollback", missing])
+    assert r.exit_code == 2 and f"unknown data version '{missing}'" in r.output
