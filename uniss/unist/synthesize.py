@@ -109,6 +109,26 @@ def _alive(df: pd.DataFrame) -> list[int]:
     return [i for i in range(len(df)) if not df.at[i, "fail_step"]]
 
 
+def _measure_asr(df: pd.DataFrame, idx: list[int], lang: str, eng: Engines, *, side: str, audio_col: str,
+                 ref_col: str) -> None:
+    """Transcribe rows ``idx`` (one language) and write ``{side}_asr`` / ``{side}_wer`` in place.
+
+    A failing ASR call, or one that does not return exactly one hypothesis per input, quarantines
+    every row of the batch under step ``{side}_asr`` with the reason (nothing is silently dropped).
+    """
+    try:
+        hyps = list(eng.asr.transcribe([decode_flac(df.at[i, audio_col]) for i in idx], lang))
+        if len(hyps) != len(idx):
+            raise RuntimeError(f"ASR returned {len(hyps)} results for {len(idx)} inputs")
+    except Exception as e:  # noqa: BLE001 - quarantined with the reason
+        for i in idx:
+            _fail(df, i, f"{side}_asr", f"asr failed: {type(e).__name__}: {e}")
+        return
+    for i, h in zip(idx, hyps, strict=True):
+        df.at[i, f"{side}_asr"] = h
+        df.at[i, f"{side}_wer"] = float(eng.error_rate(df.at[i, ref_col], h, lang))
+
+
 def step_src_asr(chunk: pd.DataFrame, eng: Engines) -> pd.DataFrame:
     """Step 1 measurement: source re-ASR text and error rate (columns ``src_asr``, ``src_wer``)."""
     df = chunk.copy()
@@ -118,19 +138,7 @@ def step_src_asr(chunk: pd.DataFrame, eng: Engines) -> pd.DataFrame:
     df["fail_step"] = df["fail_step"].fillna("")
     df["fail_reason"] = df["fail_reason"].fillna("")
     for lang, idx in df.groupby("language").groups.items():
-        idx = list(idx)
-        try:
-            wavs = [decode_flac(df.at[i, "audio"]) for i in idx]
-            hyps = list(eng.asr.transcribe(wavs, lang))
-            if len(hyps) != len(idx):
-                raise RuntimeError(f"ASR returned {len(hyps)} results for {len(idx)} inputs")
-        except Exception as e:  # noqa: BLE001 - quarantined with the reason
-            for i in idx:
-                _fail(df, i, "src_asr", f"asr failed: {type(e).__name__}: {e}")
-            continue
-        for i, h in zip(idx, hyps):
-            df.at[i, "src_asr"] = h
-            df.at[i, "src_wer"] = float(eng.error_rate(df.at[i, "transcript"], h, lang))
+        _measure_asr(df, list(idx), lang, eng, side="src", audio_col="audio", ref_col="transcript")
     return df
 
 
@@ -184,15 +192,7 @@ def step_tgt_asr(chunk: pd.DataFrame, eng: Engines) -> pd.DataFrame:
     alive = _alive(df)
     for lang in sorted({df.at[i, "tgt_lang"] for i in alive}):
         idx = [i for i in alive if df.at[i, "tgt_lang"] == lang]
-        try:
-            hyps = list(eng.asr.transcribe([decode_flac(df.at[i, "tgt_audio"]) for i in idx], lang))
-        except Exception as e:  # noqa: BLE001
-            for i in idx:
-                _fail(df, i, "tgt_asr", f"asr failed: {type(e).__name__}: {e}")
-            continue
-        for i, h in zip(idx, hyps):
-            df.at[i, "tgt_asr"] = h
-            df.at[i, "tgt_wer"] = float(eng.error_rate(df.at[i, "tgt_text"], h, lang))
+        _measure_asr(df, idx, lang, eng, side="tgt", audio_col="tgt_audio", ref_col="tgt_text")
     return df
 
 
