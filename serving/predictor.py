@@ -28,6 +28,12 @@ Loopback binding: KServe 0.21's ``RESTServer`` hard-codes ``uvicorn.Config(host=
 disables gRPC and overrides ``ModelServer._serve`` -- the coroutine ``start()`` hands to
 ``asyncio.run`` after it has built the ``RESTServer`` but before uvicorn binds -- to set
 ``self._rest_server.config.host`` to the requested host (default ``127.0.0.1``).
+
+Raw bytes in a v2 binary tensor: KServe 0.21's REST decoder (``InferRequest.from_bytes`` in
+``kserve/protocol/infer_type.py``) turns every BYTES element into UTF-8 text before the model sees
+it, so raw audio file bytes raise ``UnicodeDecodeError`` there, which KServe's catch-all handler
+answers with HTTP 500. :class:`LoopbackModelServer` registers a handler on KServe's FastAPI app that
+answers that error with HTTP 400 and says to send base64 text in the BYTES elements instead.
 """
 
 from __future__ import annotations
@@ -448,6 +454,29 @@ class UnissPredictor(_kserve_model_base()):  # type: ignore[misc]
 
 
 # --------------------------------------------------------------------------------------- server
+BYTES_NOT_TEXT = (
+    "inputs: a BYTES element is not UTF-8 text ({err}); KServe's REST protocol carries BYTES as "
+    "text, so send each audio file as base64 text"
+)
+
+
+def _add_bytes_decode_handler() -> None:
+    """Answer ``UnicodeDecodeError`` from KServe's REST request decoder with HTTP 400 (not 500).
+
+    The handler is registered on the module-level app ``kserve.model_server:app`` that KServe's
+    ``RESTServer.create_application`` serves; Starlette picks the most specific handler along the
+    exception's MRO, so this one wins over KServe's ``Exception`` handler. The body has KServe's
+    error shape, ``{"error": "..."}``.
+    """
+    from fastapi.responses import JSONResponse
+    from kserve.model_server import app
+
+    async def _bytes_not_text(_request: Any, exc: Exception) -> Any:
+        return JSONResponse(status_code=400, content={"error": BYTES_NOT_TEXT.format(err=exc)})
+
+    app.add_exception_handler(UnicodeDecodeError, _bytes_not_text)
+
+
 def _loopback_server_cls():
     from kserve import ModelServer
 
@@ -462,6 +491,7 @@ def _loopback_server_cls():
         async def _serve(self) -> None:
             if self._rest_server is not None:
                 self._rest_server.config.host = self.host
+            _add_bytes_decode_handler()
             await super()._serve()
 
     return _LoopbackModelServer

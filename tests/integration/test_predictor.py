@@ -154,6 +154,29 @@ def test_v2_with_kserve_client_binary_bytes(server):
         assert sr == 16000 and wav.shape[0] / 16000 == pytest.approx(d, abs=1e-3)
 
 
+def test_v2_raw_binary_bytes_are_400_not_500(server):
+    """Raw WAV bytes in a binary BYTES tensor cannot pass KServe's UTF-8 decoder: 400 with advice."""
+    import json
+    import struct
+
+    url, _, _ = server
+    raw = _wav(tm.tone(0.5))
+    assert b"\xff" in raw or b"\x80" in raw  # PCM16 samples are not UTF-8 text
+    blob = struct.pack("<I", len(raw)) + raw  # Open Inference Protocol BYTES serialization
+    header = json.dumps({"inputs": [{"name": "audio", "shape": [1], "datatype": "BYTES",
+                                     "parameters": {"binary_data_size": len(blob)}}],
+                         "parameters": {"target_language": "en"}}).encode()
+    r = httpx.post(f"{url}/v2/models/uniss-s2st/infer", content=header + blob, timeout=60,
+                   headers={"content-type": "application/octet-stream",
+                            "inference-header-content-length": str(len(header))})
+    assert r.status_code == 400, r.text
+    assert "not UTF-8" in r.json()["error"] and "base64" in r.json()["error"]
+    ok = httpx.post(f"{url}/v2/models/uniss-s2st/infer", timeout=120, json={
+        "inputs": [{"name": "audio", "shape": [1], "datatype": "BYTES", "data": [_b64(raw)]}],
+        "parameters": {"target_language": "en", "mode": "direct"}})
+    assert ok.status_code == 200, ok.text
+
+
 def test_v2_plain_json_with_httpx(server):
     url, _, _ = server
     body = {"inputs": [{"name": "audio", "shape": [1], "datatype": "BYTES", "data": [_b64(_wav(tm.tone(1.0)))]}],

@@ -17,6 +17,16 @@ Shape legend: ``N_i`` = samples of utterance i at 16 kHz; ``B`` = batch size; Wh
   Chinese output is converted to simplified characters (OpenCC ``t2s``). A batched decode whose
   gzip compression ratio exceeds 2.4 (a repetition loop; Whisper's own threshold) is redone by
   faster-whisper's sequential path with its temperature fallback, as unbatched Whisper would.
+  Optional *packing* (``pack_s > 0``, used by the UniST data filters, not by evaluation): Whisper
+  pays a full 30 s encoder window per utterance however short it is, so consecutive short
+  utterances are laid end to end with ``pack_gap_s`` of silence into windows of at most
+  ``pack_s`` seconds, each window is one ``clip_timestamps`` chunk of faster-whisper's
+  ``BatchedInferencePipeline`` (batched; segment timestamp tokens on, so segments break at the
+  pauses, and ``word_timestamps=True``: cross-attention DTW word times inside each segment), and
+  every word goes back to the utterance whose span, widened to the middle of the gaps, holds the
+  word's midpoint. Without segment timestamps the DTW stretched words over the pauses and the first
+  Chinese character of a clip landed in the previous one. An utterance that gets no word or a repetition loop is decoded again alone.
+  ``benchmarks/bench_asr_pack.py`` measures the speed-up and the agreement with unpacked decoding.
 - :class:`PocketsphinxASR`: CMU PocketSphinx (English model shipped in the ``pocketsphinx`` wheel).
 - :func:`normalize_text` / :func:`error_rate`: the paper's App. C normalisation and WER (en) / CER
   (zh) with jiwer; delegated to :mod:`uniss.metrics` so evaluation and data filtering share one rule.
@@ -45,6 +55,10 @@ MAX_TOKENS_PER_S = 15.0
 
 #: Whisper's fixed input window in seconds (Radford et al. 2022, §2.2: 30 s log-mel windows).
 WHISPER_WINDOW_S = 30.0
+
+#: Default silence between packed utterances (s): long enough that word times (DTW, about 0.1 s
+#: error) never fall on the wrong side of the gap's middle.
+PACK_GAP_S = 1.0
 
 
 @runtime_checkable
@@ -104,14 +118,18 @@ class WhisperASR:
         max_new_tokens: cap on generated tokens per utterance (Whisper's text context is 448).
         device: CTranslate2 device, ``cpu`` (default) or ``cuda`` (GPU users pointing ``model_dir``
             at a local Whisper-large-v3 CT2 directory, with ``compute_type="float16"``).
+        pack_s: pack consecutive utterances into windows of at most this many seconds (0 = off,
+            one window per utterance; at most :data:`WHISPER_WINDOW_S`). See the module docstring.
+        pack_gap_s: silence between packed utterances, seconds.
     Raises:
         EngineUnavailableError: model directory missing or not a Whisper CT2 model.
-        EngineError: bad beam/batch size.
+        EngineError: bad beam/batch size or packing window.
     The model is loaded once per (dir, compute_type, threads) and shared (cached).
     """
 
     def __init__(self, model_dir: str | Path | None = None, beam_size: int = 1, compute_type: str = "int8",
-                 batch_size: int = 8, cpu_threads: int = 2, max_new_tokens: int = 200, device: str = "cpu") -> None:
+                 batch_size: int = 8, cpu_threads: int = 2, max_new_tokens: int = 200, device: str = "cpu",
+                 pack_s: float = 0.0, pack_gap_s: float = PACK_GAP_S) -> None:
         if model_dir is None:
             from uniss.settings import get_settings
 
@@ -119,6 +137,8 @@ class WhisperASR:
         self.model_dir = Path(model_dir)
         if beam_size < 1 or batch_size < 1:
             raise EngineError(f"beam_size and batch_size must be >= 1 (got {beam_size}, {batch_size})")
+        if not 0.0 <= pack_s <= WHISPER_WINDOW_S or pack_gap_s < 0.0:
+            raise EngineError(f"pack_s must be in [0, {WHISPER_WINDOW_S:g}] s and pack_gap_s >= 0 (got {pack_s}, {pack_gap_s})")
         missing = [f for f in ("model.bin", "config.json", "tokenizer.json") if not (self.model_dir / f).is_file()]
         if missing:
             raise EngineUnavailableError(
@@ -130,6 +150,8 @@ class WhisperASR:
         self.cpu_threads = int(cpu_threads)
         self.max_new_tokens = int(max_new_tokens)
         self.device = device
+        self.pack_s = float(pack_s)
+        self.pack_gap_s = float(pack_gap_s)
         self._lock = threading.Lock()
 
     @property
@@ -191,12 +213,18 @@ class WhisperASR:
         Raises:
             UnknownLanguageError, EngineError (empty/non-finite/non-mono input).
         """
+        check_language(language)
+        xs = _check_wavs(wavs)
+        if self.pack_s > 0 and len(xs) > 1:
+            return self._transcribe_packed(xs, language, progress=progress)
+        return self._transcribe_windows(xs, language, progress=progress)
+
+    def _transcribe_windows(self, xs: list[np.ndarray], language: str, *, progress: bool = False) -> list[str]:
+        """One padded 30 s window per utterance (see :meth:`transcribe`)."""
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.transcribe import get_compression_ratio
         from tqdm.auto import tqdm
 
-        check_language(language)
-        xs = _check_wavs(wavs)
         out: list[str | None] = [None] * len(xs)
         redo: list[int] = []
         short = [i for i, x in enumerate(xs) if x.size <= WHISPER_WINDOW_S * SAMPLE_RATE_HZ]
@@ -216,6 +244,81 @@ class WhisperASR:
                         out[i] = self._post(t, language)
         for i in long_ + redo:
             out[i] = self.transcribe_one(xs[i], language)
+        return [o or "" for o in out]
+
+    def pack_plan(self, durations_s: Sequence[float]) -> list[list[int]]:
+        """Group utterance indices, in order, into windows of at most ``pack_s`` seconds.
+
+        Args: ``durations_s``: ``B`` durations in seconds.
+        Returns: windows as lists of indices; an utterance longer than ``pack_s`` is alone.
+        """
+        windows: list[list[int]] = []
+        cur: list[int] = []
+        used = 0.0
+        for i, d in enumerate(durations_s):
+            need = d if not cur else used + self.pack_gap_s + d
+            if cur and need > self.pack_s:
+                windows.append(cur)
+                cur, used = [], 0.0
+                need = d
+            cur.append(i)
+            used = need
+        if cur:
+            windows.append(cur)
+        return windows
+
+    def _transcribe_packed(self, xs: list[np.ndarray], language: str, *, progress: bool = False) -> list[str]:
+        """Packed windows through ``BatchedInferencePipeline`` with word timestamps (module docstring)."""
+        from faster_whisper import BatchedInferencePipeline
+        from faster_whisper.transcribe import get_compression_ratio
+
+        sr = SAMPLE_RATE_HZ
+        gap = np.zeros(int(round(self.pack_gap_s * sr)), dtype=np.float32)
+        plan = self.pack_plan([x.size / sr for x in xs])
+        single = [w[0] for w in plan if len(w) == 1]
+        packed = [w for w in plan if len(w) > 1]
+        out: list[str | None] = [None] * len(xs)
+        if packed:
+            pieces: list[np.ndarray] = []
+            spans: dict[int, tuple[float, float]] = {}  # utterance -> (start, end) s in the long audio
+            clips: list[dict[str, float]] = []
+            pos = 0
+            for w in packed:
+                w_start = pos
+                for k, i in enumerate(w):
+                    if k:
+                        pieces.append(gap)
+                        pos += gap.size
+                    spans[i] = (pos / sr, (pos + xs[i].size) / sr)
+                    pieces.append(xs[i])
+                    pos += xs[i].size
+                clips.append({"start": w_start / sr, "end": pos / sr})
+                pieces.append(gap)  # keeps windows apart in sample positions
+                pos += gap.size
+            audio = np.concatenate(pieces)
+            words: dict[int, list[str]] = {i: [] for i in spans}
+            order = sorted(spans, key=lambda i: spans[i][0])
+            half = self.pack_gap_s / 2
+            with self._lock:
+                pipe = BatchedInferencePipeline(self.model)
+                segments, _ = pipe.transcribe(
+                    audio, language=language, task="transcribe", beam_size=self.beam_size, word_timestamps=True,
+                    clip_timestamps=clips, batch_size=self.batch_size, without_timestamps=False,
+                    vad_filter=False, log_progress=progress, max_new_tokens=self.max_new_tokens)
+                for seg in segments:
+                    for wd in seg.words or []:
+                        mid = (wd.start + wd.end) / 2
+                        hit = next((i for i in order if spans[i][0] - half <= mid <= spans[i][1] + half), None)
+                        if hit is not None:
+                            words[hit].append(wd.word)
+            for i, ws in words.items():
+                text = "".join(ws).strip()
+                if text and get_compression_ratio(text) <= COMPRESSION_RATIO_MAX:
+                    out[i] = self._post(text, language)
+        again = single + [i for i, o in enumerate(out) if o is None and i not in set(single)]
+        if again:
+            for i, t in zip(again, self._transcribe_windows([xs[i] for i in again], language), strict=True):
+                out[i] = t
         return [o or "" for o in out]
 
 

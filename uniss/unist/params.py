@@ -48,6 +48,8 @@ class DataParams(BaseModel):
         token_rate_tolerance: relative tolerance of token counts vs duration x rate in the GE gate.
         token_count_slack: absolute slack (tokens) on top of the relative tolerance.
         asr_beam_size: Whisper beam size for both ASR filters.
+        asr_pack_s: pack utterances into Whisper windows of at most this many seconds for both ASR
+            filters (0 = one 30 s window per utterance); ``uniss.engines.asr`` module docstring.
         mt: translation engine: ``reference`` (the corpus's own translations).
         dvc_size: size preset the ``dvc.yaml`` stages build (``dvc repro``).
         min_duration_s / max_duration_s: accepted source/target speech length (s).
@@ -73,6 +75,7 @@ class DataParams(BaseModel):
     token_rate_tolerance: float = Field(default=0.1, ge=0)
     token_count_slack: int = Field(default=2, ge=0)
     asr_beam_size: int = Field(default=1, ge=1)
+    asr_pack_s: float = Field(default=0.0, ge=0.0, le=30.0)
     mt: str = "reference"
     dvc_size: str = "tiny"
     min_duration_s: float = 0.3

@@ -80,7 +80,7 @@ def default_engines(params: DataParams, *, translations: dict[str, str] | None =
     system TTS voices, ``ReferenceMT`` over the corpus translations, silero-vad trim.
 
     Args:
-        params: data params (``asr_beam_size``, ``mt``).
+        params: data params (``asr_beam_size``, ``asr_pack_s``, ``mt``).
         translations: ``{source text: reference translation}`` for ``ReferenceMT``.
 
     Raises:
@@ -94,7 +94,7 @@ def default_engines(params: DataParams, *, translations: dict[str, str] | None =
 
     if params.mt != "reference":
         raise UnistError(f"mt engine {params.mt!r} is not available offline; use 'reference'")
-    return Engines(asr=WhisperASR(beam_size=params.asr_beam_size), tts=SystemTTS(),
+    return Engines(asr=WhisperASR(beam_size=params.asr_beam_size, pack_s=params.asr_pack_s), tts=SystemTTS(),
                    mt=ReferenceMT(translations or {}), error_rate=error_rate,
                    clean_translation=clean_translation, voice_map=voice_map, vad_trim=vad_trim)
 
