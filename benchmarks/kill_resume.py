@@ -52,9 +52,15 @@ def _phase2_dirs(root: Path, size: str) -> set[Path]:
     return set(root.glob(f"{size}_phase2_*")) if root.is_dir() else set()
 
 
-def _group_alive(pgid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "-g", str(pgid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
+def _group_alive(pgid: int, wait_s: float = 10.0) -> list[int]:
+    """Live (non-zombie) processes of group ``pgid``, after waiting up to ``wait_s`` for them to go."""
+    deadline = time.time() + wait_s
+    while True:
+        out = subprocess.run(["ps", "-o", "pid=,stat=", "-g", str(pgid)], capture_output=True, text=True).stdout
+        live = [int(pid) for pid, stat in (ln.split()[:2] for ln in out.splitlines() if ln.strip()) if not stat.startswith("Z")]
+        if not live or time.time() > deadline:
+            return live
+        time.sleep(0.5)
 
 
 def _json_tail(text: str) -> dict[str, Any]:
@@ -111,7 +117,6 @@ def main() -> None:
                              "loss_at_checkpoint_step": next((r["loss"] for r in losses if r["step"] == ckpts[-1]["step"]), None)}
                 break
         time.sleep(0.5)
-    time.sleep(1.0)
     left = _group_alive(proc.pid)
     print(f"killed run 1 after {killed_at['after_s']:.0f} s at phase-2 step {killed_at['last_logged_step']} "
           f"(checkpoint {killed_at['last_checkpoint_step']}); processes left: {left}")

@@ -127,7 +127,10 @@ class MLflowLogger:
         run_name: e.g. ``phase-2``.
         experiment: MLflow experiment (env ``MLFLOW_EXPERIMENT_NAME``, default ``uniss-retrain``).
         parent_run_id: parent run (default env ``MLFLOW_PARENT_RUN_ID``); ``None`` = top level.
-        run_id: resume an existing run (a resumed phase keeps logging into its run).
+        run_id: resume an existing run (a resumed phase keeps logging into its run). When the
+            resuming pipeline run is a different parent (a rerun after a kill), the run moves under
+            it (MLflow's ``mlflow.parentRunId`` tag) so the pipeline run that finished the phase
+            lists it, and ``uniss.resumed_from_parent`` keeps the killed run's id.
         tracking_uri: default env ``MLFLOW_TRACKING_URI``, else
             ``uniss.settings.get_settings().tracking_uri``.
     """
@@ -144,6 +147,9 @@ class MLflowLogger:
         parent = parent_run_id if parent_run_id is not None else os.environ.get("MLFLOW_PARENT_RUN_ID")
         if run_id:
             self.run = mlflow.start_run(run_id=run_id)
+            old = self.run.data.tags.get("mlflow.parentRunId")
+            if parent and old != parent:
+                mlflow.set_tags({"mlflow.parentRunId": parent, "uniss.resumed_from_parent": old or ""})
         else:
             self.run = mlflow.start_run(run_name=run_name, parent_run_id=parent or None, nested=bool(parent))
         self.run_id = self.run.info.run_id

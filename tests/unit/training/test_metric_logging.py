@@ -48,3 +48,30 @@ def test_mlflow_logger_nests_under_parent(tmp_path, monkeypatch):
     assert run.data.params["data_version"] == "v3" and run.data.tags["shard_md5s"] == "a,b"
     assert [m.value for m in client.get_metric_history(rid, "loss")] == [3.5, 3.0]
     assert [a.path for a in client.list_artifacts(rid, "config")] == ["config/config.json"]
+
+
+def test_resumed_phase_run_moves_under_the_pipeline_run_that_finishes_it(tmp_path, monkeypatch):
+    """A kill + rerun resumes the phase's MLflow run (one loss curve) under the rerun's parent."""
+    mlflow = pytest.importorskip("mlflow")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "uniss-test")
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("uniss-test")
+    with mlflow.start_run(run_name="killed pipeline") as p1:
+        killed = p1.info.run_id
+    with mlflow.start_run(run_name="rerun pipeline") as p2:
+        rerun = p2.info.run_id
+    first = MLflowLogger("phase-2", parent_run_id=killed, tracking_uri=uri)
+    first.log_metrics({"loss": 4.0}, 1)
+    rid = first.run_id
+    first.close()
+    again = MLflowLogger("phase-2", parent_run_id=rerun, run_id=rid, tracking_uri=uri)
+    again.log_metrics({"loss": 3.5}, 2)
+    again.close()
+    client = mlflow.tracking.MlflowClient(uri)
+    tags = client.get_run(rid).data.tags
+    assert tags["mlflow.parentRunId"] == rerun and tags["uniss.resumed_from_parent"] == killed
+    assert [m.value for m in client.get_metric_history(rid, "loss")] == [4.0, 3.5]
+    same = MLflowLogger("phase-2", parent_run_id=rerun, run_id=rid, tracking_uri=uri)  # same parent: untouched
+    same.close()
+    assert client.get_run(rid).data.tags["uniss.resumed_from_parent"] == killed
