@@ -29,11 +29,14 @@ disables gRPC and overrides ``ModelServer._serve`` -- the coroutine ``start()`` 
 ``asyncio.run`` after it has built the ``RESTServer`` but before uvicorn binds -- to set
 ``self._rest_server.config.host`` to the requested host (default ``127.0.0.1``).
 
-Raw bytes in a v2 binary tensor: KServe 0.21's REST decoder (``InferRequest.from_bytes`` in
-``kserve/protocol/infer_type.py``) turns every BYTES element into UTF-8 text before the model sees
-it, so raw audio file bytes raise ``UnicodeDecodeError`` there, which KServe's catch-all handler
-answers with HTTP 500. :class:`LoopbackModelServer` registers a handler on KServe's FastAPI app that
-answers that error with HTTP 400 and says to send base64 text in the BYTES elements instead.
+Raw bytes in a v2 binary tensor: KServe 0.21's REST decoder (``InferRequest.from_bytes`` ->
+``InferInput.set_data_from_numpy(binary_data=False)`` in ``kserve/protocol/infer_type.py``) turns
+every BYTES element into UTF-8 text before the model sees it; raw audio file bytes make it raise
+``InferenceError('Failed to encode "<all the bytes>" using UTF-8 ...')``, which KServe answers with
+HTTP 500 and the whole payload in the message. :class:`LoopbackModelServer` registers, right after
+KServe builds its FastAPI app, a handler that answers that error with HTTP 400 and a short message
+(send base64 text in the BYTES elements instead); every other ``InferenceError`` goes to KServe's
+own handler unchanged.
 """
 
 from __future__ import annotations
@@ -455,25 +458,33 @@ class UnissPredictor(_kserve_model_base()):  # type: ignore[misc]
 
 # --------------------------------------------------------------------------------------- server
 BYTES_NOT_TEXT = (
-    "inputs: a BYTES element is not UTF-8 text ({err}); KServe's REST protocol carries BYTES as "
-    "text, so send each audio file as base64 text"
+    "inputs: a BYTES element is not UTF-8 text; KServe's REST protocol carries BYTES as text, so send "
+    "each audio file as base64 text (plain JSON 'data', or base64 bytes in a binary tensor)"
 )
 
 
-def _add_bytes_decode_handler() -> None:
-    """Answer ``UnicodeDecodeError`` from KServe's REST request decoder with HTTP 400 (not 500).
+def _is_bytes_not_text(exc: Exception) -> bool:
+    msg = str(exc)
+    return isinstance(exc, UnicodeDecodeError) or (msg.startswith("Failed to encode") and "using UTF-8" in msg)
 
-    The handler is registered on the module-level app ``kserve.model_server:app`` that KServe's
-    ``RESTServer.create_application`` serves; Starlette picks the most specific handler along the
-    exception's MRO, so this one wins over KServe's ``Exception`` handler. The body has KServe's
-    error shape, ``{"error": "..."}``.
+
+def _add_bytes_decode_handler(app: Any) -> None:
+    """Answer KServe's "BYTES element is not UTF-8" failure with HTTP 400 instead of 500.
+
+    Registered on KServe's FastAPI ``app`` after ``RESTServer.create_application`` has added its
+    own handlers (Starlette keeps one handler per exception class: the last one registered wins).
+    The body has KServe's error shape, ``{"error": "..."}``; other ``InferenceError`` s go to
+    ``kserve.errors.inference_error_handler`` (HTTP 500) as before.
     """
     from fastapi.responses import JSONResponse
-    from kserve.model_server import app
+    from kserve.errors import InferenceError, inference_error_handler
 
-    async def _bytes_not_text(_request: Any, exc: Exception) -> Any:
-        return JSONResponse(status_code=400, content={"error": BYTES_NOT_TEXT.format(err=exc)})
+    async def _bytes_not_text(request: Any, exc: Exception) -> Any:
+        if _is_bytes_not_text(exc):
+            return JSONResponse(status_code=400, content={"error": BYTES_NOT_TEXT})
+        return await inference_error_handler(request, exc)
 
+    app.add_exception_handler(InferenceError, _bytes_not_text)
     app.add_exception_handler(UnicodeDecodeError, _bytes_not_text)
 
 
@@ -489,9 +500,18 @@ def _loopback_server_cls():
             self.host = host
 
         async def _serve(self) -> None:
-            if self._rest_server is not None:
-                self._rest_server.config.host = self.host
-            _add_bytes_decode_handler()
+            rest = self._rest_server
+            if rest is not None:
+                rest.config.host = self.host
+                build = rest.create_application  # runs inside rest.start(), awaited below
+
+                def create_application() -> None:
+                    build()
+                    from kserve.model_server import app
+
+                    _add_bytes_decode_handler(app)
+
+                rest.create_application = create_application
             await super()._serve()
 
     return _LoopbackModelServer
