@@ -24,12 +24,21 @@ def test_jsonl_and_plot(tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_mlflow_logger_nests_under_parent(tmp_path, monkeypatch):
+@pytest.fixture
+def mlflow_uri(tmp_path, monkeypatch):
+    """A real MLflow tracking store (SQLite) with experiment ``uniss-test`` selected."""
     mlflow = pytest.importorskip("mlflow")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "uniss-test")
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("uniss-test")
+    return uri
+
+
+def test_mlflow_logger_nests_under_parent(tmp_path, mlflow_uri):
+    import mlflow
+
+    uri = mlflow_uri
     with mlflow.start_run(run_name="pipeline") as parent:
         pid = parent.info.run_id
     art = tmp_path / "config.json"
@@ -50,13 +59,11 @@ def test_mlflow_logger_nests_under_parent(tmp_path, monkeypatch):
     assert [a.path for a in client.list_artifacts(rid, "config")] == ["config/config.json"]
 
 
-def test_resumed_phase_run_moves_under_the_pipeline_run_that_finishes_it(tmp_path, monkeypatch):
+def test_resumed_phase_run_moves_under_the_pipeline_run_that_finishes_it(mlflow_uri):
     """A kill + rerun resumes the phase's MLflow run (one loss curve) under the rerun's parent."""
-    mlflow = pytest.importorskip("mlflow")
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "uniss-test")
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("uniss-test")
+    import mlflow
+
+    uri = mlflow_uri
     with mlflow.start_run(run_name="killed pipeline") as p1:
         killed = p1.info.run_id
     with mlflow.start_run(run_name="rerun pipeline") as p2:
