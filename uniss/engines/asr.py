@@ -25,7 +25,8 @@ Shape legend: ``N_i`` = samples of utterance i at 16 kHz; ``B`` = batch size; Wh
   pauses, and ``word_timestamps=True``: cross-attention DTW word times inside each segment), and
   every word goes back to the utterance whose span, widened to the middle of the gaps, holds the
   word's midpoint. Without segment timestamps the DTW stretched words over the pauses and the first
-  Chinese character of a clip landed in the previous one. An utterance that gets no word or a repetition loop is decoded again alone.
+  Chinese character of a clip landed in the previous one. An utterance that gets no word or a
+  repetition loop is decoded again in its own window.
   ``benchmarks/bench_asr_pack.py`` measures the speed-up and the agreement with unpacked decoding.
 - :class:`PocketsphinxASR`: CMU PocketSphinx (English model shipped in the ``pocketsphinx`` wheel).
 - :func:`normalize_text` / :func:`error_rate`: the paper's App. C normalisation and WER (en) / CER
@@ -275,7 +276,6 @@ class WhisperASR:
         sr = SAMPLE_RATE_HZ
         gap = np.zeros(int(round(self.pack_gap_s * sr)), dtype=np.float32)
         plan = self.pack_plan([x.size / sr for x in xs])
-        single = [w[0] for w in plan if len(w) == 1]
         packed = [w for w in plan if len(w) > 1]
         out: list[str | None] = [None] * len(xs)
         if packed:
@@ -296,8 +296,7 @@ class WhisperASR:
                 pieces.append(gap)  # keeps windows apart in sample positions
                 pos += gap.size
             audio = np.concatenate(pieces)
-            words: dict[int, list[str]] = {i: [] for i in spans}
-            order = sorted(spans, key=lambda i: spans[i][0])
+            words: dict[int, list[str]] = {i: [] for i in spans}  # in audio order, like ``spans``
             half = self.pack_gap_s / 2
             with self._lock:
                 pipe = BatchedInferencePipeline(self.model)
@@ -308,14 +307,14 @@ class WhisperASR:
                 for seg in segments:
                     for wd in seg.words or []:
                         mid = (wd.start + wd.end) / 2
-                        hit = next((i for i in order if spans[i][0] - half <= mid <= spans[i][1] + half), None)
+                        hit = next((i for i in spans if spans[i][0] - half <= mid <= spans[i][1] + half), None)
                         if hit is not None:
                             words[hit].append(wd.word)
             for i, ws in words.items():
                 text = "".join(ws).strip()
                 if text and get_compression_ratio(text) <= COMPRESSION_RATIO_MAX:
                     out[i] = self._post(text, language)
-        again = single + [i for i, o in enumerate(out) if o is None and i not in set(single)]
+        again = [i for i, o in enumerate(out) if o is None]  # lone utterances, and packed ones with no usable text
         if again:
             for i, t in zip(again, self._transcribe_windows([xs[i] for i in again], language), strict=True):
                 out[i] = t
