@@ -1,0 +1,1 @@
+"""Infrastructure as code: ``infra.local`` (the embedded stack) and ``infra/k8s`` (kustomize)."""
