@@ -50,7 +50,7 @@ def _workload(env: dict[str, str]) -> None:
     """One MLflow run (metric + 1 MB artifact) and a 1 MB object write/read."""
     from mlflow.tracking import MlflowClient
 
-    from pipelines.stack import minio_client
+    from registry.storage import minio_client
     from uniss.settings import Settings
 
     s = Settings(home=Path(env["UNISS_HOME"]), **{k[6:].lower(): int(v) for k, v in env.items() if k.startswith("UNISS_") and k.endswith("_PORT")})

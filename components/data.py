@@ -1,6 +1,6 @@
 """Data components: source corpus, UniST synthesis, codec fit, tokenization, GE gate, DVC version.
 
-Each body: artifacts -> paths, one library call (``uniss.unist`` / ``uniss.codecs``), outputs.
+Each body: artifacts -> paths, one library call (``uniss.unist`` / ``uniss.codecs`` / ``registry.data``), outputs.
 """
 
 from kfp import dsl
@@ -79,7 +79,7 @@ def validate_unist(data: Input[Dataset], validated: Output[Dataset], report: Out
 def version_unist(data: Input[Dataset]) -> str:
     """Commit the dataset to the DVC data registry, push it to S3, return the version tag."""
     from components.tracking import set_parent_tags, step_run
-    from uniss.unist.steps import version as run
+    from registry.data import version as run
 
     with step_run("version_unist"):
         tag = run(data_dir=data.path)
@@ -91,7 +91,7 @@ def version_unist(data: Input[Dataset]) -> str:
 def check_data_version(data_version: str) -> str:
     """Fail early unless ``data_version`` is a tag of the DVC data registry; returns it."""
     from components.tracking import step_run
-    from uniss.unist.steps import require_version as run
+    from registry.data import require_version as run
 
     with step_run("check_data_version", {"data_version": data_version}):
         return run(data_version)
@@ -102,7 +102,7 @@ def checkout_unist(data_version: str, data: Output[Dataset]) -> str:
     """Restore a data version from the DVC registry byte-for-byte (pulling from S3 when the local
     cache lacks it): training and evaluation always consume a versioned data product."""
     from components.tracking import set_parent_tags, step_run
-    from uniss.unist.steps import checkout as run
+    from registry.data import checkout as run
 
     with step_run("checkout_unist", {"data_version": data_version}):
         run(version=data_version, out_dir=data.path)

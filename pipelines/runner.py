@@ -148,7 +148,7 @@ def run_local(
     settings = settings or get_settings()
     env: dict[str, str] = {}
     if with_stack:
-        from pipelines.stack import ensure_stack
+        from infra.local.stack import ensure_stack
 
         ensure_stack(settings)
         env = _tracking_env(settings)

@@ -7,7 +7,7 @@ in the test process, and subprocesses, see this stack) plus the client variables
 ``Settings.s3_env()`` (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``,
 ``AWS_ENDPOINT_URL``, ``MLFLOW_S3_ENDPOINT_URL``, ``MLFLOW_TRACKING_URI``). It yields the
 :class:`uniss.settings.Settings`; use ``stack.tracking_uri``, ``stack.s3_url``,
-``stack.artifacts_bucket``, ``stack.data_bucket``, ``pipelines.stack.minio_client(stack)``.
+``stack.artifacts_bucket``, ``stack.data_bucket``, ``registry.storage.minio_client(stack)``.
 At session end the stack is brought down (an error if any of its processes is left), the environment restored and the ``get_settings``
 cache cleared. It never skips: if a server cannot start the test fails with the server's log tail.
 
@@ -20,7 +20,7 @@ Usage::
 
 ``stack_settings_factory`` (session scope): ``make(home: Path) -> Settings`` with a fresh set of
 free loopback ports, for a test that needs its own stack instance (e.g. to test ``down``); it
-changes no environment variable, pass the settings to ``pipelines.stack`` functions explicitly.
+changes no environment variable, pass the settings to ``infra.local.stack`` functions explicitly.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-#: SeaweedFS also binds HTTP port + 10000 for gRPC (see pipelines.stack.GRPC_OFFSET).
+#: SeaweedFS also binds HTTP port + 10000 for gRPC (see infra.local.stack.GRPC_OFFSET).
 _GRPC_OFFSET = 10000
 _PORT_FIELDS = ("s3_port", "mlflow_port", "weed_master_port", "weed_volume_port", "weed_filer_port", "weed_admin_port")
 
@@ -86,7 +86,7 @@ def stack_settings_factory() -> Callable[[Path], object]:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A running embedded stack (S3 + MLflow) for the whole session; yields its ``Settings``.
     See the module docstring."""
-    from pipelines import stack as stack_mod
+    from infra.local import stack as stack_mod
     from uniss.settings import get_settings
 
     home = tmp_path_factory.mktemp("uniss_home")

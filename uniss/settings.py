@@ -8,7 +8,8 @@ cluster's MinIO/MLflow is configuration only (``UNISS_S3_ENDPOINT``, ``UNISS_MLF
 Object-store keys are never constants in the code: they come from the environment, or from the
 credentials file that ``uniss stack up`` generates with :mod:`secrets` on first use and stores with
 mode 0600 in the workspace (``UNISS_HOME/credentials.json``). This module only reads and writes that
-file; starting servers is ``pipelines.stack``'s job (``uniss/`` never imports ``pipelines/``).
+file; starting servers is ``infra.local.stack``'s job and S3 clients are ``registry.storage``'s
+(``uniss/`` imports neither).
 """
 
 from __future__ import annotations

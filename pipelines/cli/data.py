@@ -100,11 +100,13 @@ def build(
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Build a UniST dataset end to end (source -> synthesis -> codec -> tokens -> GE gate -> version)."""
+    from registry.data import DataRegistry
     from uniss.unist.params import load_params
     from uniss.unist.steps import build as run
 
     out = out or _default_out(size)
-    summary = run(size, out, codec_dir=codec, params=load_params(params_file), register=register, push=push and register)
+    summary = run(size, out, codec_dir=codec, params=load_params(params_file), push=push and register,
+                  registry=DataRegistry() if register else None)
     summary["mlflow_run_id"] = log_data_run(summary, out, size)
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
@@ -180,7 +182,7 @@ def validate(
 @friendly_errors
 def push_cmd() -> None:
     """``dvc push`` every version of the data registry to the S3 remote."""
-    from uniss.unist.versioning import DataRegistry
+    from registry.data import DataRegistry
 
     reg = DataRegistry()
     reg.push()
@@ -193,7 +195,7 @@ def log_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
     """List data versions with counts and shard md5s."""
     from rich.table import Table
 
-    from uniss.unist.versioning import DataRegistry
+    from registry.data import DataRegistry
 
     rows = DataRegistry().log()
     if as_json:
@@ -217,7 +219,7 @@ def rollback(
     out: Path = typer.Option(None, help="copy the restored dataset there"),
 ) -> None:
     """Restore a data version byte-for-byte from the object store (shard md5s verified)."""
-    from uniss.unist.versioning import DataRegistry
+    from registry.data import DataRegistry
 
     path = DataRegistry().checkout(version, out)
     console.print(f"[green]restored[/] {version} at {path} (shard md5s match its manifest)")

@@ -1,4 +1,4 @@
-"""``uniss stack up|down|status``: the embedded S3 (SeaweedFS) + MLflow stack (``pipelines.stack``).
+"""``uniss stack up|down|status``: the embedded S3 (SeaweedFS) + MLflow stack (``infra.local.stack``).
 
 Exit codes: 0 healthy / done; 1 ``status`` found a service unhealthy; 2 a typed error (port taken,
 server failed to start: the message quotes its log tail).
@@ -39,7 +39,7 @@ def up_cmd(
     timeout_s: float = typer.Option(180.0, "--timeout-s", help="Seconds to wait for each service to become healthy."),
 ) -> None:
     """Start S3 and MLflow (idempotent), wait until healthy, create the buckets."""
-    from pipelines import stack
+    from infra.local import stack
 
     t0 = time.perf_counter()
     st = stack.up(timeout_s=timeout_s)
@@ -51,7 +51,7 @@ def up_cmd(
 @friendly_errors
 def down_cmd() -> None:
     """Stop exactly the processes `uniss stack up` started in this workspace (data is kept)."""
-    from pipelines import stack
+    from infra.local import stack
 
     pids = stack.down()
     console.print(f"stopped {len(pids)} process(es): {', '.join(map(str, pids)) or 'none running'}")
@@ -61,7 +61,7 @@ def down_cmd() -> None:
 @friendly_errors
 def status_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """Health of each service; exit code 1 when any is unhealthy."""
-    from pipelines import stack
+    from infra.local import stack
 
     st = stack.status()
     if as_json:

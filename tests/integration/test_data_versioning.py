@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
+from registry.data import DataRegistry
+from registry.storage import minio_client
 from tests.unit.unist.conftest import EarASR, LookupMT, RateCodec, ToneTTS, clean, error_rate, vad_trim, voice_map
 from uniss.unist import lexicon, steps
 from uniss.unist.cache import StepCache
@@ -24,7 +27,8 @@ from uniss.unist.dataset import load_samples, read_manifest
 from uniss.unist.io import file_md5
 from uniss.unist.params import DataParams
 from uniss.unist.synthesize import Engines
-from uniss.unist.versioning import DataRegistry
+
+UNISS = [str(Path(sys.executable).parent / "uniss")]  # the console script of this venv
 
 
 def _engines(params: DataParams) -> Engines:
@@ -40,9 +44,6 @@ def _engines(params: DataParams) -> Engines:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_build_push_rollback_byte_for_byte(stack, tmp_path: Path):
-    from pipelines.cli import app
-    from pipelines.stack import minio_client
-
     p1 = DataParams(rows_per_shard=16, chunk_rows=8)
     cache = StepCache(tmp_path / "cache")
     reg = DataRegistry()
@@ -96,19 +97,23 @@ def test_build_push_rollback_byte_for_byte(stack, tmp_path: Path):
     assert [v["version"] for v in reg.log()] == [*before, v1, v2]
     assert reg.log()[len(before)]["shards"] == v1_md5
 
-    # delete the local DVC cache and the workspace copy; roll back v1 through the CLI
+    # delete the local DVC cache and the workspace copy; roll back v1 through the CLI (a subprocess:
+    # the stack fixture's UNISS_* / AWS_* variables are in this process's environment)
     shutil.rmtree(reg.cache_dir())
     shutil.rmtree(reg.root / "unist")
-    runner = CliRunner()
-    r = runner.invoke(app, ["data", "rollback", v1, "--out", str(tmp_path / "restored")])
-    assert r.exit_code == 0, r.output
+
+    def uniss(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*UNISS, *args], capture_output=True, text=True, timeout=300)
+
+    r = uniss("data", "rollback", v1, "--out", str(tmp_path / "restored"))
+    assert r.returncode == 0, r.stdout + r.stderr
     restored = tmp_path / "restored"
     assert {s["path"]: file_md5(restored / s["path"]) for s in m1["shards"]} == v1_md5
     assert read_manifest(restored)["shards"] == m1["shards"]
     assert len(load_samples(restored, split="all")) == s1["rows"]
 
-    r = runner.invoke(app, ["data", "log", "--json"])
-    assert r.exit_code == 0 and [v["version"] for v in json.loads(r.output)] == [*before, v1, v2]
+    r = uniss("data", "log", "--json")
+    assert r.returncode == 0 and [v["version"] for v in json.loads(r.stdout)] == [*before, v1, v2], r.stderr
     missing = f"v{len(before) + 9}"
-    r = runner.invoke(app, ["data", "rollback", missing])
-    assert r.exit_code == 2 and f"unknown data version '{missing}'" in r.output
+    r = uniss("data", "rollback", missing)
+    assert r.returncode == 2 and f"unknown data version '{missing}'" in r.stdout + r.stderr, r.stdout + r.stderr

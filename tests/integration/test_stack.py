@@ -27,7 +27,7 @@ UNISS = [str(Path(sys.executable).parent / "uniss")]  # the console script of th
 @pytest.fixture(scope="module")
 def own(tmp_path_factory, stack_settings_factory):
     """(settings, state dict) of a stack started here; brought down at module end whatever happens."""
-    from pipelines import stack
+    from infra.local import stack
 
     s = stack_settings_factory(tmp_path_factory.mktemp("own_stack"))
     state: dict = {}
@@ -42,7 +42,7 @@ def own(tmp_path_factory, stack_settings_factory):
 
 
 def test_up_status_healthy(own):
-    from pipelines import stack
+    from infra.local import stack
 
     s, state = own
     st = stack.status(s)
@@ -62,7 +62,7 @@ def test_up_status_healthy(own):
 
 
 def test_up_is_idempotent(own):
-    from pipelines import stack
+    from infra.local import stack
 
     s, state = own
     before = {n: v.pid for n, v in stack.status(s).services.items()}
@@ -88,7 +88,7 @@ def test_credentials_generated_private_and_not_in_argv(own):
 
 
 def test_bucket_write_read(own):
-    from pipelines.stack import minio_client
+    from registry.storage import minio_client
 
     s, _ = own
     c = minio_client(s)
@@ -106,7 +106,7 @@ def test_bucket_write_read(own):
 def test_mlflow_metric_and_artifact_land_in_bucket(own, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from pipelines.stack import minio_client
+    from registry.storage import minio_client
 
     s, _ = own
     client = MlflowClient(tracking_uri=s.tracking_uri)
@@ -157,7 +157,7 @@ def test_wrong_configured_keys_fail_fast_with_clear_error(own):
 
     from pydantic import SecretStr
 
-    from pipelines import stack
+    from infra.local import stack
 
     s, _ = own
     bad = s.model_copy(update={"s3_access_key": SecretStr("WRONGKEY000000000000"), "s3_secret_key": SecretStr("w" * 40)})
@@ -168,7 +168,7 @@ def test_wrong_configured_keys_fail_fast_with_clear_error(own):
 
 
 def test_port_taken_by_another_workspace_is_a_typed_error(own, tmp_path):
-    from pipelines import stack
+    from infra.local import stack
 
     s, _ = own
     other = s.model_copy(update={"home": tmp_path / "other"})
@@ -193,7 +193,7 @@ def test_cli_status_healthy_exit_zero(own):
 
 
 def test_down_leaves_no_process(own):
-    from pipelines import stack
+    from infra.local import stack
 
     s, state = own
     pids = state["pids"]

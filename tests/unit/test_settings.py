@@ -145,7 +145,7 @@ def test_s3_env_for_clients(clean_env):
 
 
 def test_weed_binary_found(clean_env):
-    from pipelines.stack import weed_binary
+    from infra.local.stack import weed_binary
 
     w = weed_binary(Settings())
     assert w.name == "weed" and os.access(w, os.X_OK)
@@ -164,7 +164,7 @@ _SECRET_PATTERNS = [
     re.compile(r"AKIA[0-9A-Z]{16}"),  # AWS access key id
     re.compile(r"(?i)minioadmin"),  # MinIO's well-known default credentials
 ]
-_SCANNED = ["uniss/settings.py", "pipelines/stack.py", "pipelines/cli/stack.py", "infra/local", "infra/k8s", "Makefile"]
+_SCANNED = ["uniss/settings.py", "registry/storage.py", "pipelines/cli/stack.py", "infra/local", "infra/k8s", "Makefile"]
 
 
 def _find_secrets(text: str) -> list[str]:

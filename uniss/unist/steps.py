@@ -3,7 +3,8 @@ the ``uniss data`` CLI call these; each takes and returns paths/plain values).
 
 ``build_source -> synthesize -> fit_codec (if no codec given) -> tokenize -> validate -> version``,
 each cached/resumable through :class:`uniss.unist.cache.StepCache` (default cache:
-``settings.home_dir / "cache" / "unist"``).
+``settings.home_dir / "cache" / "unist"``). The version step (git + DVC + S3) lives in
+``registry.data``; :func:`build` commits to a registry its caller passes in.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from uniss.settings import get_settings
 from uniss.unist.cache import StepCache
@@ -278,37 +279,30 @@ def _link_copy(src: Path, dst: Path) -> None:
     (dst / MANIFEST).unlink()  # rewritten by the caller (never shared with the source)
 
 
-def version(data_dir: str | Path, *, push: bool = True, registry: Any = None) -> str:
-    """Commit the dataset to the DVC data registry (tag ``v<N>``) and push it to S3.
+class DatasetRegistry(Protocol):
+    """Where :func:`build` commits a finished dataset: ``registry.data.DataRegistry`` (git + DVC +
+    S3), composed by the caller (``uniss/`` never imports ``registry/``)."""
 
-    Returns:
-        the version tag.
-    """
-    from uniss.unist.versioning import DataRegistry
+    def add(self, data_dir: str | Path) -> str:
+        """Commit ``data_dir`` as a version; return its tag (``v<N>``)."""
+        ...
 
-    reg = registry or DataRegistry()
-    tag = reg.add(data_dir)
+    def push(self, version: str | None = None) -> str:
+        """Upload the registry's objects to its remote."""
+        ...
+
+
+def _register(data_dir: Path, registry: DatasetRegistry, push: bool) -> str:
+    tag = registry.add(data_dir)
     if push:
-        reg.push()
+        registry.push()
     return tag
 
 
-def checkout(version: str, out_dir: str | Path, *, registry: Any = None) -> str:
-    """Restore a data version byte-for-byte into ``out_dir`` (pulling from S3 as needed).
-
-    Returns:
-        the restored directory path.
-    """
-    from uniss.unist.versioning import DataRegistry
-
-    reg = registry or DataRegistry()
-    return str(reg.checkout(version, out_dir))
-
-
 def build(size: str, out_dir: str | Path, *, codec_dir: str | Path | None = None, work_dir: str | Path | None = None,
-          params: DataParams | dict | None = None, register: bool = True, push: bool = True,
-          engines: Any = None, tts: Any = None, cache: StepCache | None = None, registry: Any = None,
-          codec: Any = None) -> dict[str, Any]:
+          params: DataParams | dict | None = None, push: bool = True,
+          engines: Any = None, tts: Any = None, cache: StepCache | None = None,
+          registry: DatasetRegistry | None = None, codec: Any = None) -> dict[str, Any]:
     """The whole data build: source -> synthesize -> (fit lite codec) -> tokenize -> validate -> version.
 
     Args:
@@ -318,9 +312,10 @@ def build(size: str, out_dir: str | Path, *, codec_dir: str | Path | None = None
         codec_dir: an existing codec (skip fitting; lite codecs are copied to ``DATA/codec``).
         work_dir: intermediate folders (default ``UNISS_HOME/work/<size>``).
         params: ``DataParams`` or overrides of ``params.yaml``.
-        register / push: commit a version to the DVC registry / ``dvc push`` it to S3.
-        engines, tts, cache, registry, codec: injected engines / step cache / registry / loaded codec
-            (defaults: the real ones).
+        push: push the new version to the registry's remote (``dvc push`` to S3).
+        engines, tts, cache, codec: injected engines / step cache / loaded codec (defaults: the real ones).
+        registry: where the validated dataset is committed as a version (the caller passes
+            ``registry.data.DataRegistry()``); None: no version (``version`` is None).
 
     Returns:
         summary: ``rows``, ``version`` (tag or None), ``counts``, ``timings`` (s), ``cache``, ``data_dir``.
@@ -360,30 +355,11 @@ def build(size: str, out_dir: str | Path, *, codec_dir: str | Path | None = None
     timed("tokenize_s", tokenize, work / "synth", codec_out, out, cache=cache, codec=codec)
     result = timed("validate_s", validate, out)
     tag = None
-    if register:
-        tag = timed("version_s", version, out, push=push, registry=registry)
+    if registry is not None:
+        tag = timed("version_s", _register, out, registry, push)
     timings["build_total_s"] = round(time.perf_counter() - t0, 3)
     m = read_manifest(out)
     return {"rows": sum(s["rows"] for s in m["shards"]), "version": tag, "data_dir": str(out.resolve()),
             "counts": m["counts"], "timings": timings, "cache": cache.stats.to_dict(),
             "validation": {"passed": result["passed"], "failures": result["failures"]},
             "codec_fingerprint": m.get("codec_fingerprint")}
-
-
-def require_version(version: str, *, registry: Any = None) -> str:
-    """Check that ``version`` is a tag of the DVC data registry (before any compute).
-
-    Returns:
-        ``version``.
-
-    Raises:
-        VersioningError: unknown tag (the message lists the known ones).
-    """
-    from uniss.unist.errors import VersioningError
-    from uniss.unist.versioning import DataRegistry
-
-    reg = registry or DataRegistry()
-    tags = reg.tags()
-    if version not in tags:
-        raise VersioningError(f"unknown data version {version!r}; the registry has {tags or 'no versions'}")
-    return version

@@ -16,26 +16,21 @@ What runs (all state under ``settings.home_dir``, ``UNISS_HOME``, default ``./.u
 Files: ``credentials.json`` (0600, generated on first ``up`` by
 :meth:`uniss.settings.Settings.ensure_credentials`), ``run/<service>.pid`` (JSON: pid, process
 create time, command line: ``down`` kills a PID only when all three still match), ``logs/<service>.log``,
-``run/stack.lock`` (``up``/``down`` are serialised with ``flock``).
+``run/stack.lock`` (``up``/``down`` are serialised with ``filelock``, i.e. ``flock``).
+PID files, the lock, process start/stop: :mod:`infra.local.processes`. The S3 client and bucket
+creation: :mod:`registry.storage` (the one S3 client factory).
 
-Public API: :func:`up`, :func:`down`, :func:`status`, :func:`ensure_stack`, :func:`minio_client`,
-:func:`s3_env`, :func:`weed_binary`; :class:`StackStatus`, :class:`ServiceStatus`,
-:class:`StackError`.
+Public API: :func:`up`, :func:`down`, :func:`status`, :func:`ensure_stack`, :func:`s3_env`,
+:func:`weed_binary`; :class:`StackStatus`, :class:`ServiceStatus`, :class:`StackError`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -43,27 +38,30 @@ from typing import Any
 
 import httpx
 import psutil
+from minio.error import S3Error
 from rich.console import Console
+from tenacity import RetryCallState, Retrying, retry_if_exception, retry_if_result, stop_after_delay, stop_before_delay, wait_fixed
 
+from infra.local import processes as proc
+from infra.local.processes import DEFAULT_STOP_TIMEOUT_S
+from registry.storage import AUTH_ERROR_CODES, ensure_buckets, minio_client
 from uniss.errors import UnissError
 from uniss.settings import Settings, get_settings
 
 #: Seconds ``up`` waits for a service to answer its health check before giving up.
 DEFAULT_HEALTH_TIMEOUT_S = 180.0
-#: Seconds ``down`` waits after SIGTERM before SIGKILL.
-DEFAULT_STOP_TIMEOUT_S = 20.0
 #: HTTP timeout of one health probe (seconds).
 PROBE_TIMEOUT_S = 3.0
 #: SeaweedFS puts each gRPC port at HTTP port + 10000 (weed ``-*.port.grpc`` defaults).
 GRPC_OFFSET = 10000
-#: Lines of a server log quoted in a start failure.
-LOG_TAIL_LINES = 40
+#: Seconds between two health probes / bucket-creation attempts while a server starts.
+POLL_INTERVAL_S = 0.5
+#: Seconds ``up`` keeps retrying bucket creation while the SeaweedFS filer warms up.
+BUCKET_TIMEOUT_S = 30.0
 
 SERVICES = ("s3", "mlflow")
 
 _console = Console(stderr=True)
-#: Popen objects of servers started by this process, to reap them (no zombies under pytest).
-_CHILDREN: dict[int, subprocess.Popen] = {}
 
 
 class StackError(UnissError, RuntimeError):
@@ -119,19 +117,6 @@ class StackStatus:
 # --------------------------------------------------------------------------------------------
 
 
-def minio_client(settings: Settings | None = None):
-    """A ``minio.Minio`` client for the configured S3 endpoint with the configured keys.
-
-    Raises:
-        uniss.settings.CredentialsError: no credentials (run ``uniss stack up``).
-    """
-    import minio
-
-    s = settings or get_settings()
-    access, secret = s.s3_credentials()
-    return minio.Minio(s.s3_netloc, access_key=access, secret_key=secret, secure=s.s3_secure, region=s.s3_region)
-
-
 def s3_env(settings: Settings | None = None) -> dict[str, str]:
     """Environment for boto3 / DVC / MLflow clients (see :meth:`uniss.settings.Settings.s3_env`)."""
     return (settings or get_settings()).s3_env()
@@ -165,7 +150,7 @@ def weed_binary(settings: Settings | None = None) -> Path:
 
 
 # --------------------------------------------------------------------------------------------
-# paths, pid files, processes
+# workspace paths (process supervision itself: infra.local.processes)
 # --------------------------------------------------------------------------------------------
 
 
@@ -181,99 +166,8 @@ def _log_file(s: Settings, name: str) -> Path:
     return s.home_dir / "logs" / f"{name}.log"
 
 
-@contextlib.contextmanager
-def _lock(s: Settings) -> Iterator[None]:
-    """Exclusive ``flock`` on ``run/stack.lock`` so two ``up``/``down`` never interleave."""
-    _run_dir(s).mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(_run_dir(s) / "stack.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _read_pid(s: Settings, name: str) -> dict[str, Any] | None:
-    f = _pid_file(s, name)
-    try:
-        d = json.loads(f.read_text())
-        int(d["pid"]), float(d["create_time"]), list(d["cmdline"])
-        return d
-    except FileNotFoundError:
-        return None
-    except (ValueError, KeyError, TypeError):
-        f.unlink(missing_ok=True)  # unreadable PID file: nothing we can safely act on
-        return None
-
-
-def _our_process(rec: dict[str, Any] | None) -> psutil.Process | None:
-    """The live process a PID record names, or None if it is gone or the PID now belongs to
-    another program (create time or command line differ)."""
-    if rec is None:
-        return None
-    try:
-        p = psutil.Process(int(rec["pid"]))
-        if p.status() == psutil.STATUS_ZOMBIE:
-            _reap(p.pid)
-            return None
-        if abs(p.create_time() - float(rec["create_time"])) > 0.05 or p.cmdline() != list(rec["cmdline"]):
-            return None
-        return p
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None
-
-
-def _alive(p: psutil.Process) -> bool:
-    try:
-        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def _reap(pid: int) -> None:
-    child = _CHILDREN.pop(pid, None)
-    if child is not None:
-        with contextlib.suppress(Exception):
-            child.wait(timeout=0.1)
-
-
-def _family(p: psutil.Process) -> list[psutil.Process]:
-    """``p``, its descendants, and any process left in its session (``start_new_session``)."""
-    procs = {p.pid: p}
-    with contextlib.suppress(psutil.Error):
-        for c in p.children(recursive=True):
-            procs[c.pid] = c
-    for q in psutil.process_iter():
-        with contextlib.suppress(psutil.Error, OSError):
-            if q.pid not in procs and os.getsid(q.pid) == p.pid:
-                procs[q.pid] = q
-    return list(procs.values())
-
-
-def _rss_mb(procs: list[psutil.Process]) -> float:
-    total = 0
-    for q in procs:
-        with contextlib.suppress(psutil.Error):
-            total += q.memory_info().rss
-    return round(total / 2**20, 1)
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-            return True
-        except OSError:
-            return False
-
-
-def _log_tail(path: Path, n: int = LOG_TAIL_LINES) -> str:
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except FileNotFoundError:
-        return "(no log)"
-    return "\n".join(lines[-n:])
+def _our_process(s: Settings, name: str) -> psutil.Process | None:
+    return proc.our_process(proc.read_pid(_pid_file(s, name)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -387,10 +281,10 @@ def _probe(s: Settings, name: str) -> tuple[bool, str]:
 def _service_status(s: Settings, name: str) -> ServiceStatus:
     st = ServiceStatus(name=name, url=_service_url(s, name), embedded=_embedded(s, name))
     if st.embedded:
-        p = _our_process(_read_pid(s, name))
+        p = _our_process(s, name)
         if p is not None:
-            fam = _family(p)
-            st.pid, st.running, st.pids, st.rss_mb = p.pid, True, sorted(q.pid for q in fam), _rss_mb(fam)
+            fam = proc.family(p)
+            st.pid, st.running, st.pids, st.rss_mb = p.pid, True, sorted(q.pid for q in fam), proc.rss_mb(fam)
     st.healthy, st.detail = _probe(s, name)
     if st.embedded and not st.running:
         answered = st.healthy or st.detail.startswith("authenticated")
@@ -421,70 +315,68 @@ def _start(s: Settings, name: str, access: str, secret: str) -> psutil.Process:
         cmd, env, cwd = _mlflow_command(s, access, secret)
         ports = [s.mlflow_port]
         port_vars = "UNISS_MLFLOW_PORT"
-    taken = [p for p in ports if not _port_free(s.host, p)]
+    taken = [p for p in ports if not proc.port_free(s.host, p)]
     if taken:
         raise StackError(f"{name}: port(s) {taken} on {s.host} already in use by another program; choose others with {port_vars}")
-    log = _log_file(s, name)
-    log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(log, "ab") as fh:
-        fh.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} uniss stack up: {' '.join(cmd)}\n".encode())
-        fh.flush()
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True)  # noqa: S603
-    _CHILDREN[proc.pid] = proc
-    p = psutil.Process(proc.pid)
-    # the command we exec'd, not p.cmdline(): /proc/PID/cmdline can still be empty right after fork
-    rec = {"pid": proc.pid, "create_time": p.create_time(), "cmdline": cmd, "service": name, "started_at": time.time()}
-    f = _pid_file(s, name)
-    f.write_text(json.dumps(rec))
-    return p
+    return proc.start(name, cmd, env, cwd, _log_file(s, name), _pid_file(s, name))
 
 
 def _wait_healthy(s: Settings, name: str, p: psutil.Process | None, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    detail = ""
-    while time.monotonic() < deadline:
-        if p is not None and not _alive(p):
-            _reap(p.pid)
-            raise StackError(f"{name} exited during start-up; log {_log_file(s, name)}:\n{_log_tail(_log_file(s, name))}")
+    """Probe every :data:`POLL_INTERVAL_S` until healthy; no new probe starts past ``timeout_s``
+    (tenacity ``stop_before_delay``). Fails at once when the process exits or S3 rejects the keys."""
+
+    def attempt() -> tuple[bool, str]:
+        if p is not None and not proc.alive(p):
+            proc.reap(p.pid)
+            raise StackError(f"{name} exited during start-up; log {_log_file(s, name)}:\n{proc.log_tail(_log_file(s, name))}")
         ok, detail = _probe(s, name)
-        if ok:
-            return
-        if any(code in detail for code in _AUTH_ERRORS):
+        if not ok and any(code in detail for code in AUTH_ERROR_CODES):
             raise StackError(
                 f"{name} at {_service_url(s, name)} rejects the configured keys ({detail}); a server started with "
                 f"other keys is still running: `uniss stack down` then `uniss stack up`, or fix UNISS_S3_ACCESS_KEY/SECRET_KEY"
             )
-        time.sleep(0.5)
-    raise StackError(
-        f"{name} not healthy after {timeout_s:.0f} s ({detail}); log {_log_file(s, name)}:\n{_log_tail(_log_file(s, name))}"
-    )
+        return ok, detail
+
+    def give_up(rs: RetryCallState) -> None:
+        detail = rs.outcome.result()[1] if rs.outcome is not None else ""
+        raise StackError(
+            f"{name} not healthy after {timeout_s:.0f} s ({detail}); log {_log_file(s, name)}:\n{proc.log_tail(_log_file(s, name))}"
+        )
+
+    Retrying(
+        stop=stop_before_delay(timeout_s),
+        wait=wait_fixed(POLL_INTERVAL_S),
+        retry=retry_if_result(lambda r: not r[0]),  # a StackError raised above is not retried
+        retry_error_callback=give_up,
+    )(attempt)
 
 
-#: S3 error codes meaning "these keys are wrong" (fail at once instead of health-waiting).
-_AUTH_ERRORS = ("SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied")
+def _bucket_error_is_transient(e: BaseException) -> bool:
+    """Retry anything (connection errors while the filer warms up) except S3 refusing our keys."""
+    return not (isinstance(e, S3Error) and e.code in AUTH_ERROR_CODES)
 
 
-def _ensure_buckets(s: Settings, timeout_s: float = 30.0) -> None:
-    """Create the artifacts and data buckets if missing (minio SDK ``make_bucket``)."""
-    from minio.error import S3Error
+def _ensure_buckets(s: Settings, timeout_s: float = BUCKET_TIMEOUT_S) -> None:
+    """Create the artifacts and data buckets if missing (:func:`registry.storage.ensure_buckets`),
+    retrying every :data:`POLL_INTERVAL_S` for ``timeout_s`` while the server warms up.
 
+    Raises:
+        StackError: S3 rejects the keys (at once), or the buckets still cannot be made after ``timeout_s``.
+    """
     client = minio_client(s)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            for b in (s.artifacts_bucket, s.data_bucket):
-                if not client.bucket_exists(b):
-                    client.make_bucket(b)
-            return
-        except S3Error as e:
-            if e.code in _AUTH_ERRORS:
-                raise StackError(f"S3 at {s.s3_url} rejects our credentials ({e.code}); check UNISS_S3_ACCESS_KEY/SECRET_KEY or {s.credentials_path}") from None
-            if time.monotonic() > deadline:
-                raise StackError(f"cannot create buckets at {s.s3_url}: {e}") from None
-        except Exception as e:  # noqa: BLE001 - connection errors while the filer warms up
-            if time.monotonic() > deadline:
-                raise StackError(f"cannot create buckets at {s.s3_url}: {type(e).__name__}: {e}") from None
-        time.sleep(0.5)
+    try:
+        Retrying(
+            stop=stop_after_delay(timeout_s),
+            wait=wait_fixed(POLL_INTERVAL_S),
+            retry=retry_if_exception(_bucket_error_is_transient),
+            reraise=True,
+        )(ensure_buckets, (s.artifacts_bucket, s.data_bucket), client=client)
+    except S3Error as e:
+        if e.code in AUTH_ERROR_CODES:
+            raise StackError(f"S3 at {s.s3_url} rejects our credentials ({e.code}); check UNISS_S3_ACCESS_KEY/SECRET_KEY or {s.credentials_path}") from None
+        raise StackError(f"cannot create buckets at {s.s3_url}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - connection errors while the filer warms up, after the timeout
+        raise StackError(f"cannot create buckets at {s.s3_url}: {type(e).__name__}: {e}") from None
 
 
 def up(settings: Settings | None = None, *, timeout_s: float = DEFAULT_HEALTH_TIMEOUT_S, quiet: bool = False) -> StackStatus:
@@ -512,14 +404,14 @@ def up(settings: Settings | None = None, *, timeout_s: float = DEFAULT_HEALTH_TI
     s.home_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     access, secret = s.ensure_credentials()
     spinner = contextlib.nullcontext() if quiet else _console.status("uniss stack up")
-    with _lock(s), spinner as sp:
+    with proc.workspace_lock(_run_dir(s)), spinner as sp:
         for name in SERVICES:
             if not _embedded(s, name):
                 if sp:
                     sp.update(f"checking external {name} at {_service_url(s, name)}")
                 _wait_healthy(s, name, None, timeout_s)
             else:
-                p = _our_process(_read_pid(s, name))
+                p = _our_process(s, name)
                 started = p is None
                 if started:
                     _pid_file(s, name).unlink(missing_ok=True)
@@ -552,34 +444,8 @@ def _stop(s: Settings, name: str, timeout_s: float) -> list[int]:
 
 def _stop_many(s: Settings, names: list[str], timeout_s: float) -> list[int]:
     """SIGTERM each named service we started and its family (in ``names`` order), then wait for all
-    of them together; SIGKILL what is left after ``timeout_s``. A PID file naming a process that is
-    no longer ours is removed without killing anything."""
-    fams: list[psutil.Process] = []
-    leaders: list[int] = []
-    for name in names:
-        p = _our_process(_read_pid(s, name))
-        if p is None:
-            continue
-        fam = _family(p)
-        for q in [p] + [q for q in fam if q.pid != p.pid]:
-            with contextlib.suppress(psutil.Error):
-                q.send_signal(signal.SIGTERM)
-        fams += fam
-        leaders.append(p.pid)
-    if fams:
-        _, alive = psutil.wait_procs(fams, timeout=timeout_s)
-        for q in alive:
-            with contextlib.suppress(psutil.Error):
-                q.kill()
-        psutil.wait_procs(alive, timeout=5)
-    for pid in leaders:  # reap direct children of this process (no zombies under pytest)
-        child = _CHILDREN.pop(pid, None)
-        if child is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=5)
-    for name in names:
-        _pid_file(s, name).unlink(missing_ok=True)
-    return sorted(q.pid for q in fams)
+    of them together; SIGKILL what is left after ``timeout_s`` (:func:`infra.local.processes.stop`)."""
+    return proc.stop([_pid_file(s, n) for n in names], timeout_s)
 
 
 def down(settings: Settings | None = None, *, timeout_s: float = DEFAULT_STOP_TIMEOUT_S) -> list[int]:
@@ -595,7 +461,7 @@ def down(settings: Settings | None = None, *, timeout_s: float = DEFAULT_STOP_TI
     if not s.home_dir.exists():
         return []
     stopped: list[int] = []
-    with _lock(s):
+    with proc.workspace_lock(_run_dir(s)):
         stopped = _stop_many(s, list(reversed(SERVICES)), timeout_s)
     return stopped
 

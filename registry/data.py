@@ -11,6 +11,11 @@ the credentials never touch a file at all: they reach DVC as ``AWS_ACCESS_KEY_ID
 
 Rollback (``checkout``) = ``git checkout <tag>`` + ``dvc pull`` (fetch missing objects from S3 into
 the cache, then check the workspace out): byte-for-byte, even after the local cache was deleted.
+
+The S3 client (bucket creation) comes from :mod:`registry.storage`. The step functions
+:func:`version`, :func:`checkout` and :func:`require_version` are what the KFP data components call;
+``uniss.unist.steps.build`` takes a :class:`DataRegistry` from its caller (``uniss/`` never imports
+``registry/``).
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
+from minio.error import S3Error
+
+from registry.storage import ensure_buckets, minio_client
 from uniss.settings import Settings, get_settings
 from uniss.unist.errors import VersioningError
 from uniss.unist.shards import read_manifest, verify_md5s
@@ -160,16 +167,12 @@ class DataRegistry:
         Raises:
             VersioningError: the object store is unreachable or refuses the credentials.
         """
-        from minio import Minio
-        from minio.error import S3Error
-
-        u = urlparse(self.settings.s3_url)
-        key, secret = self._env(True)["AWS_ACCESS_KEY_ID"], self._env(True)["AWS_SECRET_ACCESS_KEY"]
-        client = Minio(u.netloc, access_key=key, secret_key=secret, secure=u.scheme == "https",
-                       region=self.settings.s3_region)
         try:
-            if not client.bucket_exists(self.settings.data_bucket):
-                client.make_bucket(self.settings.data_bucket)
+            client = minio_client(self.settings)
+        except RuntimeError as e:  # uniss.settings.CredentialsError: no keys yet
+            raise VersioningError(str(e)) from None
+        try:
+            ensure_buckets([self.settings.data_bucket], client=client)
         except (S3Error, OSError, ValueError) as e:
             raise VersioningError(f"object store {self.settings.s3_url} unusable: {e}") from None
         except Exception as e:  # urllib3 MaxRetryError and friends
@@ -234,3 +237,56 @@ class DataRegistry:
     def cache_dir(self) -> Path:
         """The registry's local DVC cache folder."""
         return self.root / ".dvc" / "cache"
+
+
+# ---- step functions (what the KFP data components call) -------------------------------------------
+
+
+def version(data_dir: str | Path, *, push: bool = True, registry: DataRegistry | None = None) -> str:
+    """Commit the dataset to the DVC data registry (tag ``v<N>``) and push it to S3.
+
+    Args:
+        data_dir: a built, validated UniST dataset.
+        push: ``dvc push`` to the S3 remote after committing.
+        registry: the registry (default :class:`DataRegistry` of the settings' workspace).
+
+    Returns:
+        the version tag.
+
+    Raises:
+        VersioningError: as :meth:`DataRegistry.add` / :meth:`DataRegistry.push`.
+    """
+    reg = registry or DataRegistry()
+    tag = reg.add(data_dir)
+    if push:
+        reg.push()
+    return tag
+
+
+def checkout(version: str, out_dir: str | Path, *, registry: DataRegistry | None = None) -> str:
+    """Restore a data version byte-for-byte into ``out_dir`` (pulling from S3 as needed).
+
+    Returns:
+        the restored directory path.
+
+    Raises:
+        VersioningError: as :meth:`DataRegistry.checkout`.
+    """
+    reg = registry or DataRegistry()
+    return str(reg.checkout(version, out_dir))
+
+
+def require_version(version: str, *, registry: DataRegistry | None = None) -> str:
+    """Check that ``version`` is a tag of the DVC data registry (before any compute).
+
+    Returns:
+        ``version``.
+
+    Raises:
+        VersioningError: unknown tag (the message lists the known ones).
+    """
+    reg = registry or DataRegistry()
+    tags = reg.tags()
+    if version not in tags:
+        raise VersioningError(f"unknown data version {version!r}; the registry has {tags or 'no versions'}")
+    return version

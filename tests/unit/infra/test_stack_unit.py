@@ -1,5 +1,6 @@
-"""pipelines.stack without servers: PID-file identity checks (``down`` never kills a process that
-is not ours), status/CLI of a stopped stack, port-conflict errors, weed binary lookup."""
+"""infra.local.stack without servers: PID-file identity checks (``down`` never kills a process that
+is not ours), status of a stopped stack, port-conflict errors, weed binary lookup. (The CLI of a
+stopped stack: tests/unit/pipelines/test_cli_stack.py.)"""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ import sys
 
 import psutil
 import pytest
-from typer.testing import CliRunner
 
-from pipelines import stack
+from infra.local import stack
 from uniss.settings import Settings
 
 
@@ -65,29 +65,11 @@ def test_corrupt_pid_file_is_ignored(settings):
     assert not (settings.home_dir / "run" / "s3.pid").exists()
 
 
-def test_status_of_stopped_stack_and_cli_exit_code(settings, monkeypatch):
+def test_status_of_stopped_stack(settings):
     st = stack.status(settings)
     assert not st.healthy
     assert {n: v.detail for n, v in st.services.items()} == {"s3": "not running", "mlflow": "not running"}
     assert json.loads(json.dumps(st.to_dict()))["healthy"] is False
-
-    from pipelines.cli import app
-    from uniss.settings import get_settings
-
-    monkeypatch.setenv("UNISS_HOME", str(settings.home_dir))
-    for k in ("s3_port", "mlflow_port", "weed_master_port", "weed_volume_port", "weed_filer_port", "weed_admin_port"):
-        monkeypatch.setenv(f"UNISS_{k.upper()}", str(getattr(settings, k)))
-    for k in ("UNISS_S3_ENDPOINT", "UNISS_MLFLOW_TRACKING_URI"):
-        monkeypatch.delenv(k, raising=False)
-    get_settings.cache_clear()
-    try:
-        r = CliRunner().invoke(app, ["stack", "status", "--json"])
-        assert r.exit_code == 1, r.output
-        assert json.loads(r.output)["healthy"] is False
-        r = CliRunner().invoke(app, ["stack", "down"])
-        assert r.exit_code == 0 and "none running" in r.output
-    finally:
-        get_settings.cache_clear()
 
 
 def test_port_in_use_is_a_typed_error(settings):
