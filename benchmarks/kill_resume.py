@@ -9,7 +9,7 @@ Procedure (all on the embedded stack of the current ``UNISS_HOME``):
 1. ``uniss stack up`` (the stack runs in its own sessions, so the kill below cannot touch it).
 2. Run 1: ``uniss retrain --local --size SIZE -o max_steps=N -o checkpoint_every=K -o seed=S --json``
    in a new process group. Poll the phase-2 work directory (``<checkpoint root>/SIZE_phase2_*``,
-   :func:`training.trainer.checkpoint_root`) until its ``metrics.jsonl`` records
+   :func:`training.workdir.checkpoint_root`) until its ``metrics.jsonl`` records
    ``--kill-after`` checkpoint events, then ``SIGKILL`` the whole process group (kfp.local's
    executor, the torchrun launcher and both DeepSpeed ranks), and check no process of it is left.
 3. Run 2: the same command. Its ``--json`` summary lists the steps that ran (a step that ran logs a
@@ -80,7 +80,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "kill_resume.json"))
     args = ap.parse_args()
 
-    from training.trainer import checkpoint_root
+    from training.workdir import checkpoint_root
 
     subprocess.run(_uniss("stack", "up"), check=True, cwd=ROOT)
     root = checkpoint_root()

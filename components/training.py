@@ -21,7 +21,7 @@ def train_phase(
     ``w/o phase 1`` ablation) and export a model bundle. Checkpoints live in a stable directory
     keyed by the inputs, so a killed run resumes from its last checkpoint when rerun. The codec the
     data was tokenized with travels inside the dataset (``data/codec``) and into the bundle."""
-    from training.trainer import run_phase_step as run
+    from training.launch import run_phase_step as run
 
     info = run(
         phase=phase,
@@ -50,7 +50,7 @@ def train_variant(
     the listed phases in order, each from the previous one's weights (paper Table 4 ablations:
     ``w/o phase 1`` = phases [2, 3]; ``w/o linguistic`` = override ``use_linguistic=false``;
     ``phase 1+2`` = phases [1, 2])."""
-    from training.trainer import run_phases_step as run
+    from training.launch import run_phases_step as run
 
     info = run(
         phases=[int(p) for p in variant["phases"]],  # KFP passes JSON numbers as floats

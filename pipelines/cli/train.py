@@ -30,7 +30,7 @@ def train(
     overrides: list[str] = typer.Argument(None, help="config overrides key=value (optim.lr=1e-4 data.use_linguistic=false)"),
 ) -> None:
     """Train one phase and export its model bundle."""
-    from training.trainer import run_phase
+    from training.launch import run_phase
 
     bundle = run_phase(phase, config, data, out, init_bundle=init, overrides=list(overrides or []), nproc=nproc,
                        work_dir=work_dir)

@@ -1,8 +1,7 @@
-"""Trainer: errors before compute; a real 2-rank DeepSpeed ZeRO-3 CPU run whose loss falls and
-whose export loads; SIGKILL of the launcher mid-phase and resume from the last checkpoint."""
+"""Launcher (training/launch.py): errors before compute; the launcher interface; a real 2-rank
+DeepSpeed ZeRO-3 CPU run through torchrun whose loss falls and whose export loads; SIGKILL of the
+launcher mid-phase and resume from the last checkpoint."""
 
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,10 +12,9 @@ import pytest
 
 from training.config import ConfigError
 from training.data import DataError
+from training.launch import Launcher, TorchrunLauncher, TrainError, run_phase, run_phases_step
 from training.metric_logging import read_jsonl
 from training.synthetic import make_synthetic_dataset
-from training.trainer import TrainError, lr_lambda, prepare_phase, run_phase
-from training.config import load_config
 
 SMALL = ["seq_len=512", "batch_tokens=1024", "text_vocab_size=300"]
 
@@ -49,30 +47,46 @@ def test_unvalidated_or_corrupt_data_fails_before_compute(tmp_path):
     assert not (tmp_path / "w").exists()
 
 
-def test_lr_schedules_follow_the_paper():
-    p1 = load_config("tiny_phase1", ["optim.warmup_steps=10"])
-    f = lr_lambda(p1, 100)
-    assert f(0) == pytest.approx(0.1) and f(9) == 1.0 and f(50) == 1.0
-    p2 = load_config("tiny_phase2")
-    f = lr_lambda(p2, 200)  # 5% of 200 = 10 warm-up steps
-    assert f(4) == pytest.approx(0.5) and f(10) == 1.0 and f(199) == 1.0
-    p3 = load_config("tiny_phase3")
-    f = lr_lambda(p3, 11)
-    assert f(0) == 1.0 and f(10) == pytest.approx(0.1) and f(5) == pytest.approx(0.55)
+def test_bad_phase_list_fails_before_compute(tiny_data, tmp_path):
+    for phases in ([], [2, 1], [1, 4]):
+        with pytest.raises(TrainError, match="increasing list"):
+            run_phases_step(phases=phases, model_size="tiny", data_dir=str(tiny_data), data_version=None,
+                            overrides=[], nproc=2, out_dir=str(tmp_path / "b"))
 
 
-def test_phase_mixture_is_prepared_from_the_data(tiny_data, tmp_path):
-    wd = prepare_phase(1, "tiny_phase1.yaml", tiny_data, overrides=SMALL, work_dir=tmp_path / "w")
-    run = json.loads((wd / "run.json").read_text())
-    assert set(run["packing"]["task_counts"]) == {"asr", "s2tt", "tts", "mt"}
-    assert run["packing"]["useful_share"] > 0.9 and run["codec"]["sizes"]["semantic"] == 128
-    assert (wd / "start" / "vocab.json").is_file()
+def test_torchrun_command_runs_the_recipe_module(tmp_path):
+    cmd = TorchrunLauncher().command(tmp_path / "w", 3)
+    assert cmd[:4] == [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    assert cmd[4:] == ["--nproc_per_node=3", "-m", "training.recipe", "worker", "--work", str(tmp_path / "w")]
+    # the child finds its entry point: the module parses the worker command line
+    r = subprocess.run([sys.executable, "-m", "training.recipe", "worker", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "--work" in r.stdout
+
+
+class _FailingLauncher:
+    """A stand-in engine: records the call and fails like crashed ranks."""
+
+    def __init__(self):
+        self.calls = []
+
+    def launch(self, work, nproc, timeout_s=None):
+        self.calls.append((work, nproc, timeout_s))
+        raise TrainError("ranks failed")
+
+
+def test_run_phase_hands_the_prepared_work_dir_to_its_launcher(tiny_data, tmp_path):
+    eng: Launcher = _FailingLauncher()
+    with pytest.raises(TrainError, match="ranks failed"):
+        run_phase(1, "tiny_phase1.yaml", tiny_data, tmp_path / "b", overrides=SMALL, nproc=3,
+                  work_dir=tmp_path / "w", timeout_s=5, launcher=eng)
+    assert eng.calls == [(tmp_path / "w", 3, 5)]
+    assert (tmp_path / "w" / "packs.npz").is_file() and not (tmp_path / "b").exists()
 
 
 # ---------------------------------------------------------------------------------- slow, real ZeRO-3
 _LAUNCH = """
 import sys
-from training.trainer import run_phase
+from training.launch import run_phase
 run_phase(1, "tiny_phase1.yaml", sys.argv[1], sys.argv[2], overrides=sys.argv[4:], work_dir=sys.argv[3], timeout_s=900)
 """
 

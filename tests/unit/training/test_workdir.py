@@ -1,0 +1,34 @@
+"""Work directories (training/workdir.py): the phase mixture prepared from the data; the key
+ignores the data path but not the config; the MLflow run id of a resumed phase."""
+
+import json
+
+from training.config import load_config
+from training.workdir import prepare_phase, read_mlflow_run_id, work_dir_for
+
+SMALL = ["seq_len=512", "batch_tokens=1024", "text_vocab_size=300"]
+
+
+def test_phase_mixture_is_prepared_from_the_data(tiny_data, tmp_path):
+    wd = prepare_phase(1, "tiny_phase1.yaml", tiny_data, overrides=SMALL, work_dir=tmp_path / "w")
+    run = json.loads((wd / "run.json").read_text())
+    assert set(run["packing"]["task_counts"]) == {"asr", "s2tt", "tts", "mt"}
+    assert run["packing"]["useful_share"] > 0.9 and run["codec"]["sizes"]["semantic"] == 128
+    assert (wd / "start" / "vocab.json").is_file()
+
+
+def test_work_dir_is_keyed_by_inputs_not_data_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNISS_CHECKPOINT_ROOT", str(tmp_path))
+    cfg = load_config("tiny_phase1")
+    manifest = {"shards": [{"path": "a.parquet", "md5": "m1"}]}
+    wd = work_dir_for(cfg, manifest, None, "/data/v1")
+    assert wd.parent == tmp_path and wd.name.startswith("tiny_phase1_")
+    assert work_dir_for(cfg, manifest, None, "/elsewhere") == wd
+    assert work_dir_for(load_config("tiny_phase1", ["seed=7"]), manifest, None, "/data/v1") != wd
+    assert work_dir_for(cfg, {"shards": [{"path": "a.parquet", "md5": "m2"}]}, None, "/data/v1") != wd
+
+
+def test_mlflow_run_id_is_read_back(tmp_path):
+    assert read_mlflow_run_id(tmp_path) is None
+    (tmp_path / "mlflow_run_id").write_text("abc123\n")
+    assert read_mlflow_run_id(tmp_path) == "abc123"

@@ -1,0 +1,94 @@
+"""Export of a finished phase: DeepSpeed ZeRO-3 shards -> fp32 weights -> a model bundle.
+
+DeepSpeed's ``zero_to_fp32`` consolidates the ``latest`` ZeRO-3 checkpoint of ``WORKDIR/ds``
+(training/checkpointer.py) into one fp32 state dict; it is checked against the phase's start
+model (keys must match, STYLE.md #14) and written with ``uniss.bundle.save_bundle`` together with
+the tokenizer, vocab layout and codec (docs/design.md "Model bundle"), plus the phase's
+``metrics.jsonl`` and ``loss_curve.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from training.config import TrainConfig
+from training.workdir import (
+    CONFIG_FILE,
+    DONE_FILE,
+    DS_DIR,
+    METRICS_FILE,
+    RUN_FILE,
+    START_DIR,
+    TrainError,
+    read_mlflow_run_id,
+)
+
+__all__ = ["export_bundle"]
+
+
+def export_bundle(work: str | Path, out_dir: str | Path) -> Path:
+    """Consolidate the last ZeRO-3 checkpoint of a finished phase (DeepSpeed ``zero_to_fp32``)
+    into a model bundle (``uniss.bundle.save_bundle``) with the tokenizer, vocab layout and codec.
+
+    Args:
+        work: the phase's work directory (training/workdir.py).
+        out_dir: bundle directory; an existing one (KFP's output dir) is emptied and filled in place.
+
+    Returns:
+        ``out_dir`` as a ``Path``.
+
+    Raises:
+        TrainError: the phase has not finished (no ``done.json``/checkpoint), or the consolidated
+            weights do not match the start model's keys.
+    """
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+    from uniss.bundle import load_bundle_tokenizer, save_bundle
+    from uniss.lm import load_checked_model
+
+    w = Path(work)
+    if not (w / DONE_FILE).is_file() or not (w / DS_DIR / "latest").is_file():
+        raise TrainError(f"{w}: the phase has not finished; nothing to export")
+    cfg = TrainConfig.model_validate(json.loads((w / CONFIG_FILE).read_text()))
+    run = json.loads((w / RUN_FILE).read_text())
+    done = json.loads((w / DONE_FILE).read_text())
+    model = load_checked_model(w / START_DIR / "model")
+    sd = get_fp32_state_dict_from_zero_checkpoint(str(w / DS_DIR))
+    expected = set(model.state_dict())
+    tied = bool(model.config.tie_word_embeddings)
+    missing = [k for k in expected if k not in sd and not (tied and k == "lm_head.weight")]
+    unexpected = [k for k in sd if k not in expected]
+    if missing or unexpected:
+        raise TrainError(f"consolidated checkpoint does not match the model: missing={missing[:5]} unexpected={unexpected[:5]}")
+    model.load_state_dict(sd, strict=False)
+    if tied:
+        model.tie_weights()
+    tok, vocab = load_bundle_tokenizer(w / START_DIR)
+    meta = {
+        "phase": cfg.phase, "size": cfg.size, "data_version": run.get("data_version"),
+        "shard_md5s": run.get("shard_md5s", []), "codec_fingerprint": run["codec"]["fingerprint"],
+        "config": cfg.model_dump(mode="json"), "overrides": run.get("overrides", []),
+        "init_bundle": run.get("init_bundle"),
+        "train_metrics": {**done, "packing_useful_share": run["packing"]["useful_share"],
+                          "n_packs": run["packing"]["n_packs"], "n_samples": run["packing"]["n_samples"]},
+    }
+    rid = read_mlflow_run_id(w)
+    if rid is not None:
+        meta["mlflow_run_id"] = rid
+    out = Path(out_dir)
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_bundle(tmp, model=model, tokenizer=tok, vocab=vocab, codec_dir=run["codec"]["path"], meta=meta)
+    if (w / "loss_curve.png").is_file():
+        shutil.copy2(w / "loss_curve.png", tmp / "loss_curve.png")
+    shutil.copy2(w / METRICS_FILE, tmp / METRICS_FILE)
+    out.mkdir(parents=True, exist_ok=True)  # KFP hands over an existing output dir: fill it in place
+    for p in out.iterdir():
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    for p in tmp.iterdir():
+        shutil.move(str(p), out / p.name)
+    tmp.rmdir()
+    return out
+

@@ -1,0 +1,194 @@
+"""Launching progressive-training phases: prepare -> run the recipe on some engine -> export.
+
+Library/CLI entry points::
+
+    from training.launch import run_phase
+    bundle = run_phase(1, "tiny_phase1.yaml", data_dir, out_dir)            # phase 1
+    bundle2 = run_phase(2, "tiny_phase2.yaml", data_dir, out2, init_bundle=bundle)
+
+    uniss train --phase 1 --config tiny_phase1.yaml --data DATA --out OUT [key=value ...]
+
+:func:`run_phase` checks everything before compute and prepares the work directory
+(:func:`training.workdir.prepare_phase`), hands it to a :class:`Launcher` that runs the recipe
+(training/recipe.py) until the phase is done, and exports the bundle
+(:func:`training.export.export_bundle`). A launcher is one engine behind a small interface; the
+local engine is :class:`TorchrunLauncher` (a ``torchrun`` subprocess with ``nproc`` ranks, gloo
+and ``DS_ACCELERATOR=cpu`` without CUDA), so it runs inside a KFP step. A cluster engine (a
+Kubeflow Trainer ``TrainJob``, ARCHITECTURE.md "training") plugs in behind the same interface.
+
+Phases (ARCHITECTURE.md "Progressive training"): phase 1 starts from random weights + a corpus
+BPE (tiny) or a local Qwen2.5-Instruct checkpoint (``pretrained``); phases 2 and 3 start from the
+previous phase's exported bundle (an error before any compute if missing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from training import recipe
+from training.export import export_bundle
+from training.recipe import die_with_parent
+from training.workdir import DONE_FILE, START_DIR, TrainError, checkpoint_root, prepare_phase
+
+__all__ = [
+    "Launcher",
+    "TorchrunLauncher",
+    "TrainError",
+    "run_phase",
+    "run_phase_step",
+    "run_phases_step",
+]
+
+
+class Launcher(Protocol):
+    """An engine that runs the recipe on a prepared phase work directory until it is done.
+
+    ``launch`` returns once the ranks finished (``WORK/done.json`` written by the recipe) and
+    raises :class:`~training.workdir.TrainError` when they failed. A rerun on the same work
+    directory resumes from its last checkpoint (the recipe does that on its own).
+    """
+
+    def launch(self, work: Path, nproc: int, timeout_s: float | None = None) -> None:
+        """Run ``nproc`` ranks of the recipe on ``work``; ``timeout_s`` (seconds) bounds the wait."""
+        ...
+
+
+@dataclass(frozen=True)
+class TorchrunLauncher:
+    """The local engine: ``torchrun --standalone`` with ``nproc`` ranks on this machine.
+
+    The ranks' output goes to ``WORK/launcher.log`` (to the console when ``UNISS_TRAIN_STDOUT``
+    is set). torchrun and its ranks die with their launcher (``PR_SET_PDEATHSIG``), so a SIGKILL
+    to the calling process never leaves orphan ranks writing checkpoints.
+    """
+
+    def command(self, work: Path, nproc: int) -> list[str]:
+        """The torchrun command line (``python -m torch.distributed.run ... -m training.recipe
+        worker --work WORK``)."""
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                "-m", recipe.__name__, "worker", "--work", str(work)]
+
+    def launch(self, work: Path, nproc: int, timeout_s: float | None = None) -> None:
+        """Run torchrun and wait for it.
+
+        Raises:
+            TrainError: torchrun exited non-zero (the message holds the log's last 3,000 characters).
+            subprocess.TimeoutExpired: ``timeout_s`` passed (torchrun is killed first).
+        """
+        env = dict(os.environ)
+        import torch
+
+        if not torch.cuda.is_available():
+            env.setdefault("DS_ACCELERATOR", "cpu")
+        env.setdefault("OMP_NUM_THREADS", "1")
+        env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        env.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+        cmd = self.command(work, nproc)
+        log = work / "launcher.log"
+        with log.open("ab") as lf:
+            lf.write(f"\n$ {' '.join(cmd)}\n".encode())
+            proc = subprocess.Popen(cmd, env=env, stdout=None if os.environ.get("UNISS_TRAIN_STDOUT") else lf,
+                                    stderr=subprocess.STDOUT if not os.environ.get("UNISS_TRAIN_STDOUT") else None,
+                                    preexec_fn=die_with_parent)
+            try:
+                rc = proc.wait(timeout=timeout_s)
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+        if rc != 0:
+            tail = log.read_text(errors="replace")[-3000:]
+            raise TrainError(f"training ranks failed (exit {rc}); log {log}:\n{tail}")
+
+
+def run_phase(
+    phase: int,
+    config_path_or_name: str | Path,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    init_bundle: str | Path | None = None,
+    overrides: list[str] | None = None,
+    nproc: int = 2,
+    *,
+    work_dir: str | Path | None = None,
+    data_version: str | None = None,
+    timeout_s: float | None = None,
+    launcher: Launcher | None = None,
+) -> Path:
+    """Train one phase under DeepSpeed ZeRO-3 with ``nproc`` ranks (by default a ``torchrun``
+    subprocess, so it runs inside a KFP step) and export its bundle to ``out_dir``.
+
+    Rerunning the same call after a crash resumes from the last checkpoint; rerunning after
+    success only re-exports.
+
+    Args:
+        phase: 1, 2 or 3.
+        config_path_or_name: YAML path or shipped name (``tiny_phase1.yaml``).
+        data_dir: validated UniST dataset directory (with ``codec/``).
+        out_dir: bundle directory to write.
+        init_bundle: previous phase's bundle (required for phases 2-3).
+        overrides: ``key=value`` config overrides.
+        nproc: ranks (processes) to launch.
+        work_dir: checkpoint/work directory (default: keyed by the inputs under
+            :func:`checkpoint_root`).
+        data_version: data version tag recorded in the bundle (default: the manifest's version).
+        timeout_s: seconds to wait for the ranks (default: no limit).
+        launcher: the engine that runs the ranks (default :class:`TorchrunLauncher`).
+
+    Returns:
+        ``Path`` of the bundle.
+
+    Raises:
+        ConfigError, DataError, TrainError: before compute for bad config / data / init weights;
+        ``TrainError`` when the ranks fail.
+    """
+    wd = prepare_phase(phase, config_path_or_name, data_dir, init_bundle=init_bundle, overrides=overrides,
+                       work_dir=work_dir, data_version=data_version)
+    if not (wd / DONE_FILE).is_file():
+        (launcher or TorchrunLauncher()).launch(wd, nproc, timeout_s)
+    return export_bundle(wd, out_dir)
+
+
+def run_phase_step(*, phase: int, config: str, data_dir: str, data_version: str | None, init_bundle: str | None,
+                   overrides: list[str], nproc: int, out_dir: str) -> dict[str, Any]:
+    """KFP component body helper (``components/training.py::train_phase``): :func:`run_phase`
+    and the bundle metadata to record on the output artifact."""
+    b = run_phase(phase, config, data_dir, out_dir, init_bundle=init_bundle, overrides=overrides, nproc=nproc,
+                  data_version=data_version or None)
+    meta = json.loads((b / "bundle.json").read_text())
+    tm = meta.get("train_metrics", {})
+    return {"phase": phase, "loss_start": tm.get("loss_start"), "loss_end": tm.get("loss_end"),
+            "steps": tm.get("steps"), "data_version": meta.get("data_version"),
+            "mlflow_run_id": meta.get("mlflow_run_id", "")}
+
+
+def run_phases_step(*, phases: list[int], model_size: str, data_dir: str, data_version: str | None,
+                    overrides: list[str], nproc: int, out_dir: str, run_name: str = "") -> dict[str, Any]:
+    """Ablation helper (``components/training.py::train_variant``): the listed phases in order,
+    each from the previous one's bundle (``<size>_phase<N>.yaml``); the last bundle goes to
+    ``out_dir``, intermediate bundles next to the work directories."""
+    if not phases or sorted(phases) != list(phases) or any(p not in (1, 2, 3) for p in phases):
+        raise TrainError(f"phases must be an increasing list from {{1, 2, 3}}, got {phases}")
+    prev: Path | None = None
+    info: dict[str, Any] = {"variant": run_name, "phases": list(phases)}
+    for i, p in enumerate(phases):
+        last = i == len(phases) - 1
+        ovr = list(overrides)
+        init = prev
+        if p > 1 and prev is None:
+            # "w/o phase 1": phase 2 starts from the untrained start weights (random init +
+            # corpus BPE / pretrained text LM): build them as a phase-1 start.
+            wd1 = prepare_phase(1, f"{model_size}_phase1.yaml", data_dir, overrides=ovr, data_version=data_version)
+            init = wd1 / START_DIR
+        out = Path(out_dir) if last else checkpoint_root() / f"bundles/{run_name or 'variant'}_phase{p}"
+        prev = run_phase(p, f"{model_size}_phase{p}.yaml", data_dir, out, init_bundle=init, overrides=ovr,
+                         nproc=nproc, data_version=data_version or None)
+        tm = json.loads((prev / "bundle.json").read_text()).get("train_metrics", {})
+        info[f"phase{p}_loss_end"] = tm.get("loss_end")
+    return info
