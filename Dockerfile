@@ -12,6 +12,8 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY uniss uniss
 COPY training training
 COPY serving serving
+COPY evaluation evaluation
+COPY registry registry
 COPY components components
 COPY pipelines pipelines
 COPY scripts scripts

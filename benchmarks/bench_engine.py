@@ -28,9 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _engine(bundle: str | None):
     if bundle:
+        from registry.models import resolve_model_source
         from serving.engine import TranslationEngine
 
-        return TranslationEngine.load(bundle), f"bundle:{bundle}"
+        return TranslationEngine.load(resolve_model_source(bundle)), f"bundle:{bundle}"
     sys.path.insert(0, str(ROOT / "tests" / "unit" / "serving"))
     import tiny_model as tm
 

@@ -20,7 +20,7 @@ def evaluate_model(
     """Speech-BLEU, Text-BLEU, SLC-0.2/0.4, speaker similarity per direction and mode; returns the
     flat metrics dict (keys like ``speech_bleu.en-zh.quality``)."""
     from components.tracking import record_metrics, step_run
-    from serving.evaluate import evaluate_step as run
+    from evaluation.evaluate import evaluate_step as run
 
     with step_run("evaluate_model", {"split": split, "directions": directions, "modes": modes, "limit": limit}):
         flat = run(bundle_dir=bundle.path, data_dir=data.path, split=split, directions=directions,
@@ -33,7 +33,7 @@ def evaluate_model(
 def gate_model(challenger_metrics: dict) -> bool:
     """Evaluation gate vs the current ``champion`` (absolute floors + non-regression, params.yaml)."""
     from components.tracking import step_run
-    from serving.registry import gate_against_champion as run
+    from registry.models import gate_against_champion as run
 
     with step_run("gate_model"):
         decision = run(challenger_metrics)
@@ -44,7 +44,7 @@ def gate_model(challenger_metrics: dict) -> bool:
 def register_model(bundle: Input[Model], metrics_json: dict, data_version: str) -> str:
     """Register the bundle as a new MLflow model version (alias ``challenger``) with lineage tags."""
     from components.tracking import set_parent_tags, step_run
-    from serving.registry import register_step as run
+    from registry.models import register_step as run
 
     with step_run("register_model", {"data_version": data_version}):
         version = run(bundle_dir=bundle.path, metrics=metrics_json, data_version=data_version)
@@ -56,7 +56,7 @@ def register_model(bundle: Input[Model], metrics_json: dict, data_version: str) 
 def promote_model(version: str) -> str:
     """Move the ``champion`` alias to ``version`` through the gate; returns the champion version."""
     from components.tracking import set_parent_tags, step_run
-    from serving.registry import promote as run
+    from registry.models import promote as run
 
     with step_run("promote_model", {"version": version}):
         decision = run(version)
@@ -71,7 +71,7 @@ def record_rejection(challenger_metrics: dict, version: str, data_version: str) 
     import json
 
     from components.tracking import set_parent_tags, step_run
-    from serving.registry import gate_against_champion as run
+    from registry.models import gate_against_champion as run
 
     with step_run("record_rejection"):
         decision = run(challenger_metrics)

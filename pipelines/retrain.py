@@ -46,7 +46,7 @@ S3_SECRET_ENV = {"access_key": "UNISS_S3_ACCESS_KEY", "secret_key": "UNISS_S3_SE
 STEP_CODE = {
     "data": ("uniss",),
     "train": ("uniss", "training"),
-    "serve": ("uniss", "serving"),
+    "serve": ("uniss", "serving", "evaluation", "registry"),
 }
 
 

@@ -24,7 +24,7 @@ from uniss.settings import REPO_ROOT, Settings, get_settings
 #: Library trees whose content decides whether a cached local step is still valid. A component's
 #: own source is already part of kfp.local's cache key; each step also depends on the trees below
 #: (see ``pipelines.retrain.STEP_CODE``).
-CODE_DIRS = ("uniss", "training", "serving")
+CODE_DIRS = ("uniss", "training", "serving", "evaluation", "registry")
 PARAMS_FILE = REPO_ROOT / "params.yaml"
 EXPERIMENT = "uniss-retrain"
 

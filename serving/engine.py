@@ -20,11 +20,12 @@ Shape legend: ``B`` batch rows, ``T`` prompt length (tokens, left padded), ``V``
 (embedding rows, ``>= vocab.total``; padding rows are never allowed), ``N``/``M`` samples at
 16 kHz.
 
-Model sources accepted by :meth:`TranslationEngine.load`: a platform model bundle directory
-(docs/design.md "Model bundle"), a ``models:/NAME@ALIAS`` MLflow registry URI (resolved to a bundle
-directory), or a released-UniSS checkpoint directory (HF Qwen2 dir whose tokenizer holds all
-180,407 ids, plus the BiCodec and GLM-4-Voice tokenizer directories) loaded through the ``paper``
-codec backend.
+Model sources accepted by :meth:`TranslationEngine.load` (local paths only): a platform model
+bundle directory (docs/design.md "Model bundle") or a released-UniSS checkpoint directory (HF Qwen2
+dir whose tokenizer holds all 180,407 ids, plus the BiCodec and GLM-4-Voice tokenizer directories)
+loaded through the ``paper`` codec backend. A ``models:/NAME@ALIAS`` MLflow registry URI is
+resolved to a bundle directory by the registry (``registry.models.resolve_model_source``) before
+it gets here; this package never imports the registry.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ class EngineError(UnissError, ValueError):
 
 
 class ModelLoadError(UnissError):
-    """A model source that cannot be loaded: missing dirs/files, inconsistent vocabulary, bad URI."""
+    """A model source that cannot be loaded: missing dirs/files, inconsistent vocabulary, an
+    unresolved ``models:/`` URI."""
 
 
 @dataclass
@@ -312,17 +314,18 @@ class TranslationEngine:
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, model: str | Path, *, device: str = "cpu") -> TranslationEngine:
-        """Load from a bundle dir, a ``models:/NAME@ALIAS`` URI, or a released-UniSS checkpoint dir.
+        """Load from a local bundle dir or a released-UniSS checkpoint dir.
 
         Raises:
             ModelLoadError: the source does not exist or is not a recognised format; a released
-                checkpoint lacks its BiCodec / GLM-4-Voice tokenizer directories.
+                checkpoint lacks its BiCodec / GLM-4-Voice tokenizer directories; a ``models:/``
+                URI (resolve it first with ``registry.models.resolve_model_source``).
         """
         src = str(model)
         if src.startswith("models:/"):
-            path = resolve_model_uri(src)
-        else:
-            path = Path(src).expanduser()
+            raise ModelLoadError(f"{src} is a registry URI: resolve it to a bundle directory first "
+                                 "(registry.models.resolve_model_source; the uniss CLI does)")
+        path = Path(src).expanduser()
         if not path.exists():
             raise ModelLoadError(f"model path {path} does not exist")
         if (path / "bundle.json").is_file():
@@ -540,37 +543,3 @@ class TranslationEngine:
 
 def _program_length(program: list[Step]) -> int:
     return sum(1 if s[0] == "force" else s[3] + 1 for s in program)
-
-
-def resolve_model_uri(uri: str) -> Path:
-    """``models:/NAME@ALIAS`` (or ``models:/NAME/VERSION``) -> local bundle directory.
-
-    Uses ``serving.registry.resolve_model_uri`` when that module exists, else downloads the
-    registered model's artifacts with ``mlflow.artifacts.download_artifacts`` (tracking URI from
-    ``uniss.settings``).
-
-    Raises:
-        ModelLoadError: the registry cannot be reached or the name/alias does not exist.
-    """
-    try:
-        from serving.registry import resolve_model_uri as _resolve
-    except ImportError:
-        _resolve = None
-    if _resolve is not None:
-        return Path(_resolve(uri))
-    import mlflow
-
-    from uniss.settings import get_settings
-
-    mlflow.set_tracking_uri(get_settings().tracking_uri)
-    try:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=uri)
-    except Exception as e:  # noqa: BLE001 - MLflow raises several types; the user needs one line
-        raise ModelLoadError(f"cannot resolve {uri} from the MLflow registry at {get_settings().tracking_uri}: {e}") from e
-    p = Path(local)
-    if not (p / "bundle.json").is_file():
-        hits = list(p.rglob("bundle.json"))
-        if not hits:
-            raise ModelLoadError(f"{uri} downloaded to {p} but holds no bundle.json")
-        p = hits[0].parent
-    return p

@@ -44,17 +44,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import io
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
+import kserve
 import numpy as np
+from fastapi.responses import JSONResponse
+from kserve.errors import InferenceError, InvalidInput, inference_error_handler
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from serving.engine import ModelLoadError, TranslationEngine
+from uniss.audio import load_audio, to_wav_bytes
 from uniss.errors import UnissError
 
 __all__ = [
@@ -71,7 +77,6 @@ __all__ = [
 
 #: Registered model name (docs/design.md "Tracking"); also the KServe route name.
 MODEL_NAME = "uniss-s2st"
-SAMPLE_RATE_HZ = 16_000
 
 
 class ServeConfig(BaseSettings):
@@ -139,9 +144,7 @@ class _Parsed:
     request_id: str | None = None
 
 
-def _invalid(msg: str):
-    from kserve.errors import InvalidInput
-
+def _invalid(msg: str) -> InvalidInput:
     return InvalidInput(msg)
 
 
@@ -149,7 +152,7 @@ def _invalid(msg: str):
 def decode_audio(data: bytes, *, field: str, min_s: float, max_s: float) -> np.ndarray:
     """Audio file bytes (WAV/FLAC/OGG, any rate, any channels) -> ``(N,)`` float32 mono 16 kHz.
 
-    Uses ``uniss.audio.load_audio`` when present (soundfile + soxr), else the same steps inline.
+    Uses ``uniss.audio.load_audio`` (soundfile decode, soxr resampling, duration limits).
 
     Raises:
         kserve.errors.InvalidInput: empty, undecodable, too short or too long audio; the message
@@ -158,52 +161,14 @@ def decode_audio(data: bytes, *, field: str, min_s: float, max_s: float) -> np.n
     if not data:
         raise _invalid(f"{field}: empty audio")
     try:
-        from uniss.audio import load_audio
-    except ImportError:
-        load_audio = None
-    if load_audio is not None:
-        try:
-            return load_audio(data, min_duration_s=min_s, max_duration_s=max_s)
-        except UnissError as e:
-            raise _invalid(f"{field}: {e}") from None
-    import soundfile as sf
-    import soxr
-
-    try:
-        info = sf.info(io.BytesIO(data))
-    except Exception as e:  # noqa: BLE001 - libsndfile raises RuntimeError/LibsndfileError/TypeError
-        raise _invalid(f"{field}: not a readable audio file ({type(e).__name__})") from None
-    if info.frames == 0:
-        raise _invalid(f"{field}: empty audio (0 frames)")
-    dur = info.frames / info.samplerate
-    if dur > max_s:  # checked before decoding: a 10-minute clip is never decoded
-        raise _invalid(f"{field}: audio is {dur:.1f} s, longer than the limit of {max_s:g} s")
-    if dur < min_s:
-        raise _invalid(f"{field}: audio is {dur:.3f} s, shorter than the minimum of {min_s:g} s")
-    try:
-        x, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)  # (N, C)
-    except Exception as e:  # noqa: BLE001
-        raise _invalid(f"{field}: corrupt audio ({type(e).__name__}: {e})") from None
-    x = x.mean(axis=1)  # (N,) mono
-    if sr != SAMPLE_RATE_HZ:
-        x = soxr.resample(x, sr, SAMPLE_RATE_HZ).astype(np.float32)
-    if not np.isfinite(x).all():
-        raise _invalid(f"{field}: audio contains NaN/inf samples")
-    return np.ascontiguousarray(x, dtype=np.float32)
+        return load_audio(data, min_duration_s=min_s, max_duration_s=max_s)
+    except UnissError as e:
+        raise _invalid(f"{field}: {e}") from None
 
 
 def wav_bytes(wav: np.ndarray) -> bytes:
-    """``(N,)`` float32 16 kHz -> WAV file bytes (PCM 16-bit mono)."""
-    try:
-        from uniss.audio import to_wav_bytes
-
-        return to_wav_bytes(wav)
-    except ImportError:
-        import soundfile as sf
-
-        buf = io.BytesIO()
-        sf.write(buf, np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0), SAMPLE_RATE_HZ, format="WAV", subtype="PCM_16")
-        return buf.getvalue()
+    """``(N,)`` float32 16 kHz -> WAV file bytes (PCM 16-bit mono; ``uniss.audio.to_wav_bytes``)."""
+    return to_wav_bytes(wav)
 
 
 # --------------------------------------------------------------------------------------- batcher
@@ -266,18 +231,14 @@ class _MicroBatcher:
 
 
 # --------------------------------------------------------------------------------------- model
-def _kserve_model_base():
-    import kserve
-
-    return kserve.Model
-
-
-class UnissPredictor(_kserve_model_base()):  # type: ignore[misc]
+class UnissPredictor(kserve.Model):
     """``kserve.Model`` serving a :class:`serving.engine.TranslationEngine`.
 
     Args:
         name: route name (``uniss-s2st``).
-        model_uri: bundle dir, ``models:/NAME@ALIAS`` or released checkpoint dir (loaded by ``load``).
+        model_uri: local bundle dir or released checkpoint dir (loaded by ``load``); a
+            ``models:/NAME@ALIAS`` URI must be resolved first (``uniss serve`` does it with
+            ``registry.models.resolve_model_source``).
         engine: an already built engine (tests, notebooks); then ``model_uri`` is not needed.
         config: limits and batching; default from the environment (:class:`ServeConfig`).
     """
@@ -297,11 +258,7 @@ class UnissPredictor(_kserve_model_base()):  # type: ignore[misc]
             serving.engine.ModelLoadError: the model source cannot be loaded.
         """
         if self.engine is None:
-            from serving.engine import TranslationEngine
-
             if not self.model_uri:
-                from serving.engine import ModelLoadError
-
                 raise ModelLoadError("no model given: pass model_uri or engine")
             self.engine = TranslationEngine.load(self.model_uri, device=self.config.device)
         self._batcher = _MicroBatcher(self.engine, self.config.max_batch, self.config.batch_window_ms / 1000.0)
@@ -319,8 +276,6 @@ class UnissPredictor(_kserve_model_base()):  # type: ignore[misc]
         Raises:
             kserve.errors.InvalidInput: any malformed field (named in the message).
         """
-        from kserve.protocol.infer_type import InferRequest
-
         cfg = self.config
         size = (headers or {}).get("content-length")
         if size is not None and size.isdigit() and int(size) > cfg.max_body_bytes:
@@ -438,8 +393,6 @@ class UnissPredictor(_kserve_model_base()):  # type: ignore[misc]
         return self._v2_response(payload, results)
 
     def _v2_response(self, payload: _Parsed, results: list[Any]) -> Any:
-        from kserve.protocol.infer_type import InferOutput, InferResponse
-
         def bytes_out(name: str, values: list[bytes]) -> InferOutput:
             o = InferOutput(name=name, shape=[len(values)], datatype="BYTES")
             o.set_data_from_numpy(np.array(values, dtype=np.object_), binary_data=False)
@@ -476,8 +429,6 @@ def _add_bytes_decode_handler(app: Any) -> None:
     The body has KServe's error shape, ``{"error": "..."}``; other ``InferenceError`` s go to
     ``kserve.errors.inference_error_handler`` (HTTP 500) as before.
     """
-    from fastapi.responses import JSONResponse
-    from kserve.errors import InferenceError, inference_error_handler
 
     async def _bytes_not_text(request: Any, exc: Exception) -> Any:
         if _is_bytes_not_text(exc):
@@ -488,52 +439,44 @@ def _add_bytes_decode_handler(app: Any) -> None:
     app.add_exception_handler(UnicodeDecodeError, _bytes_not_text)
 
 
-def _loopback_server_cls():
-    from kserve import ModelServer
-
-    class _LoopbackModelServer(ModelServer):
-        """``kserve.ModelServer`` that binds ``host`` (see the module docstring)."""
-
-        def __init__(self, *, host: str = "127.0.0.1", **kw: Any) -> None:
-            kw.setdefault("enable_grpc", False)
-            super().__init__(**kw)
-            self.host = host
-
-        async def _serve(self) -> None:
-            rest = self._rest_server
-            if rest is not None:
-                rest.config.host = self.host
-                build = rest.create_application  # runs inside rest.start(), awaited below
-
-                def create_application() -> None:
-                    build()
-                    from kserve.model_server import app
-
-                    _add_bytes_decode_handler(app)
-
-                rest.create_application = create_application
-            await super()._serve()
-
-    return _LoopbackModelServer
-
-
-def LoopbackModelServer(*, host: str = "127.0.0.1", **kw: Any) -> Any:  # noqa: N802 - class factory
-    """A ``kserve.ModelServer`` bound to ``host`` (default loopback), gRPC off, one worker.
+class LoopbackModelServer(kserve.ModelServer):
+    """A ``kserve.ModelServer`` bound to ``host`` (default loopback), gRPC off, one worker (see the
+    module docstring).
 
     Args:
         host: bind address; ``0.0.0.0`` only inside a container (the InferenceService manifest).
         kw: ``ModelServer`` arguments (``http_port`` ...).
     """
-    kw["workers"] = 1  # the multi-process server re-binds sockets itself; one worker keeps the host
-    return _loopback_server_cls()(host=host, **kw)
+
+    def __init__(self, *, host: str = "127.0.0.1", **kw: Any) -> None:
+        kw["workers"] = 1  # the multi-process server re-binds sockets itself; one worker keeps the host
+        kw.setdefault("enable_grpc", False)
+        super().__init__(**kw)
+        self.host = host
+
+    async def _serve(self) -> None:
+        rest = self._rest_server
+        if rest is not None:
+            rest.config.host = self.host
+            build = rest.create_application  # runs inside rest.start(), awaited below
+
+            def create_application() -> None:
+                build()
+                from kserve.model_server import app  # the module-level FastAPI app build() filled
+
+                _add_bytes_decode_handler(app)
+
+            rest.create_application = create_application
+        await super()._serve()
 
 
-def serve(model: str | None = None, *, engine: Any = None, host: str = "127.0.0.1", port: int = 8080, config: ServeConfig | None = None) -> None:
-    """Load the model and serve it until SIGINT/SIGTERM (blocking).
+def serve(model: str | Path | None = None, *, engine: Any = None, host: str = "127.0.0.1", port: int = 8080, config: ServeConfig | None = None) -> None:
+    """Load the model (a local bundle or released checkpoint dir, or ``engine``) and serve it until
+    SIGINT/SIGTERM (blocking).
 
     Raises:
         serving.engine.ModelLoadError: the model cannot be loaded (before binding the port).
     """
-    pred = UnissPredictor(MODEL_NAME, model_uri=model, engine=engine, config=config)
+    pred = UnissPredictor(MODEL_NAME, model_uri=None if model is None else str(model), engine=engine, config=config)
     pred.load()
     LoopbackModelServer(host=host, http_port=int(port)).start([pred])

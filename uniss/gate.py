@@ -1,7 +1,7 @@
 """Evaluation gate: may a challenger model replace the current champion?
 
 A pure function of (challenger metrics, champion metrics or ``None``, thresholds): no I/O, no MLflow.
-The caller (``serving/registry.py``) reads the metrics, calls :func:`decide`, and logs the decision.
+The caller (``registry/models.py``) reads the metrics, calls :func:`decide`, and logs the decision.
 
 Rules (issue "Evaluation, ablations, evaluation gate, MLflow registry", item 4):
 

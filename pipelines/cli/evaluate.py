@@ -1,6 +1,6 @@
 """``uniss evaluate``, ``uniss compare``, ``uniss promote``, ``uniss rollback``.
 
-Thin glue over ``serving.evaluate`` (paper Table 1 / Table 4) and ``serving.registry`` (MLflow
+Thin glue over ``evaluation`` (paper Table 1 / Table 4) and ``registry.models`` (MLflow
 registry with the evaluation gate of ``uniss.gate``). MLflow is reached at ``MLFLOW_TRACKING_URI``
 or ``UNISS_MLFLOW_TRACKING_URI`` (``uniss stack env`` prints them).
 """
@@ -36,8 +36,9 @@ def evaluate(
     """Evaluate a model: Speech-BLEU, Text-BLEU, SLC-0.2/0.4, speaker similarity, RTF (paper Table 1)."""
     from rich.table import Table
 
-    from serving.evaluate import TITLES, evaluate as run
-    from serving.registry import tracking_uri
+    from evaluation.evaluate import evaluate as run
+    from evaluation.report import TITLES
+    from registry.models import tracking_uri
 
     tags = {"uniss.variant": variant} if variant else {}
     tags["uniss.model"] = model
@@ -68,7 +69,7 @@ def compare(
     """Paper Table 4 style delta table of evaluation runs (ablations), logged to MLflow."""
     from rich.table import Table
 
-    from serving.evaluate import compare_runs, log_comparison
+    from evaluation.compare import compare_runs, log_comparison
 
     df = compare_runs(runs, metric=metric, directions=_csv(directions), default_mode=mode)
     t = Table(title=f"{metric}: deltas vs {df['variant'].iloc[0]}")
@@ -95,7 +96,7 @@ def promote(
     params: Path = typer.Option(None, help="params.yaml holding the gate: section (default: the repo's)"),
 ) -> None:
     """Move alias champion to VERSION through the evaluation gate (exit 1 when refused)."""
-    from serving.registry import promote as run
+    from registry.models import promote as run
 
     d = run(version, force=force, reason=reason, params_path=params)
     for c in d.checks:
@@ -112,7 +113,7 @@ def promote(
 
 def rollback(reason: str = typer.Option(None, "--reason", help="why (recorded in MLflow)")) -> None:
     """Move alias champion back to the previous champion."""
-    from serving.registry import rollback as run
+    from registry.models import rollback as run
 
     v = run(reason=reason)
     console.print(f"champion is now version {v}")

@@ -1,5 +1,8 @@
 """``uniss serve`` (KServe ModelServer or InferenceService manifest) and ``uniss translate``
-(one file, no server)."""
+(one file, no server).
+
+Both accept ``models:/NAME@ALIAS``: the URI is resolved here (``registry.models.resolve_model_source``)
+and the engine / predictor get the local bundle directory."""
 
 from __future__ import annotations
 
@@ -35,10 +38,12 @@ def serve(
         else:
             console.print(f"wrote {manifest_out}")
         return
+    from registry.models import resolve_model_source
     from serving.predictor import ServeConfig, serve as run_server
 
     overrides = {k: v for k, v in {"max_audio_s": max_audio_s, "max_batch": max_batch}.items() if v is not None}
-    run_server(model, host=host, port=port, config=ServeConfig(**overrides))
+    config = ServeConfig(**overrides)
+    run_server(resolve_model_source(model), host=host, port=port, config=config)
 
 
 def translate(
@@ -53,11 +58,12 @@ def translate(
     max_audio_s: float = typer.Option(60.0, "--max-audio-s", help="Longest accepted source clip, seconds."),
 ) -> None:
     """Translate one audio file to OUT (WAV, 16 kHz) and print the texts and durations."""
+    from registry.models import resolve_model_source
     from serving.engine import TranslationEngine
     from serving.predictor import wav_bytes
 
     wav = _read(source, max_audio_s)
-    engine = TranslationEngine.load(model)
+    engine = TranslationEngine.load(resolve_model_source(model))
     r = engine.translate([wav], target_language=to, mode=mode, speed=speed, seed=seed, do_sample=not greedy)[0]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(wav_bytes(r.wav))

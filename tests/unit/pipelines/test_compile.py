@@ -52,10 +52,11 @@ def test_local_variant_has_no_platform_config_and_carries_code_version(tmp_path)
 
     from pipelines.retrain import make_retrain_pipeline
 
-    compiler.Compiler().compile(make_retrain_pipeline("local", {"uniss": "c0ffee", "training": "7ea", "serving": "5e7"}), str(tmp_path / "l.yaml"))
+    compiler.Compiler().compile(make_retrain_pipeline("local", {"uniss": "c0ffee", "training": "7ea", "serving": "5e7",
+                                                                         "evaluation": "e7a", "registry": "4e9"}), str(tmp_path / "l.yaml"))
     docs = list(yaml.safe_load_all((tmp_path / "l.yaml").read_text()))
     assert len(docs) == 1  # no kubernetes platform spec
     text = (tmp_path / "l.yaml").read_text()
-    assert "c0ffee-7ea" in text and "c0ffee-5e7" in text  # training/serving steps hash their own trees
+    assert "c0ffee-7ea" in text and "c0ffee-5e7-e7a-4e9" in text  # training/serving steps hash their own trees
     with pytest.raises(ValueError, match="target"):
         make_retrain_pipeline("moon")

@@ -175,6 +175,8 @@ def test_load_errors(tmp_path):
     (rel / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
     with pytest.raises(ModelLoadError, match="missing codec directories.*BiCodec"):
         TranslationEngine.load(rel)
+    with pytest.raises(ModelLoadError, match="registry URI: resolve it"):  # serving never imports registry
+        TranslationEngine.load("models:/uniss-s2st@champion")
 
 
 def test_engine_rejects_vocab_model_mismatch():

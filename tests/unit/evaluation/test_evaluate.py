@@ -1,8 +1,8 @@
-"""serving.evaluate: the evaluation harness end to end on a tiny split.
+"""evaluation.evaluate: the evaluation harness end to end on a tiny split.
 
 Two systems are evaluated with the platform's real ASR (batched Whisper-base) and speaker embeddings
 (resemblyzer):
-- the tiny random-init engine of ``tiny_model.py`` (real ``TranslationEngine``; its output is noise,
+- the tiny random-init engine of ``tests/unit/serving/tiny_model.py`` (real ``TranslationEngine``; its output is noise,
   so its scores are near zero: checks structure, files, and that metrics match the utterance table);
 - a *reference system* (topline) that answers each source with the corpus's own target text and
   speech: Text-BLEU must be 100 and Speech-BLEU must be high (Whisper on clean English TTS).
@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 import tiny_model as tm  # noqa: E402
 
-from serving import evaluate as E  # noqa: E402
+from evaluation import evaluate as E  # noqa: E402
 from uniss import metrics as M  # noqa: E402
 from uniss.settings import get_settings  # noqa: E402
 
@@ -195,16 +195,3 @@ def test_bad_requests_are_typed_errors(data, tmp_path):
         E.evaluate(ReferenceSystem(data), data, split="dev", out_dir=tmp_path, asr=object(), speaker_embed=len)
     with pytest.raises(E.EvaluationError, match="unreadable"):
         E.decode_flac(b"not audio", "x")
-
-
-def test_comparison_markdown_deltas():
-    import pandas as pd
-
-    df = pd.DataFrame([
-        {"variant": "phase 1+2", "run_id": "a", "mode": "performance", "speech_bleu.en-zh": 29.38, "speech_bleu.zh-en": 21.55},
-        {"variant": "w/ phase 3", "run_id": "b", "mode": "performance", "speech_bleu.en-zh": 30.28, "speech_bleu.zh-en": 23.61},
-    ])
-    for d in ("en-zh", "zh-en"):
-        df[f"delta.{d}"] = df[f"speech_bleu.{d}"] - df[f"speech_bleu.{d}"].iloc[0]
-    md = E.comparison_markdown(df)
-    assert "| w/ phase 3 | performance | 30.28 | 23.61 | +0.90 | +2.06 |" in md

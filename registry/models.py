@@ -1,6 +1,7 @@
 """MLflow model registry for UniSS bundles: register, gate, promote, roll back, resolve.
 
-- A bundle directory (``uniss.bundle``) is logged as an MLflow **pyfunc** model (:class:`UnissPyfunc`)
+- A bundle directory (``uniss.bundle``) is logged as an MLflow **pyfunc** model
+  (:class:`registry.pyfunc.UnissPyfunc`)
   and registered as a new version of ``uniss-s2st``; the new version gets alias ``challenger``.
   ``mlflow.pyfunc.load_model("models:/uniss-s2st@champion")`` then translates audio.
 - Every version is tagged with its lineage (``data_version``, ``shard_md5s``, ``git_commit``,
@@ -14,7 +15,10 @@
 - :func:`rollback` moves ``champion`` back to the previous champion, using the registered model tag
   ``champion_history`` (JSON list of versions, oldest first).
 - :func:`resolve_model_uri` downloads ``models:/NAME@ALIAS`` (or ``models:/NAME/VERSION``) and returns
-  the bundle directory inside it (the serving engine loads from there).
+  the bundle directory inside it; :func:`resolve_model_source` does that for a URI and passes a
+  local path through. The serving engine and the KServe predictor load local paths only: the entry
+  points that accept a URI (``uniss serve`` / ``translate`` / ``evaluate``, ``evaluation``) resolve
+  it here first.
 
 Tracking server: ``MLFLOW_TRACKING_URI`` if set, else ``uniss.settings.get_settings().tracking_uri``.
 Source: MLflow 3 docs, "Model Registry" (aliases, version tags) and "Custom Python Models" (pyfunc).
@@ -22,7 +26,6 @@ Source: MLflow 3 docs, "Model Registry" (aliases, version tags) and "Custom Pyth
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import tempfile
@@ -54,10 +57,6 @@ _DEFAULT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
 class RegistryError(UnissError, ValueError):
     """Unknown model/version/alias, missing metrics, nothing to roll back, forced without a reason."""
-
-
-class PredictRequestError(UnissError, ValueError):
-    """A pyfunc ``predict`` input that is not a DataFrame with ``audio_b64`` and ``target_language``."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,67 +122,6 @@ def _tag(value: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# pyfunc wrapper
-# ---------------------------------------------------------------------------------------------
-
-import mlflow.pyfunc  # noqa: E402  (the wrapper class must subclass PythonModel)
-
-
-class UnissPyfunc(mlflow.pyfunc.PythonModel):
-    """MLflow pyfunc wrapper around ``serving.engine.TranslationEngine``.
-
-    ``predict`` input: a ``pandas.DataFrame`` with columns ``audio_b64`` (base64 of a WAV/FLAC file,
-    any sample rate: resampled to 16 kHz mono), ``target_language`` (``en``/``zh``), optional ``mode``
-    (``quality`` default, ``performance``, ``direct``), optional ``seed`` (int).
-    Output: a DataFrame with ``source_text``, ``target_text``, ``audio_b64`` (16 kHz WAV of the
-    translation), ``duration_s``, ``source_duration_s``, ``complete``, ``reason`` (one row per input row).
-
-    Raises:
-        PredictRequestError: missing columns or undecodable base64; audio errors from
-            ``uniss.audio.load_audio`` (``AudioError``) pass through typed.
-    """
-
-    def load_context(self, context: Any) -> None:
-        """Load the bundle (``context.artifacts["bundle"]``) with ``TranslationEngine.load``."""
-        from serving.engine import TranslationEngine
-
-        self.engine = TranslationEngine.load(context.artifacts[BUNDLE_ARTIFACT])
-
-    def predict(self, context, model_input, params=None):  # no type hints: MLflow would infer a schema from them
-        """Translate each row's audio (``model_input``: DataFrame, see the class docstring); returns a DataFrame."""
-        import pandas as pd
-
-        from uniss.audio import load_audio, to_wav_bytes
-
-        if not isinstance(model_input, pd.DataFrame):
-            model_input = pd.DataFrame(model_input)
-        missing = {"audio_b64", "target_language"} - set(model_input.columns)
-        if missing:
-            raise PredictRequestError(f"predict input lacks columns {sorted(missing)}")
-        rows = []
-        for _, row in model_input.iterrows():
-            try:
-                raw = base64.b64decode(row["audio_b64"], validate=True)
-            except (ValueError, TypeError) as e:
-                raise PredictRequestError(f"audio_b64 is not valid base64: {e}") from None
-            wav = load_audio(raw)
-            mode = row.get("mode") if "mode" in model_input.columns and isinstance(row.get("mode"), str) else "quality"
-            seed = row.get("seed") if "seed" in model_input.columns else None
-            seed = None if seed is None or pd.isna(seed) else int(seed)
-            res = self.engine.translate([wav], target_language=str(row["target_language"]), mode=mode, seed=seed)[0]
-            rows.append({
-                "source_text": res.source_text,
-                "target_text": res.target_text,
-                "audio_b64": base64.b64encode(to_wav_bytes(res.wav)).decode("ascii") if len(res.wav) else "",
-                "duration_s": float(res.duration_s),
-                "source_duration_s": float(res.source_duration_s),
-                "complete": bool(res.complete),
-                "reason": res.reason or "",
-            })
-        return pd.DataFrame(rows)
-
-
-# ---------------------------------------------------------------------------------------------
 # register
 # ---------------------------------------------------------------------------------------------
 
@@ -237,6 +175,8 @@ def register(
         lineage["pipeline_run_id"] = pipeline_run_id
     if eval_run_id:
         lineage["eval_run_id"] = eval_run_id
+
+    from registry.pyfunc import UnissPyfunc  # imports mlflow.pyfunc: only when registering
 
     nested = mlflow.active_run() is not None  # e.g. inside a pipeline step's run
     mlflow.set_experiment(REGISTRY_EXPERIMENT)
@@ -520,3 +460,17 @@ def _bundle_in(model_dir: Path, uri: str) -> Path:
     if not (bundle / "bundle.json").is_file():
         raise RegistryError(f"{uri}: {rel} holds no bundle.json")
     return bundle
+
+
+def resolve_model_source(model: str | Path) -> Path:
+    """A model source as ``serving.engine.TranslationEngine.load`` takes it: a ``models:/`` URI is
+    downloaded (:func:`resolve_model_uri`) to its bundle directory; any other value (bundle dir,
+    released-UniSS checkpoint dir) is returned as a ``Path`` unchanged, unchecked.
+
+    Raises:
+        RegistryError: a ``models:/`` URI that cannot be resolved (see :func:`resolve_model_uri`).
+    """
+    src = str(model)
+    if src.startswith("models:/"):
+        return resolve_model_uri(src)
+    return Path(src)

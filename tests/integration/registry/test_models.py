@@ -1,4 +1,4 @@
-"""serving.registry against a real MLflow server: register, gate-refused promote, promote, rollback,
+"""registry.models (and the pyfunc of registry.pyfunc) against a real MLflow server: register, gate-refused promote, promote, rollback,
 aliases through MlflowClient, pyfunc load of ``models:/uniss-s2st@champion``.
 
 Uses the shared ``stack`` fixture (tests/conftest.py: MLflow + S3 on 127.0.0.1) when it exists;
@@ -82,7 +82,7 @@ def registry(tracking_uri):
     mp = pytest.MonkeyPatch()
     mp.setenv("MLFLOW_TRACKING_URI", tracking_uri)
     mp.delenv("MLFLOW_PARENT_RUN_ID", raising=False)
-    from serving import registry as R
+    from registry import models as R
 
     yield R
     mp.undo()
@@ -226,7 +226,9 @@ def test_pyfunc_champion_translates_audio(registry, tmp_path_factory):
                                       "target_language": ["zh"], "mode": ["performance"], "seed": [0]}))
     assert list(out.columns[:3]) == ["source_text", "target_text", "audio_b64"]
     assert len(out) == 1 and out["source_duration_s"][0] == pytest.approx(len(wavs[0]) / 16000, abs=0.01)
-    with pytest.raises(R.PredictRequestError):
+    from registry.pyfunc import PredictRequestError
+
+    with pytest.raises(PredictRequestError):
         model.predict(pd.DataFrame({"audio_b64": ["%%%"], "target_language": ["zh"]}))
     R.rollback(reason="undo plumbing test")
 
@@ -275,7 +277,8 @@ def test_compare_table4_from_mlflow_runs(registry):
     from typer.testing import CliRunner
 
     from pipelines.cli import app
-    from serving.evaluate import EVAL_EXPERIMENT, compare_runs
+    from evaluation.common import EVAL_EXPERIMENT
+    from evaluation.compare import compare_runs
 
     mlflow.set_experiment(EVAL_EXPERIMENT)
     ids = []

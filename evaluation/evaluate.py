@@ -1,0 +1,265 @@
+"""Evaluate a UniSS model on a UniST split: paper Table 1 columns per direction and mode.
+
+:func:`evaluate` runs the model through ``serving.engine.TranslationEngine`` (batched), transcribes
+the output speech with ASR (``uniss.engines.asr.WhisperASR`` by default), and computes per
+(direction, mode): Speech-BLEU, Text-BLEU, SLC-0.2, SLC-0.4, speaker similarity, RTF
+(``uniss.metrics``; paper §5.2.2, App. C.1). A.PCP and UTMOS are not computed (no offline predictor
+works with this torch build; see ``uniss.metrics``). The report files and the MLflow logging are
+:mod:`evaluation.report`; the Table 4 comparison of runs is :mod:`evaluation.compare`.
+
+A ``models:/NAME@ALIAS`` model is resolved to a local bundle directory by
+``registry.models.resolve_model_source`` before the engine loads it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evaluation.common import DIRECTIONS, MODES, SAMPLE_RATE_HZ, EvaluationError
+from evaluation.report import AudioMap, EvalReport, log_report, write_report_files
+from uniss.metrics import (
+    CorpusScores,
+    UtteranceResult,
+    asr_batch_agreement,
+    metric_key,
+    score_group,
+    speaker_similarities,
+)
+
+__all__ = ["DIRECTIONS", "MODES", "SAMPLE_RATE_HZ", "EvalReport", "EvaluationError", "decode_flac", "evaluate",
+           "evaluate_step"]
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_request(directions: Sequence[str], modes: Sequence[str]) -> None:
+    for d in directions:
+        if d not in DIRECTIONS:
+            raise EvaluationError(f"unknown direction {d!r}; expected one of {DIRECTIONS}")
+    for m in modes:
+        if m not in MODES:
+            raise EvaluationError(f"unknown mode {m!r}; expected one of {MODES}")
+    if not directions or not modes:
+        raise EvaluationError("at least one direction and one mode are needed")
+
+
+def decode_flac(data: bytes, what: str) -> np.ndarray:
+    """FLAC/WAV bytes of a shard column -> ``(N,)`` float32 mono 16 kHz (``uniss.audio.load_audio``:
+    soundfile decode, soxr resampling).
+
+    Raises:
+        EvaluationError: empty or unreadable audio (named by ``what``, e.g. ``"<id> src_audio"``).
+    """
+    from uniss.audio import AudioError, load_audio
+
+    if data is None or len(data) == 0:
+        raise EvaluationError(f"{what}: empty audio (a token-only dataset cannot be evaluated in speech)")
+    try:
+        return load_audio(bytes(data), min_duration_s=0.0)
+    except AudioError as e:
+        raise EvaluationError(f"{what}: unreadable audio ({e})") from None
+
+
+def _load_rows(data: Any, split: str) -> Any:
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        return data[data["split"] == split] if "split" in data.columns else data
+    from uniss.unist.dataset import load_samples
+
+    return load_samples(data, split=split, subset="general")
+
+
+def _load_engine(model: Any) -> Any:
+    if not isinstance(model, (str, Path)) and hasattr(model, "translate"):  # an engine (str has .translate too)
+        return model
+    from registry.models import resolve_model_source
+    from serving.engine import TranslationEngine
+
+    return TranslationEngine.load(resolve_model_source(model))
+
+
+def _default_asr() -> Any:
+    from uniss.engines.asr import WhisperASR
+
+    return WhisperASR()
+
+
+def _default_embed() -> Callable[[np.ndarray], np.ndarray]:
+    from uniss.engines.speaker import SpeakerEncoder
+
+    return SpeakerEncoder().embed
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate
+# ---------------------------------------------------------------------------------------------
+
+
+def evaluate(
+    model: Any,
+    data_dir: Any,
+    *,
+    split: str = "test",
+    directions: Sequence[str] = DIRECTIONS,
+    modes: Sequence[str] = MODES,
+    limit: int | None = None,
+    out_dir: str | Path | None = None,
+    batch_size: int = 4,
+    asr: Any | None = None,
+    speaker_embed: Callable[[np.ndarray], np.ndarray] | None = None,
+    seed: int = 0,
+    do_sample: bool = True,
+    asr_check_n: int = 4,
+    samples_per_group: int = 3,
+    log_mlflow: bool | None = None,
+    run_name: str | None = None,
+    run_tags: dict[str, str] | None = None,
+) -> EvalReport:
+    """Evaluate a model on one split in the given directions and modes.
+
+    Args:
+        model: bundle path, ``models:/NAME@ALIAS``, or an object with ``translate`` (a loaded engine).
+        data_dir: UniST dataset directory (``uniss.unist.dataset.load_samples``) or a DataFrame with
+            the shard columns.
+        split: ``test`` (default), ``dev``, ``train``.
+        directions: ``en-zh`` and/or ``zh-en``.
+        modes: ``quality``, ``performance``, ``direct``.
+        limit: at most this many utterances per direction (first ``limit`` ids).
+        out_dir: report directory (default: a new directory under ``<UNISS_HOME>/eval``).
+        batch_size: utterances per ``translate`` call.
+        asr: engine with ``transcribe(wavs, language)`` (default ``WhisperASR()``).
+        speaker_embed: waveform -> speaker embedding (default resemblyzer ``SpeakerEncoder().embed``).
+        seed: sampling seed (paper §5.2.4 sampling; fixed for reproducibility).
+        do_sample: ``False`` for greedy decoding.
+        asr_check_n: outputs per target language re-transcribed one by one to check batched ASR.
+        samples_per_group: utterances per (direction, mode) on the HTML sample page.
+        log_mlflow: log to MLflow (default: when ``MLFLOW_TRACKING_URI`` is set).
+        run_name / run_tags: MLflow run name and extra tags (e.g. ``uniss.variant``).
+    Returns:
+        :class:`EvalReport`.
+    Raises:
+        EvaluationError: unknown direction/mode, no rows for a direction, unreadable audio.
+        DataNotValidatedError / DataIntegrityError: from the dataset reader.
+        RegistryError: a ``models:/`` URI that cannot be resolved; the tracking server is down
+            when logging to MLflow.
+        ModelLoadError: the local model source cannot be loaded.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    _check_request(directions, modes)
+    if log_mlflow is None:
+        log_mlflow = bool(os.environ.get("MLFLOW_TRACKING_URI"))
+    if log_mlflow:  # fail before minutes of inference, not after
+        from registry.models import check_server
+
+        check_server()
+    rows = _load_rows(data_dir, split)
+    engine = _load_engine(model)
+    asr = asr or _default_asr()
+    embed = speaker_embed or _default_embed()
+    if out_dir is None:
+        from uniss.settings import get_settings
+
+        out_dir = get_settings().home_dir / "eval" / time.strftime("%Y%m%d-%H%M%S")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    results: list[UtteranceResult] = []
+    audio: AudioMap = {}
+    agreement: dict[str, dict[str, float]] = {}
+    groups: list[CorpusScores] = []
+    for direction in directions:
+        src_lang, tgt_lang = direction.split("-")
+        sub = rows[(rows["src_lang"] == src_lang) & (rows["tgt_lang"] == tgt_lang)].sort_values("id")
+        if limit is not None:
+            sub = sub.head(int(limit))
+        if len(sub) == 0:
+            raise EvaluationError(f"no {split} rows for direction {direction}")
+        src_wavs = [decode_flac(b, f"{i} src_audio") for i, b in zip(sub["id"], sub["src_audio"], strict=True)]
+        ref_wavs = [decode_flac(b, f"{i} tgt_audio") if isinstance(b, bytes | bytearray) and len(b) else None
+                    for i, b in zip(sub["id"], sub.get("tgt_audio", [None] * len(sub)), strict=True)]
+        for mode in modes:
+            outs: list[Any] = []
+            proc: list[float] = []
+            bar = tqdm(total=len(sub), desc=f"translate {direction} {mode}", unit="utt", leave=False)
+            for start in range(0, len(sub), batch_size):
+                batch = src_wavs[start:start + batch_size]
+                t0 = time.perf_counter()
+                res = engine.translate(batch, target_language=tgt_lang, mode=mode, seed=seed + start, do_sample=do_sample)
+                dt = time.perf_counter() - t0
+                outs.extend(res)
+                proc.extend([dt / len(batch)] * len(batch))
+                bar.update(len(batch))
+            bar.close()
+            out_wavs = [np.asarray(r.wav, dtype=np.float32) for r in outs]
+            asr_texts = _transcribe(asr, out_wavs, tgt_lang, batch_size)
+            if tgt_lang not in agreement:
+                check = [w for w in out_wavs if w.size >= SAMPLE_RATE_HZ // 10][:asr_check_n]
+                if len(check) >= 2:
+                    a = asr_batch_agreement(asr, check, tgt_lang)
+                    agreement[tgt_lang] = {"n": a.n, "exact": a.exact, "error_rate": a.error_rate}
+            sims = speaker_similarities(src_wavs, out_wavs, embed)
+            group: list[UtteranceResult] = []
+            for k, (rid, r) in enumerate(zip(sub["id"], outs, strict=True)):
+                row = sub.iloc[k]
+                u = UtteranceResult(
+                    id=str(rid), direction=direction, mode=mode, src_lang=src_lang, tgt_lang=tgt_lang,
+                    src_text=str(row.get("src_text", "")), ref_text=str(row.get("tgt_text", "")),
+                    output_text=r.target_text or "", output_asr=asr_texts[k], source_text_pred=r.source_text or "",
+                    source_duration_s=float(len(src_wavs[k]) / SAMPLE_RATE_HZ),
+                    output_duration_s=float(out_wavs[k].size / SAMPLE_RATE_HZ),
+                    ref_duration_s=float(ref_wavs[k].size / SAMPLE_RATE_HZ) if ref_wavs[k] is not None else float("nan"),
+                    processing_s=proc[k], speaker_sim=sims[k], complete=bool(r.complete), reason=r.reason or "",
+                )
+                group.append(u)
+                audio[(u.id, direction, mode)] = (src_wavs[k], out_wavs[k], ref_wavs[k])
+            groups.append(score_group(group))
+            results.extend(group)
+
+    flat: dict[str, float] = {}
+    signatures: dict[str, str] = {}
+    for g in groups:
+        for m, v in g.metrics().items():
+            flat[metric_key(m, g.direction, g.mode)] = float(v)
+        tgt = g.direction.split("-")[1]
+        signatures.setdefault(tgt, g.speech_signature)
+    utts = pd.DataFrame([r.to_row() for r in results])
+    report = EvalReport(metrics=flat, groups=groups, utterances=utts, signatures=signatures,
+                        asr_agreement=agreement, out_dir=out)
+    write_report_files(report, audio, samples_per_group, meta={"split": split, "model": str(model) if not hasattr(model, "translate") else "engine"})
+    if log_mlflow:
+        log_report(report, run_name=run_name, tags=run_tags)
+    return report
+
+
+def _transcribe(asr: Any, wavs: list[np.ndarray], language: str, batch_size: int) -> list[str]:
+    """ASR of output speech in batches; empty or sub-0.1 s outputs transcribe as ``""`` (kept, not dropped)."""
+    texts = [""] * len(wavs)
+    idx = [i for i, w in enumerate(wavs) if w.size >= SAMPLE_RATE_HZ // 10]
+    for s in range(0, len(idx), batch_size):
+        part = idx[s:s + batch_size]
+        for i, t in zip(part, asr.transcribe([wavs[i] for i in part], language), strict=True):
+            texts[i] = t
+    return texts
+
+
+def evaluate_step(bundle_dir: str, data_dir: str, split: str, directions: Sequence[str], modes: Sequence[str],
+                  limit: int | None, report_dir: str) -> dict[str, float]:
+    """Pipeline component entry (``components/evaluation.py`` ``evaluate_model``): evaluate a bundle,
+    write the report into ``report_dir`` (its ``samples.html`` is the component's HTML artifact),
+    log to the active MLflow run when tracking is configured; returns the flat metrics (NaN dropped)."""
+    rep = evaluate(bundle_dir, data_dir, split=split, directions=tuple(directions), modes=tuple(modes),
+                   limit=limit if limit and limit > 0 else None, out_dir=report_dir)
+    return {k: v for k, v in rep.metrics.items() if not math.isnan(v)}
