@@ -14,6 +14,7 @@ COPY training training
 COPY serving serving
 COPY evaluation evaluation
 COPY registry registry
+COPY infra infra
 COPY components components
 COPY pipelines pipelines
 COPY scripts scripts

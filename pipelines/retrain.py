@@ -44,7 +44,7 @@ S3_SECRET_ENV = {"access_key": "UNISS_S3_ACCESS_KEY", "secret_key": "UNISS_S3_SE
 
 #: Library trees each kind of step runs (local cache invalidation, see ``make_retrain_pipeline``).
 STEP_CODE = {
-    "data": ("uniss",),
+    "data": ("uniss", "registry"),
     "train": ("uniss", "training"),
     "serve": ("uniss", "serving", "evaluation", "registry"),
 }

@@ -16,7 +16,7 @@ ALLOWED: dict[str, set[str]] = {
     "uniss": set(),
     "serving": {"uniss"},
     "training": {"uniss"},
-    "infra": {"uniss"},
+    "infra": {"registry", "uniss"},
     "registry": {"serving", "uniss"},
     "evaluation": {"registry", "serving", "uniss"},
     "components": {"evaluation", "registry", "serving", "training", "uniss"},
