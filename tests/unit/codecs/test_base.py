@@ -1,4 +1,4 @@
-"""Codec protocol helpers, manifest I/O and Whisper window packing (no models needed)."""
+"""Codec protocol helpers and manifest I/O (no models needed)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from uniss.codecs.base import (
     read_manifest,
     write_manifest,
 )
-from uniss.codecs.lite import LINGUISTIC_HOP_SAMPLES, WHISPER_WINDOW_SAMPLES, LiteCodecConfig, pack_windows
 from uniss.errors import UnissError
 
 
@@ -127,39 +126,3 @@ def test_load_codec_errors(tmp_path):
     write_manifest(tmp_path, m)
     with pytest.raises(CodecError, match="unknown codec backend 'mystery'"):
         load_codec(tmp_path)
-
-
-def test_pack_windows_alignment_and_splitting():
-    lengths = [16000 * 3, 1000, 16000 * 29, 16000 * 75, 16000 * 5]
-    pieces = pack_windows(lengths)
-    # every clip fully covered, in order, by pieces of <= 30 s
-    for i, n in enumerate(lengths):
-        ps = [p for p in pieces if p.clip == i]
-        assert sum(p.length for p in ps) == n
-        assert [p.start for p in ps] == list(range(0, n, WHISPER_WINDOW_SAMPLES))
-    # offsets on 80 ms boundaries, slots never overlap nor overflow the window
-    by_w: dict[int, list] = {}
-    for p in pieces:
-        assert p.offset % LINGUISTIC_HOP_SAMPLES == 0
-        by_w.setdefault(p.window, []).append(p)
-    for ps in by_w.values():
-        end = 0
-        for p in sorted(ps, key=lambda p: p.offset):
-            assert p.offset >= end
-            end = p.offset + -(-p.length // LINGUISTIC_HOP_SAMPLES) * LINGUISTIC_HOP_SAMPLES
-        assert end <= WHISPER_WINDOW_SAMPLES
-    # a 3 s clip and a 62.5 ms clip share the first window; 10 min packs into 20 full windows
-    assert pieces[0].window == pieces[1].window == 0
-    assert pack_windows([16000 * 600])[-1].window == 19
-
-
-def test_config_presets_and_unknown_keys():
-    assert LiteCodecConfig.preset("tiny").semantic_size < LiteCodecConfig.preset("demo").semantic_size
-    with pytest.raises(CodecError, match="preset"):
-        LiteCodecConfig.preset("huge")
-    with pytest.raises(CodecError, match="unknown lite codec config keys"):
-        LiteCodecConfig.from_dict({"semantic_size": 8, "bogus": 1})
-    with pytest.raises(CodecError, match=">= 1"):
-        LiteCodecConfig(semantic_size=0)
-    c = LiteCodecConfig.tiny()
-    assert LiteCodecConfig.from_dict(c.to_dict()) == c

@@ -1,0 +1,65 @@
+"""The "lite" triple speech tokenizer backend (CPU, fitted on the corpus): see
+:mod:`uniss.codecs.lite.codec` for the design.
+
+Modules: :mod:`~uniss.codecs.lite.config` (sizes and knobs), :mod:`~uniss.codecs.lite.features`
+(Whisper encoder states packed into 30 s windows and centred per window position; resemblyzer
+speaker embeddings), :mod:`~uniss.codecs.lite.dsp` (log-mel, Griffin-Lim),
+:mod:`~uniss.codecs.lite.quantize` (k-means, nearest centroid), :mod:`~uniss.codecs.lite.decoder`
+(the mel decoder network and its training loop; imports torch, so it is not imported here) and
+:mod:`~uniss.codecs.lite.codec` (:class:`LiteCodec`, :func:`fit_lite_codec`, save/load).
+
+Shape legend: none here (re-exports only); each module carries its own.
+"""
+
+from uniss.codecs.lite.codec import (
+    DECODER_FILE,
+    LITE_VERSION,
+    SPEAKER_SUBDIM,
+    WEIGHTS_FILE,
+    LiteCodec,
+    codec_summary,
+    fit_lite_codec,
+)
+from uniss.codecs.lite.config import LiteCodecConfig
+from uniss.codecs.lite.dsp import HOP_SAMPLES, LOG_FLOOR, griffin_lim, log_mel
+from uniss.codecs.lite.features import (
+    LINGUISTIC_HOP_SAMPLES,
+    N_POSITIONS,
+    POOL,
+    SPEAKER_DIM,
+    WHISPER_FRAMES,
+    WHISPER_WINDOW_SAMPLES,
+    SpeakerEmbedder,
+    WhisperStates,
+    pack_windows,
+    position_means,
+    speaker_embedder,
+    whisper_states,
+)
+
+__all__ = [
+    "DECODER_FILE",
+    "HOP_SAMPLES",
+    "LINGUISTIC_HOP_SAMPLES",
+    "LITE_VERSION",
+    "LOG_FLOOR",
+    "N_POSITIONS",
+    "POOL",
+    "SPEAKER_DIM",
+    "SPEAKER_SUBDIM",
+    "WEIGHTS_FILE",
+    "WHISPER_FRAMES",
+    "WHISPER_WINDOW_SAMPLES",
+    "LiteCodec",
+    "LiteCodecConfig",
+    "SpeakerEmbedder",
+    "WhisperStates",
+    "codec_summary",
+    "fit_lite_codec",
+    "griffin_lim",
+    "log_mel",
+    "pack_windows",
+    "position_means",
+    "speaker_embedder",
+    "whisper_states",
+]

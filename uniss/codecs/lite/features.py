@@ -1,0 +1,306 @@
+"""Frozen feature extractors of the lite codec: Whisper-base encoder states and resemblyzer
+speaker embeddings (both shipped models, CPU, loaded lazily once per process).
+
+* :class:`WhisperStates`: encoder states (50 Hz, 512-d) average-pooled by 4 to 12.5 Hz. The encoder
+  pads every input to 30 s (faster-whisper / CTranslate2; FACTS.md: ~0.45 s per call on 2 cores),
+  so :func:`pack_windows` packs several clips into each 30 s window, each starting on an 80 ms
+  (= one linguistic token) boundary, and :func:`position_means` fits the mean state per window
+  position that the codec subtracts ("centring") so a clip's codes do not depend on where it sits.
+* :class:`SpeakerEmbedder`: the 256-d resemblyzer utterance embedding, many clips per LSTM batch.
+
+Shape legend (all audio is 16 kHz mono float32):
+    N      samples of a clip (16 kHz)
+    B      30 s windows in one encoder call
+    T_w    encoder frames per window = 1500 (50 Hz, 320 samples = 20 ms each)
+    T_l    linguistic tokens of a clip = round(N / 1280) (12.5 Hz)
+    375    12.5 Hz token positions in one window (``N_POSITIONS``)
+    P      resemblyzer partial windows (1.6 s, 160 x 40 mel) of all clips in a batch
+    D_w    Whisper-base encoder width = 512
+    D_spk  resemblyzer embedding width = 256
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from uniss.codecs.base import SAMPLE_RATE_HZ, CodecError, n_linguistic, sha256_file
+
+#: Linguistic token span (samples): 16000 / 12.5 = 1280 = 4 Whisper encoder frames of 20 ms.
+LINGUISTIC_HOP_SAMPLES = 1280
+#: Whisper input window (samples): 30 s at 16 kHz (OpenAI Whisper, ``N_SAMPLES``).
+WHISPER_WINDOW_SAMPLES = 30 * SAMPLE_RATE_HZ
+#: Whisper encoder output frames per 30 s window (50 Hz).
+WHISPER_FRAMES = 1500
+#: Samples per Whisper encoder frame: 480000 / 1500 = 320 (20 ms; two 10 ms mel hops of 160).
+WHISPER_FRAME_SAMPLES = WHISPER_WINDOW_SAMPLES // WHISPER_FRAMES
+#: Encoder frames pooled into one linguistic token: 50 Hz / 12.5 Hz.
+POOL = 4
+#: 12.5 Hz token positions in one 30 s Whisper window (1500 encoder frames / 4).
+N_POSITIONS = WHISPER_FRAMES // POOL
+#: Width of the resemblyzer embedding (Resemblyzer ``model_embedding_size``).
+SPEAKER_DIM = 256
+
+
+# ----------------------------------------------------------------------------------------------
+# packing clips into 30 s Whisper windows
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Piece:
+    clip: int
+    start: int  # sample offset inside the clip
+    length: int  # samples
+    window: int
+    offset: int  # sample offset inside the 30 s window (multiple of 1280)
+
+
+def pack_windows(lengths: list[int]) -> list[_Piece]:
+    """Pack clips (split into <= 30 s pieces) into 30 s Whisper windows, next-fit, in input order.
+
+    Each piece starts on a multiple of 1280 samples (one linguistic token = 4 encoder frames) and
+    takes ``ceil(len / 1280) * 1280`` samples of its window. Deterministic for a given list.
+
+    Args:
+        lengths: sample counts of the clips (16 kHz).
+
+    Returns:
+        pieces in order; ``window`` indices are 0..W-1.
+    """
+    pieces: list[_Piece] = []
+    window, fill = 0, 0
+    for i, n in enumerate(lengths):
+        for start in range(0, n, WHISPER_WINDOW_SAMPLES):
+            ln = min(WHISPER_WINDOW_SAMPLES, n - start)
+            slot = math.ceil(ln / LINGUISTIC_HOP_SAMPLES) * LINGUISTIC_HOP_SAMPLES
+            if fill + slot > WHISPER_WINDOW_SAMPLES:
+                window, fill = window + 1, 0
+            pieces.append(_Piece(i, start, ln, window, fill))
+            fill += slot
+    return pieces
+
+
+# ----------------------------------------------------------------------------------------------
+# Whisper encoder states
+# ----------------------------------------------------------------------------------------------
+
+
+class WhisperStates:
+    """Whisper-base encoder states pooled to 12.5 Hz, several clips per 30 s window.
+
+    Uses faster-whisper's ``WhisperModel.encode`` (CTranslate2, int8 on CPU) and its feature
+    extractor (80-bin log-mel, hop 160).
+
+    Args:
+        model_dir: CTranslate2 Whisper directory (default ``get_settings().whisper_dir``).
+
+    Raises:
+        CodecError: the model directory or ``model.bin`` is missing.
+    """
+
+    def __init__(self, model_dir: str | Path | None = None) -> None:
+        from faster_whisper import WhisperModel
+
+        from uniss.settings import get_settings
+
+        d = Path(model_dir) if model_dir is not None else get_settings().whisper_dir
+        if not (d / "model.bin").is_file():
+            raise CodecError(
+                f"Whisper-base CTranslate2 model not found at {d} (expected model.bin): run `make setup` "
+                "(scripts/install_models.py) or set UNISS_MODELS_DIR"
+            )
+        self.model_dir = d
+        self.model = WhisperModel(str(d), device="cpu", compute_type="int8")
+        self.fe = self.model.feature_extractor
+        self._lock = threading.Lock()
+
+    @lru_cache(maxsize=1)  # noqa: B019 - one instance per model dir, lives for the process
+    def sha256(self) -> str:
+        """sha256 of ``model.bin`` (the tokens depend on these exact weights)."""
+        return sha256_file(self.model_dir / "model.bin")
+
+    def pooled(self, wavs: list[np.ndarray], batch_windows: int = 2, progress: bool = False,
+               position_mean: np.ndarray | None = None) -> list[np.ndarray]:
+        """Pooled encoder states of each clip, centred per window position when ``position_mean``
+        is given (see :meth:`pooled_with_positions` and :func:`position_means`).
+
+        Args:
+            wavs: list of ``(N_i,)`` float32 16 kHz.
+            batch_windows: 30 s windows per encoder call.
+            progress: show a tqdm bar over windows.
+            position_mean: ``(375, 512)`` mean pooled state per 12.5 Hz window position.
+
+        Returns:
+            list of ``(T_l_i, 512)`` float32 with ``T_l_i = round(12.5 * N_i / 16000)`` (>= 1).
+        """
+        states, positions = self.pooled_with_positions(wavs, batch_windows, progress)
+        if position_mean is None:
+            return states
+        return [s - position_mean[p] for s, p in zip(states, positions, strict=True)]  # (T_l_i, D_w) each
+
+    def pooled_with_positions(self, wavs: list[np.ndarray], batch_windows: int = 2,
+                              progress: bool = False) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Raw pooled states of each clip and the window position (0..374) of each of its tokens.
+
+        Packing several clips into one 30 s window puts a clip at different absolute positions
+        depending on its neighbours, and Whisper's positional information dominates the raw states
+        (same clip alone vs packed: normalised code edit distance 1.0). Subtracting the mean state
+        of each position (fitted with the codebook) removes that first-order position term:
+        measured cosine of a clip's states alone vs packed 0.50 raw -> 0.80 centred, while the same
+        sentence in another voice keeps 0.44 against 0.16 for different sentences.
+
+        Args:
+            wavs: list of ``(N_i,)`` float32 16 kHz.
+            batch_windows: 30 s windows per encoder call.
+            progress: show a tqdm bar over windows.
+
+        Returns:
+            (states, positions): lists of ``(T_l_i, 512)`` float32 and ``(T_l_i,)`` int64.
+        """
+        from tqdm.auto import tqdm
+
+        pieces = pack_windows([len(w) for w in wavs])
+        n_windows = pieces[-1].window + 1 if pieces else 0
+        by_window: dict[int, list[_Piece]] = {}
+        for p in pieces:
+            by_window.setdefault(p.window, []).append(p)
+        parts: list[list[np.ndarray]] = [[] for _ in wavs]
+        pos_parts: list[list[np.ndarray]] = [[] for _ in wavs]
+        bar = tqdm(total=n_windows, desc="whisper windows", unit="win", disable=not progress, leave=False)
+        for w0 in range(0, n_windows, batch_windows):
+            ws = list(range(w0, min(n_windows, w0 + batch_windows)))
+            feats = []
+            for w in ws:
+                audio = np.zeros(WHISPER_WINDOW_SAMPLES, dtype=np.float32)  # (480000,)
+                for p in by_window[w]:
+                    audio[p.offset : p.offset + p.length] = wavs[p.clip][p.start : p.start + p.length]
+                f = self.fe(audio, padding=0)[:, : 2 * WHISPER_FRAMES]  # (80, 3000)
+                feats.append(f)
+            x = np.ascontiguousarray(np.stack(feats), dtype=np.float32)  # (B, 80, 3000)
+            with self._lock:
+                out = np.asarray(self.model.encode(x))  # (B, T_w, D_w)
+            for bi, w in enumerate(ws):
+                for p in by_window[w]:
+                    f0 = p.offset // WHISPER_FRAME_SAMPLES
+                    n_tok = math.ceil(p.length / LINGUISTIC_HOP_SAMPLES)
+                    st = out[bi, f0 : f0 + POOL * n_tok]  # (4 * n_tok, D_w)
+                    parts[p.clip].append(st.reshape(n_tok, POOL, -1).mean(axis=1))  # (n_tok, D_w)
+                    pos_parts[p.clip].append(p.offset // LINGUISTIC_HOP_SAMPLES + np.arange(n_tok, dtype=np.int64))
+            bar.update(len(ws))
+        bar.close()
+        res, pos = [], []
+        for w, ps, qs in zip(wavs, parts, pos_parts, strict=True):
+            n = n_linguistic(len(w))
+            res.append(np.concatenate(ps, axis=0).astype(np.float32)[:n])  # (T_l, D_w)
+            pos.append(np.minimum(np.concatenate(qs)[:n], N_POSITIONS - 1))  # (T_l,)
+        return res, pos
+
+
+def position_means(states: list[np.ndarray], positions: list[np.ndarray]) -> np.ndarray:
+    """Mean pooled state per window position over fitting clips.
+
+    Args:
+        states: list of ``(T_l_i, D)`` pooled states.
+        positions: list of ``(T_l_i,)`` int64 window positions in ``[0, 375)``.
+
+    Returns:
+        ``(375, D)`` float32; positions never observed get the global mean.
+    """
+    x = np.concatenate(states).astype(np.float64)  # (sum T_l, D)
+    p = np.concatenate(positions)  # (sum T_l,)
+    sums = np.zeros((N_POSITIONS, x.shape[1]))  # (375, D)
+    np.add.at(sums, p, x)
+    counts = np.bincount(p, minlength=N_POSITIONS)[:, None]  # (375, 1)
+    glob = x.mean(axis=0, keepdims=True)  # (1, D)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), glob).astype(np.float32)  # (375, D)
+
+
+@lru_cache(maxsize=2)
+def whisper_states(model_dir: str | None = None) -> WhisperStates:
+    """Process-wide :class:`WhisperStates` (loaded once per model dir)."""
+    return WhisperStates(model_dir)
+
+
+# ----------------------------------------------------------------------------------------------
+# speaker embeddings
+# ----------------------------------------------------------------------------------------------
+
+
+class SpeakerEmbedder:
+    """resemblyzer ``VoiceEncoder`` utterance embeddings (256-d, L2-normalised), CPU.
+
+    resemblyzer's ``preprocess_wav`` normalises loudness and trims long silences (webrtcvad);
+    when that leaves less than 0.3 s, the loudness-normalised untrimmed clip is embedded instead.
+    """
+
+    def __init__(self) -> None:
+        from resemblyzer import VoiceEncoder
+
+        self.encoder = VoiceEncoder("cpu", verbose=False)
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def weights_sha256() -> str:
+        """sha256 of resemblyzer's shipped ``pretrained.pt``."""
+        import resemblyzer
+
+        return sha256_file(Path(resemblyzer.__file__).parent / "pretrained.pt")
+
+    def embed(self, wav: np.ndarray) -> np.ndarray:
+        """``(N,)`` float32 16 kHz -> ``(256,)`` float32 unit-norm embedding."""
+        return self.embed_batch([wav])[0]
+
+    def embed_batch(self, wavs: list[np.ndarray], max_partials: int = 32) -> np.ndarray:
+        """Embeddings of several clips, their 1.6 s partial windows forwarded together.
+
+        The same arithmetic as resemblyzer's ``VoiceEncoder.embed_utterance`` (partials at rate
+        1.3/s, min coverage 0.75, L2-normalised mean of the partial embeddings), but with the
+        partials of many clips in one LSTM batch (``max_partials`` per forward), which is what
+        makes speaker tokenization several times faster than one call per clip on CPU.
+
+        Args:
+            wavs: list of ``(N_i,)`` float32 16 kHz.
+
+        Returns:
+            ``(n, 256)`` float32, unit-norm rows.
+        """
+        import torch
+        from resemblyzer import audio, preprocess_wav
+
+        enc = self.encoder
+        mels, owner = [], []
+        for i, wav in enumerate(wavs):
+            w = preprocess_wav(wav, source_sr=SAMPLE_RATE_HZ)
+            if len(w) < 0.3 * SAMPLE_RATE_HZ:
+                w = audio.normalize_volume(wav.astype(np.float32), -30, increase_only=True)
+            wav_slices, mel_slices = enc.compute_partial_slices(len(w), 1.3, 0.75)
+            if wav_slices[-1].stop >= len(w):
+                w = np.pad(w, (0, wav_slices[-1].stop - len(w)))
+            mel = audio.wav_to_mel_spectrogram(w.astype(np.float32))  # (frames, 40)
+            for sl in mel_slices:
+                mels.append(mel[sl])  # (160, 40)
+                owner.append(i)
+        x = np.stack(mels).astype(np.float32)  # (P, 160, 40)
+        parts = []
+        with self._lock, torch.inference_mode():
+            for j in range(0, len(x), max_partials):
+                parts.append(enc(torch.from_numpy(x[j : j + max_partials])).numpy())  # (<=32, D_spk)
+        pe = np.concatenate(parts)  # (P, D_spk)
+        owner_a = np.asarray(owner)  # (P,)
+        out = np.zeros((len(wavs), SPEAKER_DIM), np.float32)  # (n, D_spk)
+        for i in range(len(wavs)):
+            m = pe[owner_a == i].mean(axis=0)  # (D_spk,)
+            out[i] = m / max(float(np.linalg.norm(m)), 1e-12)
+        return out
+
+
+@lru_cache(maxsize=1)
+def speaker_embedder() -> SpeakerEmbedder:
+    """Process-wide :class:`SpeakerEmbedder`."""
+    return SpeakerEmbedder()
