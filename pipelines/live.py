@@ -160,8 +160,9 @@ class RunView:
             if p is not None:
                 st.progress = p
                 return
-            text = line.strip()
-            if not text:
+            text = line.rstrip()
+            text = text[4:] if text.startswith("    ") else text  # kfp's indent of streamed lines
+            if not text.strip() or not text.strip("-"):  # blank, or kfp's horizontal rule
                 return
             st.tail.append(text)
             if is_warning(text):
@@ -315,7 +316,10 @@ def quiet_run(names: list[str], log_dir: Path, console: Console | None = None) -
     from kfp.local import task_dispatcher
     from kfp.local.orchestrator import task_executor
 
-    console = console or Console(file=sys.stdout)
+    if console is None or console.file is sys.stdout:
+        # A console made without ``file=`` follows ``sys.stdout``, which is swapped below: bind one
+        # to the real stream instead.
+        console = Console(file=sys.stdout)
     live_mode = console.is_terminal and not console.is_dumb_terminal
 
     def line_mode(st: StepState) -> None:

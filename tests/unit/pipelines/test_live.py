@@ -153,3 +153,13 @@ def test_step_names_of_retrain_follow_the_dag():
     assert names.index("checkout-unist") < names.index("train-phase-1") < names.index("train-phase-2")
     assert names.index("train-phase-3") < names.index("evaluate-model") < names.index("register-model")
     assert {"check-data-version", "promote-model", "deploy-model", "record-rejection"} <= set(names)
+
+
+def test_a_console_following_stdout_keeps_printing_to_the_terminal(tmp_path, kfp_local, monkeypatch):
+    term = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", term)
+    with quiet_run(["chatty"], tmp_path / "logs", Console()) as view:  # Console() follows sys.stdout
+        _ok_pipeline()
+    assert view.steps["chatty"].state in ("done", "cached")
+    assert "chatty" in term.getvalue() and "KFP Executor" not in term.getvalue()
+    assert "KFP Executor" in view.steps["chatty"].log_path.read_text()
