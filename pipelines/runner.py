@@ -159,6 +159,9 @@ def run_local(
     # SubprocessRunner runs the component in this venv, so the image is not used locally.
     warnings.filterwarnings("ignore", message="You may be attemping to run a task that uses custom or non-Python",
                             category=RuntimeWarning, module="kfp.local.subprocess_task_handler")
+    # ... and that a display name has no local effect (we set it for the cluster UI: train-phase-N).
+    warnings.filterwarnings("ignore", message=r"Task '[^']*': settings \['display_name'\] have no effect",
+                            category=UserWarning)
     settings = settings or get_settings()
     env: dict[str, str] = {}
     if with_stack:
