@@ -209,12 +209,13 @@ def _safe(name: str) -> str:
 
 
 class _StepSink:
-    """Writes of one step: appended to its log (ANSI colour codes stripped), lines fed to the view."""
+    """Writes of one step: appended to its log (line-buffered, so ``tail -f`` follows a running step;
+    ANSI colour codes stripped), complete lines fed to the view."""
 
     def __init__(self, view: RunView, st: StepState) -> None:
         self.view, self.st = view, st
         assert st.log_path is not None
-        self.file = open(st.log_path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115 - closed in close()
+        self.file = open(st.log_path, "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed in close()
         self._buf = ""
 
     def write(self, s: str) -> None:
@@ -352,7 +353,7 @@ def quiet_run(names: list[str], log_dir: Path, console: Console | None = None) -
         local.sink.st.attempts += 1
         return orig_run(*args, **kwargs)
 
-    pipeline_log = open(Path(log_dir) / "pipeline.log", "a", encoding="utf-8")  # noqa: SIM115 - closed below
+    pipeline_log = open(Path(log_dir) / "pipeline.log", "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - closed below
     out, err = sys.stdout, sys.stderr
     live = Live(view, console=console, refresh_per_second=4, redirect_stdout=False, redirect_stderr=False,
                 auto_refresh=live_mode)
