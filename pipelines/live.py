@@ -105,7 +105,8 @@ class StepState:
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
 
 
-MAX_WARNINGS = 3
+#: Warning lines of a step kept (and printed at the end, one terminal line each).
+MAX_WARNINGS = 2
 
 
 class RunView:
@@ -392,4 +393,4 @@ def report(view: RunView, console: Console) -> None:
         if st.n_warnings and st.state != "failed":
             console.print(f"[yellow]{st.name}: {st.n_warnings} warning line(s)[/], see {st.log_path}", highlight=False)
             for w in st.warnings:
-                console.print(Text("  " + w[:200]), highlight=False)
+                console.print(Text("  " + w.strip(), no_wrap=True, overflow="ellipsis"), highlight=False)
