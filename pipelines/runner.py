@@ -11,12 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.console import Console
 
 from uniss.errors import UnissError
 from uniss.settings import REPO_ROOT, Settings, get_settings
@@ -27,6 +30,7 @@ from uniss.settings import REPO_ROOT, Settings, get_settings
 CODE_DIRS = ("uniss", "training", "serving", "evaluation", "registry")
 PARAMS_FILE = REPO_ROOT / "params.yaml"
 EXPERIMENT = "uniss-retrain"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # kfp.local colours task names in its error messages
 
 
 class PipelineError(UnissError):
@@ -114,6 +118,7 @@ class LocalRunResult:
     summary: dict[str, Any] = field(default_factory=dict)
     steps: list[dict[str, Any]] = field(default_factory=list)
     experiment_id: str | None = None
+    log_dir: Path | None = None
 
     @property
     def run_url(self) -> str | None:
@@ -134,17 +139,29 @@ def run_local(
     settings: Settings | None = None,
     enable_caching: bool = True,
     with_stack: bool = True,
+    verbose: bool = False,
+    console: Console | None = None,
 ) -> LocalRunResult:
     """Run ``retrain`` or ``ablation`` with kfp.local in this machine's venv.
 
     Brings the embedded stack up if needed (``with_stack``), opens the parent MLflow run, runs the
-    pipeline (per-step progress is kfp.local's task log), and collects the nested step runs.
+    pipeline and collects the nested step runs. By default the terminal shows a live step view
+    (:func:`pipelines.live.quiet_run`) and each step's output (kfp's executor log, the step's
+    libraries) goes to ``<home>/runs/<run>/logs/<step>.log``; ``verbose`` streams everything to
+    the terminal as kfp.local does.
 
     Raises:
-        PipelineError: the pipeline failed (the failing task's log is above in the output).
+        PipelineError: the pipeline failed (its message names the failed step's log).
     """
     from kfp import local
 
+    # kfp.local warns for every task that our project image is not a "python" image; the
+    # SubprocessRunner runs the component in this venv, so the image is not used locally.
+    warnings.filterwarnings("ignore", message="You may be attemping to run a task that uses custom or non-Python",
+                            category=RuntimeWarning, module="kfp.local.subprocess_task_handler")
+    # ... and that a display name has no local effect (we set it for the cluster UI: train-phase-N).
+    warnings.filterwarnings("ignore", message=r"Task '[^']*': settings \['display_name'\] have no effect",
+                            category=UserWarning)
     settings = settings or get_settings()
     env: dict[str, str] = {}
     if with_stack:
@@ -167,23 +184,34 @@ def run_local(
         raise PipelineError(f"unknown pipeline {pipeline!r}")
 
     parent_id = None
+    run_name = f"{pipeline}-{time.strftime('%Y%m%d-%H%M%S')}"
+    log_dir = None if verbose else settings.home_dir / "runs" / run_name / "logs"
     t0 = time.perf_counter()
     if with_stack:
         import mlflow
 
         mlflow.set_tracking_uri(settings.tracking_uri)
         mlflow.set_experiment(EXPERIMENT)
-        parent = mlflow.start_run(run_name=f"{pipeline}-{time.strftime('%Y%m%d-%H%M%S')}")
+        parent = mlflow.start_run(run_name=run_name)
         parent_id = parent.info.run_id
         mlflow.log_params({k: json.dumps(v)[:500] for k, v in arguments.items()})
         mlflow.set_tag("uniss.code_version", code_version())
         os.environ["MLFLOW_PARENT_RUN_ID"] = parent_id
     status = "FAILED"
+    view = None
     try:
-        task = fn(**arguments)
+        if log_dir is None:
+            task = fn(**arguments)
+        else:
+            from pipelines.live import quiet_run, step_names
+
+            with quiet_run(step_names(fn.pipeline_spec), log_dir, console) as view:
+                task = fn(**arguments)
         status = "FINISHED"
     except Exception as e:  # kfp.local raises RuntimeError naming the failed task
-        raise PipelineError(f"pipeline {pipeline} failed: {e}") from None
+        failed = [str(s.log_path) for s in view.failed] if view is not None else []
+        logs = f"; log: {', '.join(failed)}" if failed else (f"; logs: {log_dir}" if log_dir else "")
+        raise PipelineError(f"pipeline {pipeline} failed: {_ANSI.sub('', str(e))}{logs}") from None
     finally:
         wall = time.perf_counter() - t0
         os.environ.pop("MLFLOW_PARENT_RUN_ID", None)
@@ -209,7 +237,7 @@ def run_local(
         from mlflow.tracking import MlflowClient
 
         exp_id = MlflowClient().get_run(parent_id).info.experiment_id
-    return LocalRunResult(parent_id, settings.tracking_uri if with_stack else None, wall, summary, steps, exp_id)
+    return LocalRunResult(parent_id, settings.tracking_uri if with_stack else None, wall, summary, steps, exp_id, log_dir)
 
 
 def _nested_steps(parent_id: str) -> list[dict[str, Any]]:

@@ -27,6 +27,8 @@ def _print_summary(res: LocalRunResult) -> None:
     console.print(f"[bold]total wall time:[/] {res.wall_s:.1f} s")
     if res.parent_run_id:
         console.print(f"[bold]MLflow run:[/] {res.run_url}")
+    if res.log_dir:
+        console.print(f"[bold]step logs:[/] {res.log_dir}", highlight=False)
     s = res.summary
     if s:
         console.print(f"[bold]data version:[/] {s.get('data_version')}")
@@ -49,6 +51,7 @@ def retrain(
     no_cache: bool = typer.Option(False, "--no-cache", help="re-run every step"),
     host: str = typer.Option(None, help="KFP API endpoint (with --cluster)"),
     as_json: bool = typer.Option(False, "--json", help="print the run summary as JSON at the end"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="stream every step's full output (kfp executor logs) instead of the live step view"),
 ) -> None:
     """Trigger end-to-end retraining: UniST data -> 3-phase training -> evaluation -> gated promotion -> deploy."""
     args = retrain_arguments(size, data_version=data_version, overrides=override, eval_limit=eval_limit)
@@ -59,7 +62,7 @@ def retrain(
         console.print(f"submitted KFP run {run_id} to {host}")
         return
     console.rule(f"[bold]uniss retrain --local --size {size}")
-    res = run_local("retrain", args, enable_caching=not no_cache)
+    res = run_local("retrain", args, enable_caching=not no_cache, verbose=verbose, console=console)
     _print_summary(res)
     if as_json:
         print(json.dumps({"wall_s": res.wall_s, "parent_run_id": res.parent_run_id, "summary": res.summary,
@@ -104,12 +107,14 @@ def ablation_cmd(
     data_version: str = typer.Option(..., help="data version tag every variant trains on"),
     eval_limit: int = typer.Option(0, help="evaluate at most N utterances per direction"),
     override: list[str] = typer.Option([], "--override", "-o", help="training override for every variant"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="stream every step's full output instead of the live step view"),
 ) -> None:
     """Run the ablation pipeline locally (variants of paper Table 4), then compare with ``uniss compare``."""
     from pipelines.ablation import DEFAULT_VARIANTS
 
     variants = [{**v, "overrides": [*v["overrides"], *override]} for v in DEFAULT_VARIANTS]
-    res = run_local("ablation", {"data_version": data_version, "variants": variants, "eval_limit": eval_limit})
+    res = run_local("ablation", {"data_version": data_version, "variants": variants, "eval_limit": eval_limit},
+                    verbose=verbose, console=console)
     _print_summary(res)
     ids = " ".join(s["run_id"] for s in res.steps if s["step"] == "evaluate_model")
     if ids:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -240,6 +241,10 @@ class SpeakerEmbedder:
     """
 
     def __init__(self) -> None:
+        # resemblyzer imports webrtcvad, which imports setuptools' deprecated pkg_resources (a
+        # UserWarning at import, harmless: webrtcvad only reads its own version from it).
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated as an API", category=UserWarning,
+                                module="webrtcvad")
         from resemblyzer import VoiceEncoder
 
         self.encoder = VoiceEncoder("cpu", verbose=False)
