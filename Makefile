@@ -37,7 +37,7 @@ models: venv
 	$(BIN)/python scripts/install_models.py
 
 test: setup
-	$(BIN)/python -m pytest -q -m "not benchmark" tests
+	$(BIN)/python -m pytest -q tests  # every test; speed/memory benchmarks are benchmarks/bench_*.py (make bench)
 
 test-unit: setup
 	$(BIN)/python -m pytest -q -m "not integration and not e2e and not slow" tests

@@ -18,6 +18,10 @@ Usage::
         mlflow.set_tracking_uri(stack.tracking_uri)
         ...
 
+``whisper_model_dir`` (session scope): the installed Whisper-base CTranslate2 directory; a test that
+needs it FAILS (never skips) when it is missing, naming ``make setup`` / ``scripts/install_models.py``,
+so a broken install cannot pass.
+
 ``stack_settings_factory`` (session scope): ``make(home: Path) -> Settings`` with a fresh set of
 free loopback ports, for a test that needs its own stack instance (e.g. to test ``down``); it
 changes no environment variable, pass the settings to ``infra.local.stack`` functions explicitly.
@@ -66,6 +70,29 @@ def free_stack_ports() -> dict[str, int]:
         else:
             raise RuntimeError("no free loopback port found for the test stack")
     return out
+
+
+#: Files a usable Whisper-base CTranslate2 directory has (``uniss.engines.asr.WhisperASR`` checks the same).
+_WHISPER_FILES = ("model.bin", "config.json", "tokenizer.json")
+
+
+@pytest.fixture(scope="session")
+def whisper_model_dir() -> Path:
+    """``Settings.whisper_dir`` (``$UNISS_MODELS_DIR/whisper-base``) when Whisper-base is installed.
+
+    Fails the requesting test (no skip: a missing model is a broken install) with the command
+    that installs it."""
+    from uniss.settings import get_settings
+
+    d = get_settings().whisper_dir
+    missing = [f for f in _WHISPER_FILES if not (d / f).is_file()]
+    if missing:
+        pytest.fail(
+            f"Whisper-base model missing at {d} (lacks {', '.join(missing)}): run `make setup` or "
+            f"`python scripts/install_models.py --models-dir {d.parent}` (UNISS_MODELS_DIR selects the directory)",
+            pytrace=False,
+        )
+    return d
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from pipelines.runner import retrain_arguments, run_local
+from pipelines.runner import PARAMS_FILE, retrain_arguments, run_local
 
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
@@ -25,8 +25,25 @@ def _librivox_clip() -> Path:
 
 
 @pytest.fixture(scope="module")
-def first_run(stack):
+def champion_before(stack):
+    """(version, eval metrics) of the ``champion`` the tiny run is gated against (None on a fresh stack)."""
+    from registry import models as R
+
+    v = R.alias_version(R.CHAMPION)
+    return v, (R.version_metrics(v) if v else None)
+
+
+@pytest.fixture(scope="module")
+def first_run(stack, champion_before):
     return run_local("retrain", retrain_arguments("tiny"), settings=stack)
+
+
+def _step_run(first_run, step: str):
+    from mlflow import MlflowClient
+
+    ids = [s["run_id"] for s in first_run.steps if s["step"] == step]
+    assert len(ids) == 1, f"expected one {step} run: {first_run.steps}"
+    return MlflowClient().get_run(ids[0])
 
 
 def test_every_step_runs_and_logs_a_nested_mlflow_run(first_run):
@@ -38,12 +55,58 @@ def test_every_step_runs_and_logs_a_nested_mlflow_run(first_run):
     s = first_run.summary
     assert s["data_version"].startswith("v"), s
     assert s["model_version"], "every trained candidate is registered"
-    if s["promoted"]:
-        assert "deploy_model" in steps and "promote_model" in steps
-    else:
-        assert s["reasons"], "a refused challenger must carry the gate's reasons"
-        assert "record_rejection" in steps
     assert "uniss serve --model models:/uniss-s2st" in s["serve_command"]
+
+
+def test_gate_outcome_matches_decide_and_aliases_follow_it(first_run, champion_before):
+    """The pipeline's gate decision equals ``uniss.gate.decide`` recomputed here from the metrics the
+    evaluate_model step logged, the champion it was gated against and params.yaml's thresholds;
+    the registry aliases follow that decision (champion + deploy iff passed, else challenger + a
+    rejection record).
+
+    The tiny run must be refused: its model is trained for ``max_steps=4`` per phase
+    (params.yaml ``pipeline.tiny``), so its Speech-BLEU on the eval split is ~0, below the absolute
+    ``gate.floors.speech_bleu`` (1.0 BLEU), whichever champion there is."""
+    from mlflow import MlflowClient
+
+    from registry import models as R
+    from uniss.gate import decide, load_thresholds
+
+    thresholds = load_thresholds(PARAMS_FILE)
+    logged = _step_run(first_run, "evaluate_model").data.metrics
+    champ_version, champ_metrics = champion_before
+    expected = decide(logged, champ_metrics, thresholds)
+    gated = {c.key: logged[c.key] for c in expected.checks if c.key in logged}
+    assert gated, f"evaluate_model logged no gated metric: {sorted(logged)}"
+
+    s = first_run.summary
+    version = s["model_version"]
+    c = MlflowClient()
+    registered = R.version_metrics(version)
+    assert {k: registered[k] for k in gated} == pytest.approx(gated), "registered eval_metrics differ from the logged ones"
+
+    assert s["promoted"] is expected.passed, (s, expected.summary())
+    assert not expected.passed, f"a 4-step tiny model cleared the gate: {expected.summary()}"
+    # (a NaN BLEU is dropped by evaluate_step, so the floor check then reports it missing)
+    assert any(r.startswith("speech_bleu.") and ("< floor 1" in r or "missing" in r) for r in expected.reasons), expected.reasons
+
+    steps = [x["step"] for x in first_run.steps]
+    aliases = set(c.get_model_version(R.MODEL_NAME, version).aliases)
+    if expected.passed:
+        assert "champion" in aliases and R.alias_version(R.CHAMPION) == version
+        assert "promote_model" in steps and "deploy_model" in steps and "record_rejection" not in steps
+    else:
+        assert aliases == {"challenger"}, aliases
+        assert R.alias_version(R.CHAMPION) == champ_version, "a refused challenger must not move the champion"
+        assert "record_rejection" in steps and "promote_model" not in steps and "deploy_model" not in steps
+        assert s["reasons"] == expected.reasons
+        # the gate_model and record_rejection steps each log the refusal in experiment uniss-gate
+        parents = {first_run.parent_run_id, _step_run(first_run, "gate_model").info.run_id,
+                   _step_run(first_run, "record_rejection").info.run_id}
+        logged_gates = [r for r in c.search_runs([c.get_experiment_by_name(R.GATE_EXPERIMENT).experiment_id], max_results=1000)
+                        if r.data.tags.get("mlflow.parentRunId") in parents]
+        assert logged_gates, "no gate decision was logged under this pipeline run"
+        assert all(r.data.tags["gate.passed"] == "False" for r in logged_gates), [r.data.tags for r in logged_gates]
 
 
 def test_second_run_is_served_from_cache(stack, first_run):
@@ -54,7 +117,7 @@ def test_second_run_is_served_from_cache(stack, first_run):
 
 
 def test_translate_real_librivox_clip_with_the_registered_model(stack, first_run, tmp_path):
-    alias = "champion" if first_run.summary["promoted"] else "challenger"
+    alias = "champion" if first_run.summary["promoted"] else "challenger"  # the gate outcome is asserted above
     out = tmp_path / "out.wav"
     res = subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "translate", str(_librivox_clip()), "--to", "zh", "--mode", "quality",

@@ -1,6 +1,9 @@
 """registry.models (and the pyfunc of registry.pyfunc) against a real MLflow server: register, gate-refused promote, promote, rollback,
 aliases through MlflowClient, pyfunc load of ``models:/uniss-s2st@champion``.
 
+Each test sets up the registry state it needs (its own model name, or its own champion for the
+CLI, which works on ``uniss-s2st``), so the tests pass alone and in any order.
+
 Uses the shared ``stack`` fixture (tests/conftest.py: MLflow + S3 on 127.0.0.1) when it exists;
 otherwise starts its own MLflow server (SQLite, local artifact store) on a free loopback port.
 """
@@ -13,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -21,6 +25,11 @@ pytestmark = pytest.mark.integration
 
 NAME = "uniss-s2st"
 VENV_BIN = Path(sys.executable).parent
+
+
+def _fresh_name(prefix: str) -> str:
+    """A registered-model name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def _free_port() -> int:
@@ -128,10 +137,12 @@ def test_register_promote_refuse_rollback(registry, tmp_path_factory):
     from mlflow import MlflowClient
 
     c = MlflowClient()
+    NAME = _fresh_name("uniss-s2st-lifecycle")  # noqa: N806 - a fresh model: the first promotion has no champion
+    t0_ms = int(time.time() * 1000)  # gate runs carry no model name: this test's are the ones started since
     base = tmp_path_factory.mktemp("bundles")
     bundle = _tiny_bundle(base, "a")
 
-    v1 = R.register(bundle, metrics=_metrics(20.0, 15.0, 0.8), pipeline_run_id="run-1")
+    v1 = R.register(bundle, metrics=_metrics(20.0, 15.0, 0.8), pipeline_run_id="run-1", name=NAME)
     assert c.get_model_version_by_alias(NAME, "challenger").version == v1
     tags = c.get_model_version(NAME, v1).tags
     assert tags["data_version"] == "data-a" and json.loads(tags["shard_md5s"]) == ["md5-a-0", "md5-a-1"]
@@ -139,13 +150,13 @@ def test_register_promote_refuse_rollback(registry, tmp_path_factory):
     assert json.loads(tags["eval_metrics"])["speech_bleu.en-zh.quality"] == 20.0
 
     # first model: only floors apply
-    d1 = R.promote(v1)
+    d1 = R.promote(v1, name=NAME)
     assert d1.passed, d1.reasons
     assert c.get_model_version_by_alias(NAME, "champion").version == v1
 
     # worse challenger: refused with reasons, champion unchanged
-    v2 = R.register(bundle, metrics=_metrics(12.0, 15.0, 0.5))
-    d2 = R.promote(v2)
+    v2 = R.register(bundle, metrics=_metrics(12.0, 15.0, 0.5), name=NAME)
+    d2 = R.promote(v2, name=NAME)
     assert not d2.passed
     assert any("speech_bleu.en-zh" in r and "regressed" in r for r in d2.reasons)
     assert any("slc_0.2" in r for r in d2.reasons)
@@ -154,24 +165,24 @@ def test_register_promote_refuse_rollback(registry, tmp_path_factory):
 
     # forced promotion needs a reason
     with pytest.raises(R.RegistryError, match="reason"):
-        R.promote(v2, force=True)
+        R.promote(v2, force=True, name=NAME)
 
     # better challenger: promoted
-    v3 = R.register(bundle, metrics=_metrics(22.0, 16.0, 0.85))
-    d3 = R.promote(v3)
+    v3 = R.register(bundle, metrics=_metrics(22.0, 16.0, 0.85), name=NAME)
+    d3 = R.promote(v3, name=NAME)
     assert d3.passed, d3.reasons
     assert c.get_model_version_by_alias(NAME, "champion").version == v3
-    assert R.champion_history() == [v1, v3]
+    assert R.champion_history(NAME) == [v1, v3]
 
     # rollback restores the previous champion
-    assert R.rollback(reason="test") == v1
+    assert R.rollback(NAME, reason="test") == v1
     assert c.get_model_version_by_alias(NAME, "champion").version == v1
     assert c.get_model_version(NAME, v3).tags["rolled_back"] == "true"
     with pytest.raises(R.RegistryError, match="no previous champion"):
-        R.rollback()
+        R.rollback(NAME)
 
     # forced with reason: recorded
-    d4 = R.promote(v2, force=True, reason="hotfix for a data bug")
+    d4 = R.promote(v2, force=True, reason="hotfix for a data bug", name=NAME)
     assert not d4.passed
     mv2 = c.get_model_version(NAME, v2)
     assert c.get_model_version_by_alias(NAME, "champion").version == v2
@@ -179,7 +190,7 @@ def test_register_promote_refuse_rollback(registry, tmp_path_factory):
 
     # gate decisions are runs in the uniss-gate experiment
     exp = c.get_experiment_by_name(R.GATE_EXPERIMENT)
-    runs = c.search_runs([exp.experiment_id], max_results=50)
+    runs = c.search_runs([exp.experiment_id], filter_string=f"attributes.start_time >= {t0_ms}", max_results=1000)
     actions = [r.data.tags.get("uniss.action") for r in runs]
     assert actions.count("promote") >= 4 and "rollback" in actions
     refused = [r for r in runs if r.data.tags.get("version") == v2 and r.data.tags.get("promoted") == "False"]
@@ -216,10 +227,11 @@ def test_pyfunc_champion_translates_audio(registry, tmp_path_factory):
     codec = fit_lite_codec(wavs, LiteCodecConfig.tiny(train_steps=20, max_train_s=3.0), progress=False)
     codec.save(d / "codec")
     bundle = _tiny_bundle(d, "p", codec_dir=d / "codec")
-    v = R.register(bundle, metrics=_metrics(50.0, 50.0, 1.0))
-    R.promote(v, force=True, reason="pyfunc plumbing test")
+    name = _fresh_name("uniss-s2st-pyfunc")
+    v = R.register(bundle, metrics=_metrics(50.0, 50.0, 1.0), name=name)
+    R.promote(v, force=True, reason="pyfunc plumbing test", name=name)
 
-    model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     buf = io.BytesIO()
     sf.write(buf, wavs[0], 16000, format="WAV")
     out = model.predict(pd.DataFrame({"audio_b64": [base64.b64encode(buf.getvalue()).decode()],
@@ -230,7 +242,6 @@ def test_pyfunc_champion_translates_audio(registry, tmp_path_factory):
 
     with pytest.raises(PredictRequestError):
         model.predict(pd.DataFrame({"audio_b64": ["%%%"], "target_language": ["zh"]}))
-    R.rollback(reason="undo plumbing test")
 
 
 def test_cli_promote_refuses_then_promotes_then_rolls_back(registry, tmp_path_factory):
@@ -244,8 +255,11 @@ def test_cli_promote_refuses_then_promotes_then_rolls_back(registry, tmp_path_fa
     R = registry
     c = MlflowClient()
     bundle = _tiny_bundle(tmp_path_factory.mktemp("cli"), "c")
-    before = c.get_model_version_by_alias(NAME, "champion").version if R.alias_version("champion") else None
-    base = R.version_metrics(before) if before else _metrics(10.0, 10.0, 0.8)
+    # the CLI works on uniss-s2st: give it a champion of known metrics whatever ran before
+    base = _metrics(10.0, 10.0, 0.8)
+    before = R.register(bundle, metrics=base)
+    R.promote(before, force=True, reason="cli test baseline")
+    assert c.get_model_version_by_alias(NAME, "champion").version == before
     worse = R.register(bundle, metrics={k: (v - 5 if k.startswith("speech_bleu") else v) for k, v in base.items()})
     better = R.register(bundle, metrics={k: (v + 3 if k.startswith("speech_bleu") else v) for k, v in base.items()})
     runner = CliRunner()

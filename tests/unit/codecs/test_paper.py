@@ -22,10 +22,27 @@ def _fake_dirs(tmp_path):
 
 
 def test_sizes_match_paper_vocab():
+    """The released UniSS layout (ARCHITECTURE.md "Token layout", paper §5.1), as independent
+    literals: 151,665 Qwen2.5 ids, then the paper codec's speaker/semantic/linguistic codebooks,
+    35 speed and 35 control tokens, 180,407 ids in all. The layout must come out of the paper
+    codec's own sizes placed after the text ids."""
     v = SpeechVocab.paper()
     assert PAPER_SIZES == {"speaker": 4096, "semantic": 8192, "linguistic": 16384}
-    assert sum(PAPER_SIZES.values()) == 28672
-    assert v.total == 180407
+    derived = {"text": v.sizes["text"], **PAPER_SIZES, "speed": v.sizes["speed"], "control": v.sizes["control"]}
+    assert derived == v.sizes
+    assert v.ranges == {
+        "text": (0, 151665),
+        "speaker": (151665, 155761),
+        "semantic": (155761, 163953),
+        "linguistic": (163953, 180337),
+        "speed": (180337, 180372),
+        "control": (180372, 180407),
+    }
+    assert sum(derived.values()) == v.total == 180407
+    # ids the spec spells out (ARCHITECTURE.md): first/last of each codec family, anchor control tokens
+    assert v.to_ids("speaker", 0) == 151665 and v.to_ids("speaker", 4095) == 155760
+    assert v.to_ids("semantic", 0) == 155761 and v.to_ids("semantic", 8191) == 163952
+    assert v.to_ids("linguistic", 0) == 163953 and v.to_ids("linguistic", 16383) == 180336
 
 
 def test_missing_directory_is_named(tmp_path):

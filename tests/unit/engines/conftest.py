@@ -39,7 +39,8 @@ def tts():
 
 
 @pytest.fixture(scope="session")
-def whisper():
+def whisper(whisper_model_dir):
+    """Whisper-base, greedy; fails with the install command when the model is missing."""
     from uniss.engines.asr import WhisperASR
 
-    return WhisperASR(beam_size=1)
+    return WhisperASR(model_dir=whisper_model_dir, beam_size=1)

@@ -26,7 +26,6 @@ import tiny_model as tm  # noqa: E402
 
 from evaluation import evaluate as E  # noqa: E402
 from uniss import metrics as M  # noqa: E402
-from uniss.settings import get_settings  # noqa: E402
 
 SR = 16_000
 
@@ -74,13 +73,12 @@ def data(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def asr():
-    """The platform's batched Whisper-base ASR (``uniss.engines.asr.WhisperASR``)."""
-    if not (get_settings().whisper_dir / "model.bin").is_file():
-        pytest.skip("Whisper-base not installed (make setup)")
+def asr(whisper_model_dir):
+    """The platform's batched Whisper-base ASR (``uniss.engines.asr.WhisperASR``); fails when the
+    model is not installed (tests/conftest.py ``whisper_model_dir``)."""
     from uniss.engines.asr import WhisperASR
 
-    return _Memo(WhisperASR())
+    return _Memo(WhisperASR(model_dir=whisper_model_dir))
 
 
 class _Memo:

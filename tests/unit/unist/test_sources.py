@@ -94,8 +94,8 @@ def test_malformed_csv_row(tmp_path: Path):
         sources.read_manifest(tmp_path / "m.xml")
 
 
-@pytest.mark.skipif(not sources.LIBRIVOX_DIR.exists(), reason="Debian pocketsphinx-testdata not installed")
 def test_librivox_clips():
+    assert sources.LIBRIVOX_DIR.exists(), f"{sources.LIBRIVOX_DIR} missing: `make setup` installs Debian pocketsphinx-testdata"
     recs = sources.read_librivox()
     assert len(recs) == 5 and all(r.language == "en" and r.split == "test" and r.translation is None for r in recs)
     assert recs[0].id.startswith("librivox-") and len(recs[0].transcript.split()) > 3
