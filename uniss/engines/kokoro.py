@@ -127,8 +127,9 @@ class KokoroTTS:
         TTSError: ``threads`` < 1 or ``speed`` outside (0.25, 4].
 
     Synthesis is deterministic: the same (text, language, voice) gives the same samples (measured,
-    tests/unit/engines/test_kokoro.py). Costs about 0.3-0.4 s of compute per second of audio on one
-    thread (measured on this project's 2-core machine).
+    tests/unit/engines/test_kokoro.py). Cost on one thread: 1.9 CPU s per second of audio measured on
+    the shared 2-core machine under load (benchmarks/bench_kokoro.py, 2026-12-02; FACTS.md reports
+    0.35 on a quiet one). Piper: 0.20 under the same load.
     """
 
     FILES = ("model.onnx", "vocab.json", "voices.npz")
