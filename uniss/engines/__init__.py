@@ -2,6 +2,8 @@
 
 - :mod:`uniss.engines.asr`: ``ASREngine``, ``WhisperASR``, ``PocketsphinxASR``, ``normalize_text``, ``error_rate``
 - :mod:`uniss.engines.tts`: ``TTSEngine``, ``SystemTTS`` (flite / festival / espeak-ng), ``SparkTTS``, ``voice_map``
+- :mod:`uniss.engines.kokoro`: ``KokoroTTS`` (Kokoro-82M, en + zh per voice), ``PiperTTS`` (en_US-joe-medium)
+- :mod:`uniss.engines.mos`: ``MOSPredictor``, ``DNSMOS`` (DNSMOS P.808 via speechmos)
 - :mod:`uniss.engines.speaker`: ``SpeakerEncoder`` (resemblyzer)
 - :mod:`uniss.engines.mt`: ``MTEngine``, ``ReferenceMT``, ``OpenAIChatMT``, ``clean_translation``
 - :mod:`uniss.engines.vad`: silero-vad speech timestamps

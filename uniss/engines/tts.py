@@ -72,6 +72,18 @@ class UnknownVoiceError(TTSError):
     """The voice id is not installed here, or does not speak the requested language."""
 
 
+class EmptyTextError(TTSError):
+    """The text to speak is empty or only whitespace."""
+
+
+class TextTooLongError(TTSError):
+    """The text is longer than :data:`MAX_TEXT_CHARS` characters."""
+
+
+class UnpronounceableTextError(TTSError):
+    """The text holds nothing the engine can pronounce (only punctuation, emoji, unknown script)."""
+
+
 @runtime_checkable
 class TTSEngine(Protocol):
     """Text-to-speech: ``synthesize(text, language, voice) -> (N,) float32 16 kHz``."""
@@ -176,9 +188,9 @@ class SystemTTS:
     def _check(self, text: str, language: str, voice: str) -> str:
         check_language(language)
         if not isinstance(text, str) or not text.strip():
-            raise TTSError("TTS text is empty")
+            raise EmptyTextError("TTS text is empty")
         if len(text) > MAX_TEXT_CHARS:
-            raise TTSError(f"TTS text has {len(text)} characters > max {MAX_TEXT_CHARS}")
+            raise TextTooLongError(f"TTS text has {len(text)} characters > max {MAX_TEXT_CHARS}")
         if voice not in self.voices(language):
             family = voice.split(":", 1)[0]
             if any(voice in self.voices(lang) for lang in ("en", "zh")):
@@ -308,5 +320,40 @@ class SparkTTS:
         return np.asarray(wav, dtype=np.float32).reshape(-1)
 
 
+#: TTS engines selectable by name (``make_tts``): name -> ``module:Class``.
+TTS_ENGINES: dict[str, str] = {
+    "system": "uniss.engines.tts:SystemTTS",
+    "kokoro": "uniss.engines.kokoro:KokoroTTS",
+    "piper": "uniss.engines.kokoro:PiperTTS",
+}
+
+
+def make_tts(name: str = "system", **kwargs: Any) -> TTSEngine:
+    """Build the TTS engine called ``name`` (a key of :data:`TTS_ENGINES`) with ``kwargs``.
+
+    ``system``: flite / festival / espeak-ng (:class:`SystemTTS`); ``kokoro``: Kokoro-82M, 25 voices
+    speaking both languages; ``piper``: Piper en_US-joe-medium (English only).
+    Raises TTSError for an unknown name, EngineUnavailableError when its model is not installed.
+    """
+    import importlib
+
+    if name not in TTS_ENGINES:
+        raise TTSError(f"unknown TTS engine {name!r}: expected one of {sorted(TTS_ENGINES)}")
+    module, cls = TTS_ENGINES[name].split(":")
+    return getattr(importlib.import_module(module), cls)(**kwargs)
+
+
+def voice_languages(engine: Any, voice: str) -> tuple[str, ...]:
+    """Languages ``voice`` of ``engine`` speaks, e.g. to know whether a source voice can be kept in
+    the target language. Uses ``engine.languages(voice)`` when the engine has it, else the
+    languages whose :meth:`TTSEngine.voices` list holds ``voice`` (``()`` when none)."""
+    if hasattr(engine, "languages"):
+        return tuple(engine.languages(voice))
+    from uniss.engines import LANGUAGES
+
+    return tuple(lang for lang in LANGUAGES if voice in engine.voices(lang))
+
+
 __all__ = ["TTSEngine", "SystemTTS", "SparkTTS", "TTSError", "UnknownVoiceError", "UnknownLanguageError",
-           "voice_map", "hanzi_to_pinyin"]
+           "EmptyTextError", "TextTooLongError", "UnpronounceableTextError", "TTS_ENGINES", "make_tts",
+           "voice_languages", "voice_map", "hanzi_to_pinyin"]
