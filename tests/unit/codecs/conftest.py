@@ -25,22 +25,14 @@ def synth(text: str, voice: str) -> np.ndarray:
     return SystemTTS().synthesize(text, "en", voice)
 
 
-def _have_models() -> str | None:
-    from uniss.settings import get_settings
-
-    if shutil.which("flite") is None or shutil.which("espeak-ng") is None:
-        return "flite/espeak-ng not installed (make setup installs them)"
-    if not (get_settings().whisper_dir / "model.bin").is_file():
-        return f"Whisper-base model missing at {get_settings().whisper_dir} (make setup)"
-    return None
-
-
 @pytest.fixture(scope="session")
-def corpus() -> list[tuple[str, str, np.ndarray]]:
-    """(text, voice, wav) for 6 sentences x 5 voices (30 clips, ~85 s of speech)."""
-    why = _have_models()
-    if why:
-        pytest.skip(why)
+def corpus(whisper_model_dir) -> list[tuple[str, str, np.ndarray]]:
+    """(text, voice, wav) for 6 sentences x 5 voices (30 clips, ~85 s of speech).
+
+    A missing synthesizer or Whisper-base fails the test (a broken install), never skips."""
+    missing = [b for b in ("flite", "espeak-ng") if shutil.which(b) is None]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not installed: run `make setup` (installs the Debian voices)", pytrace=False)
     return [(s, v, synth(s, v)) for s in SENTENCES for v in VOICES]
 
 
