@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from uniss.audio import SAMPLE_RATE_HZ  # audio rate of every waveform in and out (Hz)
 from uniss.errors import UnissError
 from uniss.prompts import LANGUAGES, ParsedOutput, Task, build_prompt, other_language, parse_output
 from uniss.vocab import N_SPEAKER_TOKENS, SpeechVocab, speed_index
@@ -48,7 +49,6 @@ __all__ = [
     "DEFAULT_REPETITION_PENALTY",
     "DEFAULT_TEMPERATURE",
     "DEFAULT_TOP_P",
-    "SAMPLE_RATE_HZ",
     "SEMANTIC_RATE_HZ",
     "EngineError",
     "ModelLoadError",
@@ -64,8 +64,6 @@ DEFAULT_TEMPERATURE = 0.7
 DEFAULT_TOP_P = 0.8
 DEFAULT_REPETITION_PENALTY = 1.1
 
-#: Audio rate of every waveform in and out (Hz; BiCodec and the lite codec run at 16 kHz).
-SAMPLE_RATE_HZ = 16_000
 #: Semantic token rate (tokens/s; paper §3.1.2, BiCodec semantic tokens at 50 Hz).
 SEMANTIC_RATE_HZ = 50.0
 #: Head-room on the expected number of semantic tokens (target duration = ratio x source).

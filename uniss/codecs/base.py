@@ -31,10 +31,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+# Sample rate of every waveform a codec takes and returns (Hz): the platform rate, defined once in
+# uniss.audio (paper §3.1.2 / BiCodec); re-exported here as part of the codec protocol.
+from uniss.audio import SAMPLE_RATE_HZ
 from uniss.errors import UnissError
 
-#: Sample rate of every waveform a codec takes and returns (Hz); paper §3.1.2 / BiCodec.
-SAMPLE_RATE_HZ = 16000
 #: Semantic token rate (tokens/s): BiCodec semantic tokens, paper §3.1.2.
 SEMANTIC_RATE_HZ = 50.0
 #: Linguistic token rate (tokens/s): GLM-4-Voice tokenizer, paper §3.1.2.

@@ -16,7 +16,8 @@ import numpy as np
 
 from uniss.errors import UnissError
 
-#: silero-vad runs on 16 kHz (or 8 kHz) input; the platform uses 16 kHz.
+#: Input rate of the silero-vad model (Hz; it accepts 16 kHz or 8 kHz). A property of the VAD model,
+#: kept apart from the platform rate ``uniss.audio.SAMPLE_RATE_HZ``, which it happens to equal.
 VAD_SAMPLE_RATE_HZ = 16000
 
 _LOCK = threading.Lock()
