@@ -19,14 +19,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from uniss import __version__
 from uniss.errors import UnissError
 from uniss.settings import MODEL_NAME
+from uniss.version import PROJECT_IMAGE
 
 __all__ = ["DEFAULT_IMAGE", "ManifestError", "ServiceSpec", "build_inference_service", "deploy_step", "model_storage_uri", "to_yaml", "write_manifest"]
 
-#: The project image (same repository as ``components/_image.py``; tag = package version).
-DEFAULT_IMAGE = f"ghcr.io/uniss-platform/uniss:{__version__}"
+#: The project image (``uniss.version``: tag = package version), the same one every component runs in.
+DEFAULT_IMAGE = PROJECT_IMAGE
 
 
 class ManifestError(UnissError, ValueError):
