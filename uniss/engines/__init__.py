@@ -2,7 +2,7 @@
 
 - :mod:`uniss.engines.asr`: ``ASREngine``, ``WhisperASR``, ``PocketsphinxASR``, ``normalize_text``, ``error_rate``
 - :mod:`uniss.engines.tts`: ``TTSEngine``, ``SystemTTS`` (flite / festival / espeak-ng), ``SparkTTS``, ``voice_map``
-- :mod:`uniss.engines.speaker`: ``SpeakerEncoder`` (resemblyzer)
+- :mod:`uniss.engines.speaker`: ``SpeakerEncoder`` (resemblyzer; the one wrapper, also behind the lite codec's speaker tokens)
 - :mod:`uniss.engines.mt`: ``MTEngine``, ``ReferenceMT``, ``OpenAIChatMT``, ``clean_translation``
 - :mod:`uniss.engines.vad`: silero-vad speech timestamps
 
