@@ -42,7 +42,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from uniss.audio import SAMPLE_RATE_HZ
+from uniss.audio import SAMPLE_RATE_HZ, check_waveform
 from uniss.engines import EngineError, EngineUnavailableError, check_language
 
 #: gzip compression ratio above which a decode is a repetition loop (Whisper's
@@ -72,17 +72,7 @@ class ASREngine(Protocol):
 
 
 def _check_wavs(wavs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    out = []
-    for i, w in enumerate(wavs):
-        x = np.asarray(w, dtype=np.float32)
-        if x.ndim != 1:
-            raise EngineError(f"ASR input {i} must be mono (N,), got shape {x.shape}")
-        if x.size == 0:
-            raise EngineError(f"ASR input {i} holds 0 samples")
-        if not np.all(np.isfinite(x)):
-            raise EngineError(f"ASR input {i} contains NaN or infinite samples")
-        out.append(np.ascontiguousarray(x))
-    return out
+    return [check_waveform(w, what=f"ASR input {i}") for i, w in enumerate(wavs)]
 
 
 @lru_cache(maxsize=1)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from uniss.audio import SAMPLE_RATE_HZ
+from uniss.audio import SAMPLE_RATE_HZ, check_waveform
 from uniss.engines import EngineError
 
 __all__ = ["EMBEDDING_DIM", "MIN_SPEECH_S", "SILENCE_PEAK", "NoSpeechError", "SpeakerEncoder", "speaker_encoder"]
@@ -59,12 +59,15 @@ class NoSpeechError(EngineError):
     """The clip is digital silence: there is no speaker to embed."""
 
 
+# resemblyzer imports webrtcvad, which imports setuptools' deprecated pkg_resources (a UserWarning
+# at import, harmless: webrtcvad only reads its own version from it). resemblyzer is imported only
+# through this module, so the filter is installed here, before any of its imports.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated as an API", category=UserWarning,
+                        module="webrtcvad")
+
+
 @lru_cache(maxsize=1)
 def _encoder() -> Any:
-    # resemblyzer imports webrtcvad, which imports setuptools' deprecated pkg_resources (a
-    # UserWarning at import, harmless: webrtcvad only reads its own version from it).
-    warnings.filterwarnings("ignore", message="pkg_resources is deprecated as an API", category=UserWarning,
-                            module="webrtcvad")
     from resemblyzer import VoiceEncoder
 
     return VoiceEncoder("cpu", verbose=False)
@@ -98,7 +101,7 @@ class SpeakerEncoder:
         Returns:
             ``(256,)`` float32, unit L2 norm.
         Raises:
-            EngineError: not a non-empty finite mono waveform.
+            AudioError: not a non-empty finite mono float waveform (:func:`uniss.audio.check_waveform`).
             NoSpeechError: digital silence (module docstring, rule 1).
         """
         return self.embed_batch([wav])[0]
@@ -117,7 +120,7 @@ class SpeakerEncoder:
         Returns:
             ``(n, 256)`` float32, unit-norm rows.
         Raises:
-            EngineError / NoSpeechError: as :meth:`embed`, for any clip.
+            AudioError / NoSpeechError: as :meth:`embed`, for any clip.
         """
         import torch
         from resemblyzer import audio, preprocess_wav
@@ -152,18 +155,14 @@ class SpeakerEncoder:
     def similarity(self, wav_a: np.ndarray, wav_b: np.ndarray) -> float:
         """Cosine similarity of the two utterances' embeddings (both ``(N,)`` float32 16 kHz).
 
-        Raises EngineError / NoSpeechError as :meth:`embed`.
+        Raises AudioError / NoSpeechError as :meth:`embed`.
         """
         a, b = self.embed_batch([wav_a, wav_b])
         return float(np.dot(a, b))
 
     @staticmethod
     def _check(wav: np.ndarray) -> np.ndarray:
-        x = np.asarray(wav, dtype=np.float32)
-        if x.ndim != 1 or x.size == 0:
-            raise EngineError(f"speaker embedding needs a non-empty mono waveform (N,), got shape {x.shape}")
-        if not np.all(np.isfinite(x)):
-            raise EngineError("speaker embedding got NaN or infinite samples")
+        x = check_waveform(wav, what="speaker embedding input")
         if float(np.max(np.abs(x))) < SILENCE_PEAK:
             raise NoSpeechError(f"speaker embedding got digital silence (peak < {SILENCE_PEAK})")
         return x

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soxr
 
-from uniss.audio import SAMPLE_RATE_HZ, load_audio
+from uniss.audio import SAMPLE_RATE_HZ, AudioError, load_audio
 from uniss.engines import EngineError, EngineUnavailableError, UnknownLanguageError
 from uniss.engines.asr import PocketsphinxASR, WhisperASR, error_rate, normalize_text
 from uniss.metrics import error_rate as corpus_error_rate
@@ -98,9 +98,9 @@ def test_batch_matches_one_by_one(whisper, librivox_clips, english):
 def test_whisper_bad_input(whisper, tmp_path):
     with pytest.raises(UnknownLanguageError):
         whisper.transcribe([np.zeros(16000, np.float32)], "fr")
-    with pytest.raises(EngineError):
+    with pytest.raises(AudioError):
         whisper.transcribe([np.zeros(0, np.float32)], "en")
-    with pytest.raises(EngineError):
+    with pytest.raises(AudioError):
         whisper.transcribe([np.full(1600, np.nan, np.float32)], "en")
     assert whisper.transcribe([], "en") == []
     with pytest.raises(EngineUnavailableError, match="lacks"):
