@@ -59,15 +59,17 @@ class NoSpeechError(EngineError):
     """The clip is digital silence: there is no speaker to embed."""
 
 
-# resemblyzer imports webrtcvad, which imports setuptools' deprecated pkg_resources (a UserWarning
-# at import, harmless: webrtcvad only reads its own version from it). resemblyzer is imported only
-# through this module, so the filter is installed here, before any of its imports.
-warnings.filterwarnings("ignore", message="pkg_resources is deprecated as an API", category=UserWarning,
-                        module="webrtcvad")
+def _quiet_webrtcvad() -> None:
+    """Ignore webrtcvad's import-time warning: resemblyzer imports webrtcvad, which imports
+    setuptools' deprecated pkg_resources (a UserWarning, harmless: webrtcvad only reads its own
+    version from it). Called before every resemblyzer import of this module (the only importer)."""
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated as an API", category=UserWarning,
+                            module="webrtcvad")
 
 
 @lru_cache(maxsize=1)
 def _encoder() -> Any:
+    _quiet_webrtcvad()
     from resemblyzer import VoiceEncoder
 
     return VoiceEncoder("cpu", verbose=False)
@@ -88,6 +90,7 @@ class SpeakerEncoder:
     @staticmethod
     def weights_sha256() -> str:
         """sha256 (hex) of resemblyzer's shipped ``pretrained.pt`` (recorded in codec manifests)."""
+        _quiet_webrtcvad()
         import resemblyzer
 
         with open(Path(resemblyzer.__file__).parent / "pretrained.pt", "rb") as f:
@@ -123,6 +126,8 @@ class SpeakerEncoder:
             AudioError / NoSpeechError: as :meth:`embed`, for any clip.
         """
         import torch
+
+        _quiet_webrtcvad()
         from resemblyzer import audio, preprocess_wav
 
         xs = [self._check(w) for w in wavs]
