@@ -44,6 +44,7 @@ import numpy as np
 
 from uniss.audio import SAMPLE_RATE_HZ, check_waveform
 from uniss.engines import EngineError, EngineUnavailableError, check_language
+from uniss.metrics import to_simplified
 
 #: gzip compression ratio above which a decode is a repetition loop (Whisper's
 #: ``compression_ratio_threshold`` default, openai/whisper ``transcribe.py``); such an utterance is
@@ -73,18 +74,6 @@ class ASREngine(Protocol):
 
 def _check_wavs(wavs: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [check_waveform(w, what=f"ASR input {i}") for i, w in enumerate(wavs)]
-
-
-@lru_cache(maxsize=1)
-def _t2s() -> Any:
-    import opencc
-
-    return opencc.OpenCC("t2s")
-
-
-def to_simplified(text: str) -> str:
-    """Traditional -> simplified Chinese (OpenCC ``t2s`` config); other scripts unchanged."""
-    return _t2s().convert(text)
 
 
 @lru_cache(maxsize=4)

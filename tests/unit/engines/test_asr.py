@@ -80,7 +80,7 @@ def test_mandarin_espeak_cer_below_0_4(tts, whisper):
     cer = corpus_error_rate(ZH_SENTENCES * len(ZH_VOICES), hyps, "zh")
     assert cer < 0.4, hyps
     # simplified output: t2s leaves it unchanged
-    from uniss.engines.asr import to_simplified
+    from uniss.metrics import to_simplified
 
     assert all(to_simplified(h) == h for h in hyps)
 
