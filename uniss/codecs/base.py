@@ -146,7 +146,7 @@ def check_wav(wav: Any, *, min_duration_s: float = MIN_DURATION_S) -> np.ndarray
             ``uniss.audio.load_audio`` first), empty, shorter than ``min_duration_s``, or NaN/inf.
     """
     try:
-        return check_waveform(wav, min_duration_s=min_duration_s, what="codec waveform")
+        return check_waveform(wav, min_duration_s=min_duration_s, what="waveform")
     except AudioError as e:  # the codec protocol's error type; the rule is uniss.audio's
         raise CodecError(str(e)) from None
 
