@@ -29,6 +29,8 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from uniss.settings import MODEL_NAME
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "unit" / "serving"
 
@@ -48,7 +50,7 @@ async def _client(i: int, url: str, deadline: float, lat: list, errors: list, ba
         while time.perf_counter() < deadline:
             t = time.perf_counter()
             try:
-                r = await c.post(f"{url}/v1/models/uniss-s2st:predict", json=body)
+                r = await c.post(f"{url}/v1/models/{MODEL_NAME}:predict", json=body)
                 if r.status_code != 200:
                     errors.append(f"{r.status_code}: {r.text[:200]}")
                 else:
@@ -70,7 +72,7 @@ def _start_tiny() -> tuple[subprocess.Popen, str]:
     url = f"http://127.0.0.1:{port}"
     for _ in range(240):
         try:
-            if httpx.get(f"{url}/v1/models/uniss-s2st", timeout=2).status_code == 200:
+            if httpx.get(f"{url}/v1/models/{MODEL_NAME}", timeout=2).status_code == 200:
                 return proc, url
         except httpx.HTTPError:
             pass

@@ -6,7 +6,7 @@ Each body: artifacts -> paths, one library call (``uniss.unist`` / ``uniss.codec
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
-from components._image import BASE_IMAGE
+from uniss.version import PROJECT_IMAGE as BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE)

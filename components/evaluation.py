@@ -3,7 +3,7 @@
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 
-from components._image import BASE_IMAGE
+from uniss.version import PROJECT_IMAGE as BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE)
@@ -72,13 +72,14 @@ def record_rejection(challenger_metrics: dict, version: str, data_version: str) 
 
     from components.tracking import set_parent_tags, step_run
     from registry.models import gate_against_champion as run
+    from uniss.settings import MODEL_NAME
 
     with step_run("record_rejection"):
         decision = run(challenger_metrics)
     set_parent_tags({"promoted": False, "gate_reasons": "; ".join(decision.reasons)[:4000]})
     return json.dumps({"promoted": False, "model_version": version, "data_version": data_version,
                        "reasons": list(decision.reasons),
-                       "serve_command": f"uniss serve --model models:/uniss-s2st/{version} --port 8080"})
+                       "serve_command": f"uniss serve --model models:/{MODEL_NAME}/{version} --port 8080"})
 
 
 @dsl.component(base_image=BASE_IMAGE)

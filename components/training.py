@@ -3,7 +3,7 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
 
-from components._image import BASE_IMAGE
+from uniss.version import PROJECT_IMAGE as BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE)

@@ -35,9 +35,8 @@ from typing import Any
 
 from uniss.errors import UnissError
 from uniss.gate import GateDecision, GateThresholds, decide, load_thresholds
+from uniss.settings import MODEL_NAME
 
-#: Registered model name (docs/design.md "Tracking").
-MODEL_NAME = "uniss-s2st"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 #: Registered-model tag holding the JSON list of champion versions, oldest first.

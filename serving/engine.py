@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from uniss.audio import SAMPLE_RATE_HZ, check_waveform  # audio rate of every waveform in and out (Hz)
 from uniss.errors import UnissError
 from uniss.prompts import LANGUAGES, ParsedOutput, Task, build_prompt, other_language, parse_output
 from uniss.vocab import N_SPEAKER_TOKENS, SpeechVocab, speed_index
@@ -48,7 +49,6 @@ __all__ = [
     "DEFAULT_REPETITION_PENALTY",
     "DEFAULT_TEMPERATURE",
     "DEFAULT_TOP_P",
-    "SAMPLE_RATE_HZ",
     "SEMANTIC_RATE_HZ",
     "EngineError",
     "ModelLoadError",
@@ -64,8 +64,6 @@ DEFAULT_TEMPERATURE = 0.7
 DEFAULT_TOP_P = 0.8
 DEFAULT_REPETITION_PENALTY = 1.1
 
-#: Audio rate of every waveform in and out (Hz; BiCodec and the lite codec run at 16 kHz).
-SAMPLE_RATE_HZ = 16_000
 #: Semantic token rate (tokens/s; paper §3.1.2, BiCodec semantic tokens at 50 Hz).
 SEMANTIC_RATE_HZ = 50.0
 #: Head-room on the expected number of semantic tokens (target duration = ratio x source).
@@ -417,7 +415,8 @@ class TranslationEngine:
             ``B`` :class:`TranslationResult` in input order.
 
         Raises:
-            EngineError: empty batch, a waveform that is not 1-D float, unknown mode/language,
+            AudioError: a waveform that is not 1-D float, empty or non-finite (``uniss.audio.check_waveform``).
+            EngineError: empty batch, unknown mode/language,
                 speed or sampling values out of range.
         """
         torch = self._torch
@@ -442,12 +441,7 @@ class TranslationEngine:
             speed_index(s)  # raises VocabError (a UnissError) outside [0.1, 3.5]
         if not temperature > 0 or not 0 < top_p <= 1 or not repetition_penalty > 0:
             raise EngineError(f"bad sampling values temperature={temperature}, top_p={top_p}, repetition_penalty={repetition_penalty}")
-        arrays = []
-        for i, w in enumerate(wavs):
-            a = np.asarray(w)
-            if a.ndim != 1 or a.size == 0 or not np.issubdtype(a.dtype, np.floating):
-                raise EngineError(f"wavs[{i}] must be a non-empty 1-D float array at 16 kHz, got shape {a.shape} dtype {a.dtype}")
-            arrays.append(a.astype(np.float32, copy=False))
+        arrays = [check_waveform(w, what=f"wavs[{i}]") for i, w in enumerate(wavs)]
         src_dur = [a.shape[0] / SAMPLE_RATE_HZ for a in arrays]
 
         # 1. speech tokens (batched codec call)

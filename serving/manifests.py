@@ -19,13 +19,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from uniss import __version__
 from uniss.errors import UnissError
+from uniss.settings import MODEL_NAME
+from uniss.version import PROJECT_IMAGE
 
 __all__ = ["DEFAULT_IMAGE", "ManifestError", "ServiceSpec", "build_inference_service", "deploy_step", "model_storage_uri", "to_yaml", "write_manifest"]
 
-#: The project image (same repository as ``components/_image.py``; tag = package version).
-DEFAULT_IMAGE = f"ghcr.io/uniss-platform/uniss:{__version__}"
+#: The project image (``uniss.version``: tag = package version), the same one every component runs in.
+DEFAULT_IMAGE = PROJECT_IMAGE
 
 
 class ManifestError(UnissError, ValueError):
@@ -52,9 +53,9 @@ class ServiceSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field("uniss-s2st", pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    name: str = Field(MODEL_NAME, pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length=63)
     namespace: str = "uniss"
-    storage_uri: str = "s3://mlflow/models/uniss-s2st/champion"
+    storage_uri: str = f"s3://mlflow/models/{MODEL_NAME}/champion"
     image: str = DEFAULT_IMAGE
     service_account: str = "uniss-s3"
     gpus: int = Field(1, ge=0)
@@ -111,7 +112,7 @@ def build_inference_service(spec: ServiceSpec) -> Any:
         metadata=V1ObjectMeta(
             name=spec.name,
             namespace=spec.namespace,
-            labels={"app.kubernetes.io/part-of": "uniss-platform", "uniss.io/model": "uniss-s2st"},
+            labels={"app.kubernetes.io/part-of": "uniss-platform", "uniss.io/model": MODEL_NAME},
             annotations={"serving.kserve.io/deploymentMode": "Serverless"},
         ),
         spec=V1beta1InferenceServiceSpec(predictor=predictor),
@@ -134,7 +135,7 @@ def write_manifest(spec: ServiceSpec, path: str | Path | None = None) -> str:
     return text
 
 
-def model_storage_uri(version: str, *, name: str = "uniss-s2st") -> str:
+def model_storage_uri(version: str, *, name: str = MODEL_NAME) -> str:
     """``s3://`` location of a registered model version's bundle in the object store.
 
     The MLflow server proxies artifacts to ``s3://<artifacts_bucket>/`` (``--artifacts-destination``),
@@ -159,7 +160,7 @@ def model_storage_uri(version: str, *, name: str = "uniss-s2st") -> str:
     raise ManifestError(f"model {name} v{version} is stored at {src!r}, not in the S3 object store")
 
 
-def deploy_step(*, version: str, canary_percent: int, manifest_path: str, name: str = "uniss-s2st",
+def deploy_step(*, version: str, canary_percent: int, manifest_path: str, name: str = MODEL_NAME,
                 namespace: str = "uniss") -> dict[str, Any]:
     """Pipeline ``deploy`` step: write the InferenceService of registered version ``version``
     (storage in MinIO, ``canaryTrafficPercent`` = ``canary_percent`` for the new revision) to

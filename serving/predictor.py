@@ -62,6 +62,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from serving.engine import ModelLoadError, TranslationEngine
 from uniss.audio import load_audio, to_wav_bytes
 from uniss.errors import UnissError
+from uniss.settings import MODEL_NAME
 
 __all__ = [
     "MODEL_NAME",
@@ -74,9 +75,6 @@ __all__ = [
     "serve",
     "wav_bytes",
 ]
-
-#: Registered model name (docs/design.md "Tracking"); also the KServe route name.
-MODEL_NAME = "uniss-s2st"
 
 
 class ServeConfig(BaseSettings):

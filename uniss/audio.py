@@ -143,15 +143,49 @@ def load_audio(
     return np.clip(wav, -1.0, 1.0).astype(np.float32, copy=False)
 
 
+def check_waveform(wav: object, *, min_duration_s: float = 0.0, what: str = "waveform") -> np.ndarray:
+    """The one check of an in-memory waveform, used by every module that takes one (encoders, VAD,
+    ASR, speaker embeddings, codecs, the translation engine).
+
+    Rule: a 1-D array of real floating-point samples (mono, 16 kHz: :data:`SAMPLE_RATE_HZ`), non-empty,
+    at least ``min_duration_s`` long, with no NaN/inf. Integer arrays are refused: every waveform
+    of the platform is float in [-1, 1] and an int16 PCM buffer cast to float would be 32768 times
+    too loud (decode files and bytes with :func:`load_audio`).
+
+    Args:
+        wav: ``(N,)`` float array (any float dtype; lists of floats are accepted).
+        min_duration_s: shortest accepted duration in seconds (0 = any non-empty clip).
+        what: name of the input in error messages (e.g. ``"wavs[3]"``, ``"ASR input 0"``).
+    Returns:
+        ``(N,)`` float32, C-contiguous (values not clipped).
+    Raises:
+        AudioError: not an array, not 1-D (e.g. stereo ``(N, 2)``: mix down with :func:`load_audio`)
+            or not floating point.
+        EmptyAudioError: 0 samples.
+        AudioTooShortError: shorter than ``min_duration_s``.
+        CorruptAudioError: NaN or infinite samples.
+    """
+    try:
+        a = np.asarray(wav)
+    except Exception as e:  # noqa: BLE001 - any conversion failure is bad input
+        raise AudioError(f"{what} is not an array: {e}") from None
+    if a.ndim != 1:
+        raise AudioError(f"{what} must be a mono waveform (N,) at {SAMPLE_RATE_HZ} Hz, got shape {a.shape}; "
+                         "load files with uniss.audio.load_audio (mono mix + resampling)")
+    if a.dtype.kind != "f":
+        raise AudioError(f"{what} must hold numeric float samples in [-1, 1], got dtype {a.dtype}")
+    if a.size == 0:
+        raise EmptyAudioError(f"{what} is empty (0 samples)")
+    if a.size < min_duration_s * SAMPLE_RATE_HZ:
+        raise AudioTooShortError(f"{what} is {a.size / SAMPLE_RATE_HZ:.3f} s long; at least {min_duration_s} s needed")
+    x = np.ascontiguousarray(a, dtype=np.float32)
+    if not np.isfinite(x).all():
+        raise CorruptAudioError(f"{what} contains NaN or infinite samples")
+    return x
+
+
 def _check_wav(wav: np.ndarray) -> np.ndarray:
-    x = np.asarray(wav, dtype=np.float32)
-    if x.ndim != 1:
-        raise AudioError(f"expected a mono waveform (N,), got shape {x.shape}")
-    if x.size == 0:
-        raise EmptyAudioError("cannot encode a waveform of 0 samples")
-    if not np.all(np.isfinite(x)):
-        raise CorruptAudioError("waveform contains NaN or infinite samples")
-    return np.clip(x, -1.0, 1.0)
+    return np.clip(check_waveform(wav), -1.0, 1.0)
 
 
 def _encode(wav: np.ndarray, fmt: str, subtype: str, sample_rate_hz: int) -> bytes:

@@ -68,9 +68,15 @@ def _check_language(language: str) -> str:
 
 @lru_cache(maxsize=1)
 def _t2s() -> Any:
+    """The process-wide OpenCC ``t2s`` converter (the only one: ASR output and metric text share it)."""
     import opencc
 
     return opencc.OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    """Traditional -> simplified Chinese (OpenCC ``t2s`` config); other scripts unchanged."""
+    return _t2s().convert(text)
 
 
 def _strip_punctuation(text: str, keep_apostrophe: bool) -> str:
@@ -112,7 +118,7 @@ def normalize_for_bleu(text: str, language: str) -> str:
         # an apostrophe left alone between spaces (from quoted 'text') is punctuation, not a word
         text = re.sub(r"(?<!\w)'|'(?!\w)", " ", text)
     else:
-        text = _strip_punctuation(_t2s().convert(text), keep_apostrophe=False)
+        text = _strip_punctuation(to_simplified(text), keep_apostrophe=False)
     return " ".join(text.split())
 
 

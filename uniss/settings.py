@@ -30,6 +30,11 @@ from uniss.errors import UnissError
 #: Repository root when installed editable (``pip install -e .``): where ``.models`` lives.
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+#: Registered model name in the MLflow model registry (docs/design.md "Tracking") and the KServe
+#: route / InferenceService name: ``models:/uniss-s2st@champion``, ``POST /v1/models/uniss-s2st:predict``.
+#: Defined once here because both ``registry/`` and ``serving/`` need it and neither imports the other.
+MODEL_NAME = "uniss-s2st"
+
 #: Name of the generated credentials file inside ``UNISS_HOME``.
 CREDENTIALS_FILE = "credentials.json"
 

@@ -10,7 +10,8 @@ import numpy as np
 import typer
 
 from pipelines.cli._common import console, err_console, friendly_errors
-from uniss.codecs.base import SAMPLE_RATE_HZ, CodecError, CodecTokens, load_codec
+from uniss.audio import SAMPLE_RATE_HZ
+from uniss.codecs.base import CodecError, CodecTokens, load_codec
 
 app = typer.Typer(name="codec", help="Fit, inspect and use the speech tokenizer (speaker / linguistic / semantic).",
                   no_args_is_help=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from pipelines.cli._common import console, err_console, friendly_errors
+from uniss.settings import MODEL_NAME
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -20,7 +21,7 @@ def _csv(value: str) -> tuple[str, ...]:
 
 
 def evaluate(
-    model: str = typer.Option(..., "--model", help="bundle directory or models:/uniss-s2st@ALIAS"),
+    model: str = typer.Option(..., "--model", help=f"bundle directory or models:/{MODEL_NAME}@ALIAS"),
     data: Path = typer.Option(..., "--data", help="UniST dataset directory"),
     split: str = typer.Option("test", help="train | dev | test"),
     directions: str = typer.Option("en-zh,zh-en", help="comma-separated: en-zh,zh-en"),
@@ -90,7 +91,7 @@ def compare(
 
 
 def promote(
-    version: str = typer.Argument(..., help="model version of uniss-s2st"),
+    version: str = typer.Argument(..., help=f"model version of {MODEL_NAME}"),
     force: bool = typer.Option(False, "--force", help="promote even if the gate refuses (needs --reason)"),
     reason: str = typer.Option(None, "--reason", help="why a forced promotion is acceptable (recorded)"),
     params: Path = typer.Option(None, help="params.yaml holding the gate: section (default: the repo's)"),

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from pipelines.cli._common import console, friendly_errors
+from uniss.settings import MODEL_NAME
 from pipelines.runner import LocalRunResult, compile_pipeline, retrain_arguments, run_local, submit
 
 app = typer.Typer(help="Compile, submit and run the Kubeflow pipelines.", no_args_is_help=True)
@@ -32,7 +33,7 @@ def _print_summary(res: LocalRunResult) -> None:
     s = res.summary
     if s:
         console.print(f"[bold]data version:[/] {s.get('data_version')}")
-        console.print(f"[bold]registered model version:[/] uniss-s2st v{s.get('model_version')}")
+        console.print(f"[bold]registered model version:[/] {MODEL_NAME} v{s.get('model_version')}")
         if s.get("promoted"):
             console.print("[green]promoted to champion[/] (passed the evaluation gate)")
         else:

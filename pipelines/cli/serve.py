@@ -11,8 +11,9 @@ from pathlib import Path
 import typer
 
 from pipelines.cli._common import console, friendly_errors
+from uniss.settings import MODEL_NAME
 
-DEFAULT_MODEL = "models:/uniss-s2st@champion"
+DEFAULT_MODEL = f"models:/{MODEL_NAME}@champion"
 
 
 def serve(
@@ -22,8 +23,8 @@ def serve(
     emit_manifest: bool = typer.Option(False, "--emit-manifest", help="Print/write the KServe InferenceService YAML instead of serving."),
     manifest_out: Path | None = typer.Option(None, "--out", "-o", help="With --emit-manifest: write the YAML here."),
     canary_percent: int | None = typer.Option(None, "--canary-percent", min=0, max=100, help="With --emit-manifest: canaryTrafficPercent for a challenger rollout."),
-    storage_uri: str = typer.Option("s3://mlflow/models/uniss-s2st/champion", "--storage-uri", help="With --emit-manifest: bundle location in MinIO."),
-    name: str = typer.Option("uniss-s2st", "--name", help="With --emit-manifest: InferenceService name."),
+    storage_uri: str = typer.Option(f"s3://mlflow/models/{MODEL_NAME}/champion", "--storage-uri", help="With --emit-manifest: bundle location in MinIO."),
+    name: str = typer.Option(MODEL_NAME, "--name", help="With --emit-manifest: InferenceService name."),
     gpus: int = typer.Option(1, "--gpus", min=0, help="With --emit-manifest: nvidia.com/gpu limit."),
     max_audio_s: float | None = typer.Option(None, "--max-audio-s", help="Longest accepted clip, seconds (env UNISS_SERVE_MAX_AUDIO_S)."),
     max_batch: int | None = typer.Option(None, "--max-batch", help="Most utterances per request and per batch."),

@@ -31,10 +31,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+# Sample rate of every waveform a codec takes and returns (Hz): the platform rate, defined once in
+# uniss.audio (paper §3.1.2 / BiCodec); re-exported here as part of the codec protocol.
+from uniss.audio import SAMPLE_RATE_HZ, AudioError, check_waveform
 from uniss.errors import UnissError
 
-#: Sample rate of every waveform a codec takes and returns (Hz); paper §3.1.2 / BiCodec.
-SAMPLE_RATE_HZ = 16000
 #: Semantic token rate (tokens/s): BiCodec semantic tokens, paper §3.1.2.
 SEMANTIC_RATE_HZ = 50.0
 #: Linguistic token rate (tokens/s): GLM-4-Voice tokenizer, paper §3.1.2.
@@ -145,26 +146,9 @@ def check_wav(wav: Any, *, min_duration_s: float = MIN_DURATION_S) -> np.ndarray
             ``uniss.audio.load_audio`` first), empty, shorter than ``min_duration_s``, or NaN/inf.
     """
     try:
-        a = np.asarray(wav)
-    except Exception as e:  # noqa: BLE001 - any conversion failure is bad input
-        raise CodecError(f"waveform is not an array: {e}") from None
-    if a.dtype.kind not in "fiu":
-        raise CodecError(f"waveform must be numeric float32 samples, got dtype {a.dtype}")
-    if a.ndim != 1:
-        raise CodecError(
-            f"waveform must be mono 1-D (N,) at {SAMPLE_RATE_HZ} Hz, got shape {a.shape}; "
-            "load it with uniss.audio.load_audio (mono mix + resampling)"
-        )
-    if a.size == 0:
-        raise CodecError("waveform is empty (0 samples)")
-    if a.size < min_duration_s * SAMPLE_RATE_HZ:
-        raise CodecError(
-            f"waveform is {a.size / SAMPLE_RATE_HZ:.3f} s long; a codec needs at least {min_duration_s} s"
-        )
-    a = np.ascontiguousarray(a, dtype=np.float32)
-    if not np.isfinite(a).all():
-        raise CodecError("waveform contains NaN or inf samples")
-    return a
+        return check_waveform(wav, min_duration_s=min_duration_s, what="waveform")
+    except AudioError as e:  # the codec protocol's error type; the rule is uniss.audio's
+        raise CodecError(str(e)) from None
 
 
 def n_semantic(n_samples: int) -> int:

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from uniss.audio import SAMPLE_RATE_HZ
 from uniss.codecs.base import (
     N_SPEAKER_TOKENS,
-    SAMPLE_RATE_HZ,
     CodecError,
     CodecManifest,
     CodecTokens,

@@ -4,7 +4,7 @@
 - :mod:`uniss.engines.tts`: ``TTSEngine``, ``SystemTTS`` (flite / festival / espeak-ng), ``SparkTTS``, ``voice_map``
 - :mod:`uniss.engines.kokoro`: ``KokoroTTS`` (Kokoro-82M, en + zh per voice), ``PiperTTS`` (en_US-joe-medium)
 - :mod:`uniss.engines.mos`: ``MOSPredictor``, ``DNSMOS`` (DNSMOS P.808 via speechmos)
-- :mod:`uniss.engines.speaker`: ``SpeakerEncoder`` (resemblyzer)
+- :mod:`uniss.engines.speaker`: ``SpeakerEncoder`` (resemblyzer; the one wrapper, also behind the lite codec's speaker tokens)
 - :mod:`uniss.engines.mt`: ``MTEngine``, ``ReferenceMT``, ``OpenAIChatMT``, ``clean_translation``
 - :mod:`uniss.engines.vad`: silero-vad speech timestamps
 

@@ -42,8 +42,9 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from uniss.audio import SAMPLE_RATE_HZ
+from uniss.audio import SAMPLE_RATE_HZ, check_waveform
 from uniss.engines import EngineError, EngineUnavailableError, check_language
+from uniss.metrics import to_simplified
 
 #: gzip compression ratio above which a decode is a repetition loop (Whisper's
 #: ``compression_ratio_threshold`` default, openai/whisper ``transcribe.py``); such an utterance is
@@ -72,29 +73,7 @@ class ASREngine(Protocol):
 
 
 def _check_wavs(wavs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    out = []
-    for i, w in enumerate(wavs):
-        x = np.asarray(w, dtype=np.float32)
-        if x.ndim != 1:
-            raise EngineError(f"ASR input {i} must be mono (N,), got shape {x.shape}")
-        if x.size == 0:
-            raise EngineError(f"ASR input {i} holds 0 samples")
-        if not np.all(np.isfinite(x)):
-            raise EngineError(f"ASR input {i} contains NaN or infinite samples")
-        out.append(np.ascontiguousarray(x))
-    return out
-
-
-@lru_cache(maxsize=1)
-def _t2s() -> Any:
-    import opencc
-
-    return opencc.OpenCC("t2s")
-
-
-def to_simplified(text: str) -> str:
-    """Traditional -> simplified Chinese (OpenCC ``t2s`` config); other scripts unchanged."""
-    return _t2s().convert(text)
+    return [check_waveform(w, what=f"ASR input {i}") for i, w in enumerate(wavs)]
 
 
 @lru_cache(maxsize=4)

@@ -14,16 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from uniss.errors import UnissError
 
-#: silero-vad runs on 16 kHz (or 8 kHz) input; the platform uses 16 kHz.
+#: Input rate of the silero-vad model (Hz; it accepts 16 kHz or 8 kHz). A property of the VAD model,
+#: kept apart from the platform rate ``uniss.audio.SAMPLE_RATE_HZ``, which it happens to equal.
 VAD_SAMPLE_RATE_HZ = 16000
 
 _LOCK = threading.Lock()
-
-
-class VADError(UnissError, ValueError):
-    """Bad input for voice-activity detection (empty, non-finite, not mono)."""
 
 
 @lru_cache(maxsize=1)
@@ -51,19 +47,15 @@ def speech_timestamps(
     Returns:
         sorted ``[(start_s, end_s), ...]``; empty when no speech is found.
     Raises:
-        VADError: empty, non-finite or non-mono input.
+        AudioError: empty, non-finite, non-float or non-mono input (:func:`uniss.audio.check_waveform`).
     Source: ``silero_vad.get_speech_timestamps`` (return_seconds=False, converted here).
     """
     import torch
     from silero_vad import get_speech_timestamps
 
-    x = np.asarray(wav, dtype=np.float32)
-    if x.ndim != 1:
-        raise VADError(f"VAD expects a mono waveform (N,), got shape {x.shape}")
-    if x.size == 0:
-        raise VADError("VAD got a waveform of 0 samples")
-    if not np.all(np.isfinite(x)):
-        raise VADError("VAD got NaN or infinite samples")
+    from uniss.audio import check_waveform
+
+    x = check_waveform(wav, what="VAD input")
     model = load_vad_model()
     with _LOCK, torch.no_grad():
         ts = get_speech_timestamps(

@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from uniss.audio import SAMPLE_RATE_HZ
 from uniss.unist.errors import DataValidationError
-from uniss.unist.io import SAMPLE_RATE_HZ, AudioCellError, decode_flac
+from uniss.unist.io import AudioCellError, decode_flac
 from uniss.unist.params import DataParams
 from uniss.unist.tokenize import TOKEN_COLUMNS
 from uniss.vocab import N_SPEAKER_TOKENS, speed_index

@@ -19,10 +19,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import soundfile as sf
 
+from uniss.audio import SAMPLE_RATE_HZ  # every waveform in UniST tables is at the platform rate
 from uniss.unist.errors import UnistError
 
-#: Sample rate of every waveform in UniST tables (Hz); paper §3.1.2 tokenizers take 16 kHz.
-SAMPLE_RATE_HZ = 16000
 
 
 class AudioCellError(UnistError, ValueError):

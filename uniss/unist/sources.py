@@ -32,10 +32,11 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from tqdm.auto import tqdm
 
+from uniss.audio import SAMPLE_RATE_HZ
 from uniss.unist import lexicon
 from uniss.unist.cache import StepCache, chunks, drop_rows, engine_id
 from uniss.unist.errors import ManifestError, UnistError
-from uniss.unist.io import SAMPLE_RATE_HZ, file_md5, flac_bytes, write_table
+from uniss.unist.io import file_md5, flac_bytes, write_table
 from uniss.unist.params import LANGUAGES, DataParams
 
 Split = Literal["train", "dev", "test"]

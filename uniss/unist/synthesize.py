@@ -33,8 +33,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from uniss.audio import SAMPLE_RATE_HZ
 from uniss.unist.cache import StepCache, chunks, drop_rows, engine_id
-from uniss.unist.io import SAMPLE_RATE_HZ, decode_flac, flac_bytes
+from uniss.unist.io import decode_flac, flac_bytes
 from uniss.unist.params import DataParams
 from uniss.vocab import speed_index
 

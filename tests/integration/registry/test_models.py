@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from uniss.settings import MODEL_NAME as NAME
 
-NAME = "uniss-s2st"
+pytestmark = pytest.mark.integration
 VENV_BIN = Path(sys.executable).parent
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from uniss.audio import AudioError
 from uniss.engines import EngineError
 from uniss.engines.speaker import EMBEDDING_DIM, SpeakerEncoder
 
@@ -35,9 +36,9 @@ def test_same_voice_beats_different_voice(enc, tts):
 
 
 def test_bad_input(enc):
-    with pytest.raises(EngineError):
+    with pytest.raises(AudioError):
         enc.embed(np.zeros(0, np.float32))
-    with pytest.raises(EngineError):
+    with pytest.raises(AudioError):
         enc.embed(np.full(16000, np.inf, np.float32))
     with pytest.raises(EngineError):
         enc.embed(np.zeros(16000, np.float32))  # silence: nothing left after the trim

@@ -21,6 +21,7 @@ from serving.engine import (  # noqa: E402
     decoding_program,
     token_budgets,
 )
+from uniss.audio import AudioError  # noqa: E402
 from uniss.errors import UnissError  # noqa: E402
 from uniss.vocab import FAMILIES  # noqa: E402
 
@@ -138,9 +139,9 @@ def test_bad_arguments_raise_typed_errors(engine, wavs, kwargs, match):
 def test_bad_waveforms(engine):
     with pytest.raises(EngineError, match="empty batch"):
         engine.translate([], target_language="zh")
-    with pytest.raises(EngineError, match=r"wavs\[0\]"):
+    with pytest.raises(AudioError, match=r"wavs\[0\]"):
         engine.translate([np.zeros((2, 100), dtype=np.float32)], target_language="zh")
-    with pytest.raises(EngineError, match=r"wavs\[0\]"):
+    with pytest.raises(AudioError, match=r"wavs\[0\]"):
         engine.translate([np.zeros(0, dtype=np.float32)], target_language="zh")
 
 

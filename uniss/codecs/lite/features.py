@@ -6,7 +6,8 @@ speaker embeddings (both shipped models, CPU, loaded lazily once per process).
   so :func:`pack_windows` packs several clips into each 30 s window, each starting on an 80 ms
   (= one linguistic token) boundary, and :func:`position_means` fits the mean state per window
   position that the codec subtracts ("centring") so a clip's codes do not depend on where it sits.
-* :class:`SpeakerEmbedder`: the 256-d resemblyzer utterance embedding, many clips per LSTM batch.
+* ``SpeakerEmbedder``: the platform's resemblyzer wrapper :class:`uniss.engines.speaker.SpeakerEncoder`
+  (256-d utterance embedding, many clips per LSTM batch).
 
 Shape legend (all audio is 16 kHz mono float32):
     N      samples of a clip (16 kHz)
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import math
 import threading
-import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from uniss.codecs.base import SAMPLE_RATE_HZ, CodecError, n_linguistic, sha256_file
+from uniss.engines.speaker import EMBEDDING_DIM, SpeakerEncoder, speaker_encoder
 
 #: Linguistic token span (samples): 16000 / 12.5 = 1280 = 4 Whisper encoder frames of 20 ms.
 LINGUISTIC_HOP_SAMPLES = 1280
@@ -45,7 +46,7 @@ POOL = 4
 #: 12.5 Hz token positions in one 30 s Whisper window (1500 encoder frames / 4).
 N_POSITIONS = WHISPER_FRAMES // POOL
 #: Width of the resemblyzer embedding (Resemblyzer ``model_embedding_size``).
-SPEAKER_DIM = 256
+SPEAKER_DIM = EMBEDDING_DIM
 
 
 # ----------------------------------------------------------------------------------------------
@@ -233,79 +234,12 @@ def whisper_states(model_dir: str | None = None) -> WhisperStates:
 # ----------------------------------------------------------------------------------------------
 
 
-class SpeakerEmbedder:
-    """resemblyzer ``VoiceEncoder`` utterance embeddings (256-d, L2-normalised), CPU.
-
-    resemblyzer's ``preprocess_wav`` normalises loudness and trims long silences (webrtcvad);
-    when that leaves less than 0.3 s, the loudness-normalised untrimmed clip is embedded instead.
-    """
-
-    def __init__(self) -> None:
-        # resemblyzer imports webrtcvad, which imports setuptools' deprecated pkg_resources (a
-        # UserWarning at import, harmless: webrtcvad only reads its own version from it).
-        warnings.filterwarnings("ignore", message="pkg_resources is deprecated as an API", category=UserWarning,
-                                module="webrtcvad")
-        from resemblyzer import VoiceEncoder
-
-        self.encoder = VoiceEncoder("cpu", verbose=False)
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def weights_sha256() -> str:
-        """sha256 of resemblyzer's shipped ``pretrained.pt``."""
-        import resemblyzer
-
-        return sha256_file(Path(resemblyzer.__file__).parent / "pretrained.pt")
-
-    def embed(self, wav: np.ndarray) -> np.ndarray:
-        """``(N,)`` float32 16 kHz -> ``(256,)`` float32 unit-norm embedding."""
-        return self.embed_batch([wav])[0]
-
-    def embed_batch(self, wavs: list[np.ndarray], max_partials: int = 32) -> np.ndarray:
-        """Embeddings of several clips, their 1.6 s partial windows forwarded together.
-
-        The same arithmetic as resemblyzer's ``VoiceEncoder.embed_utterance`` (partials at rate
-        1.3/s, min coverage 0.75, L2-normalised mean of the partial embeddings), but with the
-        partials of many clips in one LSTM batch (``max_partials`` per forward), which is what
-        makes speaker tokenization several times faster than one call per clip on CPU.
-
-        Args:
-            wavs: list of ``(N_i,)`` float32 16 kHz.
-
-        Returns:
-            ``(n, 256)`` float32, unit-norm rows.
-        """
-        import torch
-        from resemblyzer import audio, preprocess_wav
-
-        enc = self.encoder
-        mels, owner = [], []
-        for i, wav in enumerate(wavs):
-            w = preprocess_wav(wav, source_sr=SAMPLE_RATE_HZ)
-            if len(w) < 0.3 * SAMPLE_RATE_HZ:
-                w = audio.normalize_volume(wav.astype(np.float32), -30, increase_only=True)
-            wav_slices, mel_slices = enc.compute_partial_slices(len(w), 1.3, 0.75)
-            if wav_slices[-1].stop >= len(w):
-                w = np.pad(w, (0, wav_slices[-1].stop - len(w)))
-            mel = audio.wav_to_mel_spectrogram(w.astype(np.float32))  # (frames, 40)
-            for sl in mel_slices:
-                mels.append(mel[sl])  # (160, 40)
-                owner.append(i)
-        x = np.stack(mels).astype(np.float32)  # (P, 160, 40)
-        parts = []
-        with self._lock, torch.inference_mode():
-            for j in range(0, len(x), max_partials):
-                parts.append(enc(torch.from_numpy(x[j : j + max_partials])).numpy())  # (<=32, D_spk)
-        pe = np.concatenate(parts)  # (P, D_spk)
-        owner_a = np.asarray(owner)  # (P,)
-        out = np.zeros((len(wavs), SPEAKER_DIM), np.float32)  # (n, D_spk)
-        for i in range(len(wavs)):
-            m = pe[owner_a == i].mean(axis=0)  # (D_spk,)
-            out[i] = m / max(float(np.linalg.norm(m)), 1e-12)
-        return out
+# One resemblyzer wrapper for the platform (uniss.engines.speaker): the codec's speaker tokens and
+# speaker-similarity scoring share its model, its short-clip rule and its pkg_resources warning filter.
+SpeakerEmbedder = SpeakerEncoder
 
 
 @lru_cache(maxsize=1)
-def speaker_embedder() -> SpeakerEmbedder:
-    """Process-wide :class:`SpeakerEmbedder`."""
-    return SpeakerEmbedder()
+def speaker_embedder() -> SpeakerEncoder:
+    """Process-wide :class:`~uniss.engines.speaker.SpeakerEncoder`."""
+    return speaker_encoder()
