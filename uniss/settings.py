@@ -26,6 +26,7 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from uniss.errors import UnissError
+from uniss.jsonio import read_json
 
 #: Repository root when installed editable (``pip install -e .``): where ``.models`` lives.
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -219,9 +220,9 @@ def _read_credentials(f: Path) -> tuple[str, str]:
     if mode & 0o077:
         raise CredentialsError(f"{f} has mode {mode:04o}; it holds secrets and must be 0600 (chmod 600 {f})")
     try:
-        d = json.loads(f.read_text())
+        d = read_json(f, what="credentials file", error=CredentialsError)
         access, secret = d["access_key"], d["secret_key"]
-    except (ValueError, KeyError, TypeError) as e:
+    except (CredentialsError, KeyError) as e:
         raise CredentialsError(f"{f} is not a valid credentials file ({e}); delete it and run `uniss stack up`") from None
     if not (isinstance(access, str) and isinstance(secret, str) and access and secret):
         raise CredentialsError(f"{f}: access_key and secret_key must be non-empty strings")
