@@ -19,8 +19,11 @@ EXPERIMENT = os.environ.get("MLFLOW_EXPERIMENT_NAME", "uniss-retrain")
 
 
 def tracking_available() -> bool:
-    """Whether an MLflow tracking server is configured (env ``MLFLOW_TRACKING_URI``)."""
-    return bool(os.environ.get("MLFLOW_TRACKING_URI"))
+    """Whether an MLflow tracking server is configured: :func:`uniss.settings.tracking_configured`
+    (env ``MLFLOW_TRACKING_URI`` or ``UNISS_MLFLOW_TRACKING_URI``)."""
+    from uniss.settings import tracking_configured
+
+    return tracking_configured()
 
 
 @contextlib.contextmanager
@@ -36,6 +39,9 @@ def step_run(step: str, params: dict[str, Any] | None = None) -> Iterator[Any]:
         return
     import mlflow
 
+    from uniss.settings import tracking_uri
+
+    mlflow.set_tracking_uri(tracking_uri())
     mlflow.set_experiment(EXPERIMENT)
     parent = os.environ.get("MLFLOW_PARENT_RUN_ID")
     with mlflow.start_run(run_name=step, parent_run_id=parent, nested=bool(parent), tags={"uniss.step": step}) as run:
@@ -68,7 +74,9 @@ def set_parent_tags(tags: dict[str, Any]) -> None:
         return
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient()
+    from uniss.settings import tracking_uri
+
+    client = MlflowClient(tracking_uri=tracking_uri())
     for k, v in tags.items():
         client.set_tag(parent, k, str(v))
 

@@ -27,11 +27,11 @@ class EvaluationError(UnissError, ValueError):
 
 
 def eval_mlflow() -> Any:
-    """The ``mlflow`` module with its tracking URI set to ``registry.models.tracking_uri()``
-    (env ``MLFLOW_TRACKING_URI`` first, then ``uniss.settings``)."""
+    """The ``mlflow`` module with its tracking URI set to ``uniss.settings.tracking_uri()``
+    (env ``MLFLOW_TRACKING_URI`` > ``UNISS_MLFLOW_TRACKING_URI`` > embedded stack)."""
     import mlflow
 
-    from registry.models import tracking_uri
+    from uniss.settings import tracking_uri
 
     mlflow.set_tracking_uri(tracking_uri())
     return mlflow

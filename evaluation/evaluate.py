@@ -14,7 +14,6 @@ A ``models:/NAME@ALIAS`` model is resolved to a local bundle directory by
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -144,7 +143,7 @@ def evaluate(
         do_sample: ``False`` for greedy decoding.
         asr_check_n: outputs per target language re-transcribed one by one to check batched ASR.
         samples_per_group: utterances per (direction, mode) on the HTML sample page.
-        log_mlflow: log to MLflow (default: when ``MLFLOW_TRACKING_URI`` is set).
+        log_mlflow: log to MLflow (default: ``uniss.settings.tracking_configured()``).
         run_name / run_tags: MLflow run name and extra tags (e.g. ``uniss.variant``).
     Returns:
         :class:`EvalReport`.
@@ -160,7 +159,9 @@ def evaluate(
 
     _check_request(directions, modes)
     if log_mlflow is None:
-        log_mlflow = bool(os.environ.get("MLFLOW_TRACKING_URI"))
+        from uniss.settings import tracking_configured
+
+        log_mlflow = tracking_configured()
     if log_mlflow:  # fail before minutes of inference, not after
         from registry.models import check_server
 

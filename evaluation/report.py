@@ -168,12 +168,11 @@ def write_report_files(report: EvalReport, audio: AudioMap, samples_per_group: i
 
 
 def markdown_table_html(report: EvalReport) -> str:
-    """The Table 1 style table as an HTML table (for the sample page)."""
+    """The Table 1 style table as an HTML table (for the sample page; ``DataFrame.to_html``, which
+    escapes cell text; float cells formatted like the markdown table)."""
     t = report.table()
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in t.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v, c) if isinstance(v, float) else str(v))}</td>"
-                                    for c, v in row.items()) + "</tr>" for _, row in t.iterrows())
-    return f"<table><tr>{head}</tr>{body}</table>"
+    fmt = {c: (lambda v, c=c: _fmt(v, c) if isinstance(v, float) else str(v)) for c in t.columns}
+    return t.to_html(index=False, formatters=fmt, na_rep="-", border=0)
 
 
 def plot_metrics(report: EvalReport, path: Path) -> None:

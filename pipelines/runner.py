@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rich.console import Console
 
 from uniss.errors import UnissError
@@ -50,17 +49,19 @@ def code_version(root: Path = REPO_ROOT, dirs: tuple[str, ...] = CODE_DIRS) -> s
 
 
 def load_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
-    """``params.yaml`` (DVC params; sections ``data`` and ``gate``), or ``{}`` when absent.
+    """``params.yaml`` (DVC params; sections ``data``, ``gate``, ``pipeline``) as written, or ``{}``
+    when absent, after validating it with :func:`uniss.params.load_project_params`.
 
     Raises:
-        PipelineError: the file is not a YAML mapping.
+        PipelineError: the file is not a YAML mapping, or a section has invalid values/unknown keys.
     """
-    if not path.exists():
-        return {}
-    d = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(d, dict):
-        raise PipelineError(f"{path} must hold a YAML mapping")
-    return d
+    from uniss.params import ParamsError, load_project_params, read_params_yaml
+
+    try:
+        load_project_params(path)
+        return read_params_yaml(path)
+    except ParamsError as e:
+        raise PipelineError(str(e)) from None
 
 
 def parse_overrides(items: list[str]) -> list[str]:

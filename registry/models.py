@@ -20,7 +20,7 @@
   points that accept a URI (``uniss serve`` / ``translate`` / ``evaluate``, ``evaluation``) resolve
   it here first.
 
-Tracking server: ``MLFLOW_TRACKING_URI`` if set, else ``uniss.settings.get_settings().tracking_uri``.
+Tracking server: ``uniss.settings.tracking_uri()`` (env ``MLFLOW_TRACKING_URI`` > ``UNISS_MLFLOW_TRACKING_URI`` > embedded).
 Source: MLflow 3 docs, "Model Registry" (aliases, version tags) and "Custom Python Models" (pyfunc).
 """
 
@@ -64,13 +64,11 @@ class RegistryError(UnissError, ValueError):
 
 
 def tracking_uri() -> str:
-    """The MLflow tracking URI in use (env ``MLFLOW_TRACKING_URI`` first, then settings)."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
-        return uri
-    from uniss.settings import get_settings
+    """The MLflow tracking URI in use: :func:`uniss.settings.tracking_uri` (env
+    ``MLFLOW_TRACKING_URI`` > ``UNISS_MLFLOW_TRACKING_URI`` > embedded stack)."""
+    from uniss.settings import tracking_uri as _uri
 
-    return get_settings().tracking_uri
+    return _uri()
 
 
 _REACHED: set[str] = set()

@@ -12,6 +12,7 @@ import base64
 from typing import Any
 
 import mlflow.pyfunc
+import pandas as pd
 
 from registry.models import BUNDLE_ARTIFACT
 from uniss.errors import UnissError
@@ -43,10 +44,14 @@ class UnissPyfunc(mlflow.pyfunc.PythonModel):
 
         self.engine = TranslationEngine.load(context.artifacts[BUNDLE_ARTIFACT])
 
-    def predict(self, context, model_input, params=None):  # no type hints: MLflow would infer a schema from them
-        """Translate each row's audio (``model_input``: DataFrame, see the class docstring); returns a DataFrame."""
-        import pandas as pd
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Translate each row's audio (``model_input``: DataFrame, see the class docstring); returns a DataFrame.
 
+        ``pd.DataFrame`` is one of the hints MLflow 3 accepts without inferring a schema from it
+        (``mlflow.types.type_hints.type_hints_no_signature_inference``), so MLflow neither warns
+        ("Add type hints to the `predict` method ...") nor validates/converts the input: the
+        columns are checked here, as before.
+        """
         from uniss.audio import load_audio, to_wav_bytes
 
         if not isinstance(model_input, pd.DataFrame):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from uniss.errors import UnissError
+from uniss.jsonio import read_json
 
 __all__ = ["DataError", "check_dataset", "codec_info", "load_rows"]
 
@@ -40,10 +41,7 @@ def check_dataset(data_dir: str | Path) -> dict[str, Any]:
     mf = d / "manifest.json"
     if not mf.is_file():
         raise DataError(f"{d} is not a UniST dataset (no manifest.json)")
-    try:
-        manifest = json.loads(mf.read_text())
-    except json.JSONDecodeError as e:
-        raise DataError(f"{mf}: invalid JSON ({e})") from None
+    manifest = read_json(mf, what="UniST manifest", error=DataError)
     val = manifest.get("validation") or {}
     if val.get("passed") is not True:
         fails = val.get("failures") or []
@@ -97,8 +95,7 @@ def codec_info(codec_dir: str | Path) -> dict[str, Any]:
     mf = d / "manifest.json"
     if not mf.is_file():
         raise DataError(f"{d} is not a codec directory (no manifest.json)")
-    raw = mf.read_bytes()
-    m = json.loads(raw)
+    m = read_json(mf, what="codec manifest", error=DataError)
     sizes = m.get("sizes") or {}
     if not all(k in sizes for k in ("speaker", "semantic", "linguistic")):
         raise DataError(f"{mf}: sizes must hold speaker, semantic, linguistic; got {sorted(sizes)}")

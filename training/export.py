@@ -9,7 +9,6 @@ the tokenizer, vocab layout and codec (docs/design.md "Model bundle"), plus the 
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from training.workdir import (
     TrainError,
     read_mlflow_run_id,
 )
+from uniss.jsonio import read_json
 
 __all__ = ["export_bundle"]
 
@@ -51,9 +51,9 @@ def export_bundle(work: str | Path, out_dir: str | Path) -> Path:
     w = Path(work)
     if not (w / DONE_FILE).is_file() or not (w / DS_DIR / "latest").is_file():
         raise TrainError(f"{w}: the phase has not finished; nothing to export")
-    cfg = TrainConfig.model_validate(json.loads((w / CONFIG_FILE).read_text()))
-    run = json.loads((w / RUN_FILE).read_text())
-    done = json.loads((w / DONE_FILE).read_text())
+    cfg = TrainConfig.model_validate(read_json(w / CONFIG_FILE, what="phase config", error=TrainError))
+    run = read_json(w / RUN_FILE, what="run record", error=TrainError)
+    done = read_json(w / DONE_FILE, what="done record", error=TrainError)
     model = load_checked_model(w / START_DIR / "model")
     sd = get_fp32_state_dict_from_zero_checkpoint(str(w / DS_DIR))
     expected = set(model.state_dict())

@@ -115,9 +115,10 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 
 def mlflow_configured() -> bool:
-    """Whether a tracking server was configured explicitly (``MLFLOW_TRACKING_URI`` or
-    ``UNISS_MLFLOW_TRACKING_URI``)."""
-    return bool(os.environ.get("MLFLOW_TRACKING_URI") or os.environ.get("UNISS_MLFLOW_TRACKING_URI"))
+    """Whether a tracking server was configured explicitly: :func:`uniss.settings.tracking_configured`."""
+    from uniss.settings import tracking_configured
+
+    return tracking_configured()
 
 
 class MLflowLogger:
@@ -131,18 +132,17 @@ class MLflowLogger:
             resuming pipeline run is a different parent (a rerun after a kill), the run moves under
             it (MLflow's ``mlflow.parentRunId`` tag) so the pipeline run that finished the phase
             lists it, and ``uniss.resumed_from_parent`` keeps the killed run's id.
-        tracking_uri: default env ``MLFLOW_TRACKING_URI``, else
-            ``uniss.settings.get_settings().tracking_uri``.
+        tracking_uri: default :func:`uniss.settings.tracking_uri`.
     """
 
     def __init__(self, run_name: str, *, experiment: str | None = None, parent_run_id: str | None = None,
                  run_id: str | None = None, tracking_uri: str | None = None) -> None:
         import mlflow
 
-        from uniss.settings import get_settings
+        from uniss.settings import tracking_uri as default_uri
 
         self._mlflow = mlflow
-        mlflow.set_tracking_uri(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or get_settings().tracking_uri)
+        mlflow.set_tracking_uri(tracking_uri or default_uri())
         mlflow.set_experiment(experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME", "uniss-retrain"))
         parent = parent_run_id if parent_run_id is not None else os.environ.get("MLFLOW_PARENT_RUN_ID")
         if run_id:

@@ -62,8 +62,10 @@ from training.workdir import (
     PACKS_FILE,
     RUN_FILE,
     START_DIR,
+    TrainError,
     phase_mlflow_logger,
 )
+from uniss.jsonio import read_json
 
 __all__ = ["RecipeState", "cleanup", "die_with_parent", "lr_lambda", "recipe_main", "save_checkpoint", "setup", "train"]
 
@@ -126,7 +128,7 @@ def setup(work: Path) -> RecipeState:
 
     from uniss.lm import load_checked_model
 
-    cfg = TrainConfig.model_validate(json.loads((work / CONFIG_FILE).read_text()))
+    cfg = TrainConfig.model_validate(read_json(work / CONFIG_FILE, what="phase config", error=TrainError))
     deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
     rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
     torch.manual_seed(cfg.seed)
@@ -162,7 +164,7 @@ def setup(work: Path) -> RecipeState:
     if rank == 0:
         st.jsonl = JsonlLogger(work / METRICS_FILE)
         loggers: list[MetricLogger] = [st.jsonl]
-        run = json.loads((work / RUN_FILE).read_text())
+        run = read_json(work / RUN_FILE, what="run record", error=TrainError)
         if mlflow_configured():
             loggers.append(phase_mlflow_logger(work, cfg.phase))
         if os.environ.get("UNISS_TRAIN_STDOUT"):

@@ -31,6 +31,7 @@ import numpy as np
 from training.config import ConfigError, TrainConfig, load_config, resolve_config_path
 from training.data import DataError, check_dataset, codec_info, load_rows
 from uniss.errors import UnissError
+from uniss.jsonio import read_json
 
 __all__ = [
     "CONFIG_FILE",
@@ -243,7 +244,7 @@ def prepare_phase(
         }
         run_path.write_text(json.dumps(run, indent=2, default=str))
     else:  # same shards, possibly at a new path (KFP retry): point at the current copy
-        run = json.loads(run_path.read_text())
+        run = read_json(run_path, what="run record", error=TrainError)
         run.update({"data_dir": str(data_dir.resolve()), "codec": codec})
         run_path.write_text(json.dumps(run, indent=2, default=str))
     return wd

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from uniss.errors import UnissError
+from uniss.jsonio import read_json
 from uniss.lm import LMError, load_checked_model, padded_rows
 from uniss.vocab import SpeechVocab, VocabError
 
@@ -148,10 +149,7 @@ def read_bundle_meta(path: str | Path) -> dict[str, Any]:
     f = Path(path) / "bundle.json"
     if not f.is_file():
         raise BundleError(f"{path} is not a model bundle (no bundle.json)")
-    try:
-        meta = json.loads(f.read_text())
-    except json.JSONDecodeError as e:
-        raise BundleError(f"{f}: invalid JSON ({e})") from None
+    meta = read_json(f, what="bundle metadata", error=BundleError)
     if meta.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{f}: bundle format {meta.get('format')!r}; this code reads format {BUNDLE_FORMAT}")
     return meta

@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from uniss.errors import UnissError
 from uniss.metrics import metric_key
@@ -84,23 +83,22 @@ class GateThresholds(BaseModel):
 
 
 def load_thresholds(params_path: str | Path = "params.yaml") -> GateThresholds:
-    """Read the ``gate:`` section of ``params.yaml``.
+    """Read the ``gate:`` section of ``params.yaml`` (a view of :func:`uniss.params.load_project_params`;
+    the whole file is validated).
 
     Raises:
         GateConfigError: file missing, no ``gate:`` section, or invalid values/unknown keys.
     """
+    from uniss.params import ParamsError, load_project_params, read_params_yaml
+
     p = Path(params_path)
     if not p.is_file():
         raise GateConfigError(f"params file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise GateConfigError(f"{p} is not valid YAML: {e}") from None
-    if not isinstance(data, dict) or "gate" not in data:
-        raise GateConfigError(f"{p} has no 'gate:' section")
-    try:
-        return GateThresholds.model_validate(data["gate"] or {})
-    except ValidationError as e:
+        if "gate" not in read_params_yaml(p):
+            raise GateConfigError(f"{p} has no 'gate:' section")
+        return load_project_params(p).gate
+    except ParamsError as e:
         raise GateConfigError(f"invalid gate config in {p}: {e}") from None
 
 

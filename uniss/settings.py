@@ -26,6 +26,7 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from uniss.errors import UnissError
+from uniss.jsonio import read_json
 
 #: Repository root when installed editable (``pip install -e .``): where ``.models`` lives.
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -219,9 +220,9 @@ def _read_credentials(f: Path) -> tuple[str, str]:
     if mode & 0o077:
         raise CredentialsError(f"{f} has mode {mode:04o}; it holds secrets and must be 0600 (chmod 600 {f})")
     try:
-        d = json.loads(f.read_text())
+        d = read_json(f, what="credentials file", error=CredentialsError)
         access, secret = d["access_key"], d["secret_key"]
-    except (ValueError, KeyError, TypeError) as e:
+    except (CredentialsError, KeyError) as e:
         raise CredentialsError(f"{f} is not a valid credentials file ({e}); delete it and run `uniss stack up`") from None
     if not (isinstance(access, str) and isinstance(secret, str) and access and secret):
         raise CredentialsError(f"{f}: access_key and secret_key must be non-empty strings")
@@ -240,3 +241,26 @@ def get_settings() -> Settings:
     except ValidationError as e:
         bad = "; ".join(f"UNISS_{'_'.join(map(str, err['loc'])).upper()}: {err['msg']}" for err in e.errors())
         raise SettingsError(f"invalid settings: {bad}") from None
+
+
+def tracking_uri() -> str:
+    """The MLflow tracking URI every client in the platform uses (the one rule).
+
+    Resolution order, read at call time: env ``MLFLOW_TRACKING_URI`` (MLflow's own variable; the
+    local runner and ``uniss stack env`` export it to step processes) > ``UNISS_MLFLOW_TRACKING_URI``
+    (:attr:`Settings.mlflow_tracking_uri`) > the embedded stack's server
+    (``http://UNISS_HOST:UNISS_MLFLOW_PORT``). :attr:`Settings.tracking_uri` is the platform's own
+    server (no ``MLFLOW_TRACKING_URI``): the one ``uniss stack`` starts and health-checks.
+
+    Raises:
+        SettingsError: an ``UNISS_*`` variable does not validate.
+    """
+    return os.environ.get("MLFLOW_TRACKING_URI") or get_settings().tracking_uri
+
+
+def tracking_configured() -> bool:
+    """Whether a tracking server was configured explicitly, so steps should log to MLflow:
+    env ``MLFLOW_TRACKING_URI`` or ``UNISS_MLFLOW_TRACKING_URI`` is set (non-empty). The embedded
+    default alone does not count: it may not be running, and code without a configured server must
+    run offline (unit tests, ``uniss train`` without a stack)."""
+    return bool(os.environ.get("MLFLOW_TRACKING_URI") or os.environ.get("UNISS_MLFLOW_TRACKING_URI"))

@@ -26,6 +26,8 @@ from typing import Any
 import filelock
 import psutil
 
+from uniss.jsonio import JsonFileError, read_json
+
 #: Seconds ``down`` waits after SIGTERM before SIGKILL.
 DEFAULT_STOP_TIMEOUT_S = 20.0
 #: Lines of a server log quoted in a start failure.
@@ -50,13 +52,13 @@ def workspace_lock(run_dir: Path) -> Iterator[None]:
 def read_pid(path: Path) -> dict[str, Any] | None:
     """The PID record in ``path``, or None when there is none. An unreadable record is removed
     (nothing can safely be done with it)."""
+    if not path.exists():
+        return None
     try:
-        d = json.loads(path.read_text())
+        d = read_json(path, what="PID record")
         int(d["pid"]), float(d["create_time"]), list(d["cmdline"])
         return d
-    except FileNotFoundError:
-        return None
-    except (ValueError, KeyError, TypeError):
+    except (JsonFileError, ValueError, KeyError, TypeError):
         path.unlink(missing_ok=True)
         return None
 

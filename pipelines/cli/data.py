@@ -15,7 +15,7 @@ from typing import Any
 import typer
 
 from pipelines.cli._common import console, friendly_errors
-from uniss.settings import get_settings
+from uniss.settings import get_settings, tracking_uri
 
 app = typer.Typer(name="data", help="UniST data: build, validate, version (DVC + S3), roll back.",
                   no_args_is_help=True)
@@ -49,7 +49,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def log_data_run(summary: dict[str, Any], data_dir: Path, size: str) -> str | None:
     """Log a data run to MLflow when the server answers; returns the run id (or None)."""
-    uri = get_settings().tracking_uri
+    uri = tracking_uri()
     if not _tracking_reachable(uri):
         console.print(f"[yellow]MLflow at {uri} not reachable: data run not logged[/]")
         return None

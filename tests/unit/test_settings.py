@@ -187,3 +187,18 @@ def test_no_secrets_in_code():
     assert any(f.name == "stack.py" for f in files)
     hits = {str(f.relative_to(REPO_ROOT)): h for f in files if (h := _find_secrets(f.read_text(errors="replace")))}
     assert not hits, hits
+
+
+def test_tracking_uri_resolution_order(clean_env):
+    """One rule: env MLFLOW_TRACKING_URI > UNISS_MLFLOW_TRACKING_URI > the embedded stack."""
+    from uniss.settings import tracking_configured, tracking_uri
+
+    clean_env.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking_uri() == "http://127.0.0.1:5000" and not tracking_configured()
+    clean_env.setenv("UNISS_MLFLOW_TRACKING_URI", "http://uniss:5000")
+    get_settings.cache_clear()
+    assert tracking_uri() == "http://uniss:5000" and tracking_configured()
+    clean_env.setenv("MLFLOW_TRACKING_URI", "http://mlflow-env:5000")
+    assert tracking_uri() == "http://mlflow-env:5000" and tracking_configured()
+    assert get_settings().tracking_uri == "http://uniss:5000"  # the platform's own server
+    get_settings.cache_clear()

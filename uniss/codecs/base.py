@@ -35,6 +35,7 @@ import numpy as np
 # uniss.audio (paper §3.1.2 / BiCodec); re-exported here as part of the codec protocol.
 from uniss.audio import SAMPLE_RATE_HZ, AudioError, check_waveform
 from uniss.errors import UnissError
+from uniss.jsonio import read_json
 
 #: Semantic token rate (tokens/s): BiCodec semantic tokens, paper §3.1.2.
 SEMANTIC_RATE_HZ = 50.0
@@ -284,12 +285,7 @@ def read_manifest(directory: str | Path, *, verify: bool = True) -> CodecManifes
         raise CodecError(f"codec directory not found: {d}")
     if not f.is_file():
         raise CodecError(f"not a codec directory (no {MANIFEST_NAME}): {d}")
-    try:
-        raw = json.loads(f.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CodecError(f"malformed {f}: {e}") from None
-    if not isinstance(raw, dict):
-        raise CodecError(f"malformed {f}: expected a JSON object")
+    raw = read_json(f, what="codec manifest", error=CodecError)
     missing = [k for k in ("format", "backend", "version", "sizes", "config", "files") if k not in raw]
     if missing:
         raise CodecError(f"{f} lacks keys {missing}")

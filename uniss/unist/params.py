@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from uniss.settings import REPO_ROOT
@@ -118,17 +117,22 @@ def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None
     """Read the ``data:`` section of ``params.yaml`` (missing file/section -> defaults) and apply
     ``overrides`` (a dict of top-level ``data`` keys, e.g. from a KFP pipeline parameter).
 
+    A view of :func:`uniss.params.load_project_params`: the whole file is validated.
+
     Raises:
-        UnistError: unreadable YAML or invalid/unknown keys (message lists them).
+        UnistError: unreadable YAML or invalid/unknown keys in any section (message lists them).
     """
+    from uniss.params import ParamsError, load_project_params, read_params_yaml
+
     p = Path(path) if path is not None else PARAMS_FILE
-    raw: dict[str, Any] = {}
-    if p.exists():
-        try:
-            raw = dict((yaml.safe_load(p.read_text()) or {}).get("data") or {})
-        except yaml.YAMLError as e:
-            raise UnistError(f"{p}: not valid YAML: {e}") from None
-    raw.update(overrides or {})
+    try:
+        project = load_project_params(p)
+        if not overrides:
+            return project.data
+        raw: dict[str, Any] = dict(read_params_yaml(p).get("data") or {})
+    except ParamsError as e:
+        raise UnistError(str(e)) from None
+    raw.update(overrides)
     try:
         return DataParams(**raw)
     except ValidationError as e:

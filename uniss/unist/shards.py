@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from uniss.jsonio import read_json
 from uniss.unist.errors import DataIntegrityError
 from uniss.unist.io import file_md5, read_table, write_table
 
@@ -103,10 +104,7 @@ def read_manifest(data_dir: str | Path) -> dict[str, Any]:
     p = Path(data_dir) / MANIFEST
     if not p.exists():
         raise DataIntegrityError(f"{p} not found: not a UniST dataset directory")
-    try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise DataIntegrityError(f"{p}: not valid JSON ({e})") from None
+    return read_json(p, what="UniST manifest", error=DataIntegrityError)
 
 
 def read_all(data_dir: str | Path, *, verify: bool = True) -> pd.DataFrame:

@@ -1,0 +1,99 @@
+"""One typed model of the repository's whole ``params.yaml`` (DVC params).
+
+Sections (each documented in ``params.yaml`` with its source):
+
+- ``data``: UniST construction, :class:`uniss.unist.params.DataParams`;
+- ``gate``: promotion thresholds, :class:`uniss.gate.GateThresholds`;
+- ``pipeline``: the ``uniss retrain --local --size`` presets, :class:`PipelineParams`.
+
+Unknown keys are rejected at every level. The per-section readers
+(``uniss.unist.params.load_params``, ``uniss.gate.load_thresholds``,
+``pipelines.runner.load_params``) are views of :func:`load_project_params`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from uniss.errors import UnissError
+from uniss.gate import GateThresholds
+from uniss.settings import REPO_ROOT
+from uniss.unist.params import DataParams
+
+__all__ = ["PARAMS_FILE", "ParamsError", "PipelineParams", "PipelinePreset", "ProjectParams", "load_project_params"]
+
+#: Default params file: the repository's ``params.yaml``.
+PARAMS_FILE = REPO_ROOT / "params.yaml"
+
+
+class ParamsError(UnissError, ValueError):
+    """``params.yaml`` is not a YAML mapping, or a section has invalid values or unknown keys."""
+
+
+class PipelinePreset(BaseModel):
+    """One ``pipeline.<size>`` preset.
+
+    Attributes:
+        train_overrides: ``key=value`` training-config overrides applied to every phase.
+        eval_limit: utterances per direction evaluated (0 = the whole test split).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    train_overrides: tuple[str, ...] = ()
+    eval_limit: int = Field(0, ge=0)
+
+
+class PipelineParams(BaseModel):
+    """The ``pipeline:`` section: presets ``tiny`` (CI) and ``demo`` (``make demo``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tiny: PipelinePreset = PipelinePreset()
+    demo: PipelinePreset = PipelinePreset()
+
+
+class ProjectParams(BaseModel):
+    """The whole ``params.yaml``; a missing section takes its model's defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data: DataParams = Field(default_factory=DataParams)
+    gate: GateThresholds = Field(default_factory=GateThresholds)
+    pipeline: PipelineParams = Field(default_factory=PipelineParams)
+
+
+def read_params_yaml(path: str | Path | None = None) -> dict:
+    """The raw mapping in ``params.yaml`` (``{}`` when the file is absent or empty).
+
+    Raises:
+        ParamsError: not valid YAML, or not a mapping.
+    """
+    p = Path(path) if path is not None else PARAMS_FILE
+    if not p.exists():
+        return {}
+    try:
+        d = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{p}: not valid YAML: {e}") from None
+    if not isinstance(d, dict):
+        raise ParamsError(f"{p} must hold a YAML mapping")
+    return d
+
+
+def load_project_params(path: str | Path | None = None) -> ProjectParams:
+    """Read and validate the whole ``params.yaml`` (default: the repository's).
+
+    Raises:
+        ParamsError: not YAML / not a mapping, or invalid values / unknown keys in any section
+            (the message names the file and the offending keys).
+    """
+    raw = read_params_yaml(path)
+    raw = {k: (v if v is not None else {}) for k, v in raw.items()}
+    try:
+        return ProjectParams.model_validate(raw)
+    except ValidationError as e:
+        raise ParamsError(f"invalid params ({Path(path) if path is not None else PARAMS_FILE}): {e}") from None
