@@ -72,6 +72,7 @@ def plot_metrics(report: Any, path: Path) -> None:
         ax.set_xticks(range(len(dirs)), [d.upper() for d in dirs], fontsize=9)
         ax.set_title(TITLES[m], fontsize=10)
         ax.margins(y=0.18)
+        ax.set_ylim(bottom=0)
         ax.grid(axis="y", alpha=0.3)
     for ax in list(axes.flat)[len(metrics):]:
         ax.set_visible(False)
