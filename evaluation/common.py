@@ -13,17 +13,36 @@ from typing import Any
 from uniss.audio import SAMPLE_RATE_HZ
 from uniss.errors import UnissError
 
-__all__ = ["DIRECTIONS", "EVAL_EXPERIMENT", "MODES", "SAMPLE_RATE_HZ", "EvaluationError", "eval_mlflow"]
+__all__ = ["ALL_SLICE", "DIRECTIONS", "EVAL_EXPERIMENT", "MODES", "SAMPLE_RATE_HZ", "SLICES", "TOPLINES",
+           "TOPLINE_CODEC", "TOPLINE_REFERENCE", "EvaluationError", "eval_mlflow", "slice_key"]
 
 #: Inference modes (paper §3.2) and directions evaluated by default (paper Table 1: EN-ZH | ZH-EN).
 MODES = ("quality", "performance", "direct")
 DIRECTIONS = ("en-zh", "zh-en")
+#: Toplines scored beside the modes (:mod:`evaluation.toplines`); they take the mode's place in the
+#: metric key (``speech_bleu.en-zh.topline_reference``), which the gate never reads (it reads only
+#: the modes of ``params.yaml`` ``gate.modes``).
+TOPLINE_REFERENCE = "topline_reference"
+TOPLINE_CODEC = "topline_codec"
+TOPLINES = (TOPLINE_REFERENCE, TOPLINE_CODEC)
+#: Evaluation slices: every utterance, then the shard column ``voice_set`` values (seen voices,
+#: held-out voices, real speech). Data without that column has only ``all``.
+ALL_SLICE = "all"
+SLICES = ("seen", "heldout", "real")
 #: Experiment of evaluation and comparison runs.
 EVAL_EXPERIMENT = "uniss-eval"
 
 
 class EvaluationError(UnissError, ValueError):
     """Bad evaluation request: unknown direction/mode, no test rows, bad audio in the split."""
+
+
+def slice_key(metric: str, direction: str, mode: str, slice: str) -> str:
+    """Flat metric name of one slice: ``speech_bleu.en-zh.quality`` for ``all`` (the gate's key,
+    ``uniss.metrics.metric_key``), ``speech_bleu.en-zh.quality/seen`` for a slice ("/" is legal in
+    MLflow metric names and groups a metric's slices in its UI)."""
+    base = f"{metric}.{direction}.{mode}"
+    return base if slice == ALL_SLICE else f"{base}/{slice}"
 
 
 def eval_mlflow() -> Any:

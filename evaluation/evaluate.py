@@ -2,10 +2,17 @@
 
 :func:`evaluate` runs the model through ``serving.engine.TranslationEngine`` (batched), transcribes
 the output speech with ASR (``uniss.engines.asr.WhisperASR`` by default), and computes per
-(direction, mode): Speech-BLEU, Text-BLEU, SLC-0.2, SLC-0.4, speaker similarity, RTF
-(``uniss.metrics``; paper §5.2.2, App. C.1). A.PCP and UTMOS are not computed (no offline predictor
-works with this torch build; see ``uniss.metrics``). The report files and the MLflow logging are
+(direction, mode): Speech-BLEU, Text-BLEU, SLC-0.2, SLC-0.4, speaker similarity, MOS (DNSMOS P.808
+proxy of the paper's UTMOS, ``uniss.engines.mos``), RTF (``uniss.metrics``; paper §5.2.2, App. C.1).
+A.PCP is not computed. On the same utterances it scores the toplines (:mod:`evaluation.toplines`:
+the reference target speech, and the data's codec decoding the target tokens in the source voice),
+and every group per slice (:mod:`evaluation.scoring`: ``all``, and seen / held-out voices / real
+speech when the shards have a ``voice_set`` column). The report files and the MLflow logging are
 :mod:`evaluation.report`; the Table 4 comparison of runs is :mod:`evaluation.compare`.
+
+Added cost of toplines and MOS (measured in ``EvalReport.timings``): the reference topline is one
+batched ASR pass + speaker embedding per utterance, the codec topline one decode + the same;
+DNSMOS scores each output in 9 s windows on one CPU thread.
 
 A ``models:/NAME@ALIAS`` model is resolved to a local bundle directory by
 ``registry.models.resolve_model_source`` before the engine loads it.
@@ -16,21 +23,26 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from evaluation.common import DIRECTIONS, MODES, SAMPLE_RATE_HZ, EvaluationError
-from evaluation.report import AudioMap, EvalReport, log_report, write_report_files
-from uniss.metrics import (
-    CorpusScores,
-    UtteranceResult,
-    asr_batch_agreement,
-    metric_key,
-    score_group,
-    speaker_similarities,
+from evaluation.common import (
+    DIRECTIONS,
+    MODES,
+    SAMPLE_RATE_HZ,
+    TOPLINE_CODEC,
+    TOPLINE_REFERENCE,
+    TOPLINES,
+    EvaluationError,
+    slice_key,
 )
+from evaluation.report import AudioMap, EvalReport, log_report, write_report_files
+from evaluation.scoring import SourceEmbedCache, score_outputs, slice_scores
+from evaluation.toplines import codec_outputs, load_data_codec, reference_outputs
+from uniss.metrics import CorpusScores, UtteranceResult, asr_batch_agreement
 
 __all__ = ["DIRECTIONS", "MODES", "SAMPLE_RATE_HZ", "EvalReport", "EvaluationError", "decode_flac", "evaluate",
            "evaluate_step"]
@@ -41,7 +53,10 @@ __all__ = ["DIRECTIONS", "MODES", "SAMPLE_RATE_HZ", "EvalReport", "EvaluationErr
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_request(directions: Sequence[str], modes: Sequence[str]) -> None:
+def _check_request(directions: Sequence[str], modes: Sequence[str], toplines: Sequence[str] = ()) -> None:
+    for t in toplines:
+        if t not in TOPLINES:
+            raise EvaluationError(f"unknown topline {t!r}; expected some of {TOPLINES}")
     for d in directions:
         if d not in DIRECTIONS:
             raise EvaluationError(f"unknown direction {d!r}; expected one of {DIRECTIONS}")
@@ -124,6 +139,9 @@ def evaluate(
     log_mlflow: bool | None = None,
     run_name: str | None = None,
     run_tags: dict[str, str] | None = None,
+    toplines: Sequence[str] = TOPLINES,
+    codec: Any | None = None,
+    mos: Any | None = None,
 ) -> EvalReport:
     """Evaluate a model on one split in the given directions and modes.
 
@@ -145,10 +163,14 @@ def evaluate(
         samples_per_group: utterances per (direction, mode) on the HTML sample page.
         log_mlflow: log to MLflow (default: ``uniss.settings.tracking_configured()``).
         run_name / run_tags: MLflow run name and extra tags (e.g. ``uniss.variant``).
+        toplines: toplines scored on the same utterances (:data:`evaluation.common.TOPLINES`;
+            ``()`` for none). ``topline_codec`` is skipped when there is no codec or no token columns.
+        codec: codec of the codec topline (loaded or a directory; default ``<data_dir>/codec``).
+        mos: MOS predictor (``uniss.engines.mos.MOSPredictor``); ``None`` = ``DNSMOS()``, ``False`` = no MOS.
     Returns:
         :class:`EvalReport`.
     Raises:
-        EvaluationError: unknown direction/mode, no rows for a direction, unreadable audio.
+        EvaluationError: unknown direction/mode/topline, no rows for a direction, unreadable audio.
         DataNotValidatedError / DataIntegrityError: from the dataset reader.
         RegistryError: a ``models:/`` URI that cannot be resolved; the tracking server is down
             when logging to MLflow.
@@ -157,7 +179,7 @@ def evaluate(
     import pandas as pd
     from tqdm.auto import tqdm
 
-    _check_request(directions, modes)
+    _check_request(directions, modes, toplines)
     if log_mlflow is None:
         from uniss.settings import tracking_configured
 
@@ -177,10 +199,13 @@ def evaluate(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
+    mos = _mos_predictor(mos)
+    tl_codec = load_data_codec(data_dir, codec) if TOPLINE_CODEC in toplines else None
     results: list[UtteranceResult] = []
     audio: AudioMap = {}
     agreement: dict[str, dict[str, float]] = {}
     groups: list[CorpusScores] = []
+    timings = {"translate_s": 0.0, "score_s": 0.0, "toplines_s": 0.0, "mos_s": 0.0}
     for direction in directions:
         src_lang, tgt_lang = direction.split("-")
         sub = rows[(rows["src_lang"] == src_lang) & (rows["tgt_lang"] == tgt_lang)].sort_values("id")
@@ -191,6 +216,9 @@ def evaluate(
         src_wavs = [decode_flac(b, f"{i} src_audio") for i, b in zip(sub["id"], sub["src_audio"], strict=True)]
         ref_wavs = [decode_flac(b, f"{i} tgt_audio") if isinstance(b, bytes | bytearray) and len(b) else None
                     for i, b in zip(sub["id"], sub.get("tgt_audio", [None] * len(sub)), strict=True)]
+        src_embed = SourceEmbedCache(embed, src_wavs)
+        score = partial(score_outputs, sub, direction, src_wavs=src_wavs, ref_wavs=ref_wavs, asr=asr,
+                        embed=src_embed, mos=mos, batch_size=batch_size)
         for mode in modes:
             outs: list[Any] = []
             proc: list[float] = []
@@ -204,56 +232,76 @@ def evaluate(
                 proc.extend([dt / len(batch)] * len(batch))
                 bar.update(len(batch))
             bar.close()
+            timings["translate_s"] += sum(proc)
+            t0 = time.perf_counter()
             out_wavs = [np.asarray(r.wav, dtype=np.float32) for r in outs]
-            asr_texts = _transcribe(asr, out_wavs, tgt_lang, batch_size)
+            group = score(mode=mode, out_wavs=out_wavs, processing_s=proc, texts=[r.target_text for r in outs],
+                          source_texts=[r.source_text for r in outs], complete=[r.complete for r in outs],
+                          reasons=[r.reason for r in outs])
             if tgt_lang not in agreement:
                 check = [w for w in out_wavs if w.size >= SAMPLE_RATE_HZ // 10][:asr_check_n]
                 if len(check) >= 2:
                     a = asr_batch_agreement(asr, check, tgt_lang)
                     agreement[tgt_lang] = {"n": a.n, "exact": a.exact, "error_rate": a.error_rate}
-            sims = speaker_similarities(src_wavs, out_wavs, embed)
-            group: list[UtteranceResult] = []
-            for k, (rid, r) in enumerate(zip(sub["id"], outs, strict=True)):
-                row = sub.iloc[k]
-                u = UtteranceResult(
-                    id=str(rid), direction=direction, mode=mode, src_lang=src_lang, tgt_lang=tgt_lang,
-                    src_text=str(row.get("src_text", "")), ref_text=str(row.get("tgt_text", "")),
-                    output_text=r.target_text or "", output_asr=asr_texts[k], source_text_pred=r.source_text or "",
-                    source_duration_s=float(len(src_wavs[k]) / SAMPLE_RATE_HZ),
-                    output_duration_s=float(out_wavs[k].size / SAMPLE_RATE_HZ),
-                    ref_duration_s=float(ref_wavs[k].size / SAMPLE_RATE_HZ) if ref_wavs[k] is not None else float("nan"),
-                    processing_s=proc[k], speaker_sim=sims[k], complete=bool(r.complete), reason=r.reason or "",
-                )
-                group.append(u)
+            for k, u in enumerate(group):
                 audio[(u.id, direction, mode)] = (src_wavs[k], out_wavs[k], ref_wavs[k])
-            groups.append(score_group(group))
+            groups.extend(slice_scores(group))
             results.extend(group)
+            timings["score_s"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for name in toplines:
+            made = reference_outputs(ref_wavs) if name == TOPLINE_REFERENCE else (
+                codec_outputs(sub, tl_codec) if tl_codec is not None else None)
+            if made is None:  # no codec or no token columns: the codec topline is skipped
+                continue
+            out_wavs, proc = made
+            group = score(mode=name, out_wavs=out_wavs, processing_s=proc)
+            for k, u in enumerate(group):
+                audio[(u.id, direction, name)] = (src_wavs[k], out_wavs[k], ref_wavs[k])
+            groups.extend(slice_scores(group))
+            results.extend(group)
+        timings["toplines_s"] += time.perf_counter() - t0
 
+    timings["mos_s"] = mos.seconds if isinstance(mos, _TimedMOS) else 0.0
     flat: dict[str, float] = {}
     signatures: dict[str, str] = {}
     for g in groups:
         for m, v in g.metrics().items():
-            flat[metric_key(m, g.direction, g.mode)] = float(v)
-        tgt = g.direction.split("-")[1]
-        signatures.setdefault(tgt, g.speech_signature)
+            flat[slice_key(m, g.direction, g.mode, g.slice)] = float(v)
+        if g.mode in MODES:
+            signatures.setdefault(g.direction.split("-")[1], g.speech_signature)
     utts = pd.DataFrame([r.to_row() for r in results])
     report = EvalReport(metrics=flat, groups=groups, utterances=utts, signatures=signatures,
-                        asr_agreement=agreement, out_dir=out)
+                        asr_agreement=agreement, out_dir=out, timings={k: round(v, 2) for k, v in timings.items()})
     write_report_files(report, audio, samples_per_group, meta={"split": split, "model": str(model) if not hasattr(model, "translate") else "engine"})
     if log_mlflow:
         log_report(report, run_name=run_name, tags=run_tags)
     return report
 
 
-def _transcribe(asr: Any, wavs: list[np.ndarray], language: str, batch_size: int) -> list[str]:
-    """ASR of output speech in batches; empty or sub-0.1 s outputs transcribe as ``""`` (kept, not dropped)."""
-    texts = [""] * len(wavs)
-    idx = [i for i, w in enumerate(wavs) if w.size >= SAMPLE_RATE_HZ // 10]
-    for s in range(0, len(idx), batch_size):
-        part = idx[s:s + batch_size]
-        for i, t in zip(part, asr.transcribe([wavs[i] for i in part], language), strict=True):
-            texts[i] = t
-    return texts
+class _TimedMOS:
+    """A MOS predictor that adds up the seconds its ``score`` calls take (reported as ``mos_s``)."""
+
+    def __init__(self, predictor: Any) -> None:
+        self.predictor, self.seconds = predictor, 0.0
+
+    def score(self, wavs: list[np.ndarray]) -> list[float]:
+        t0 = time.perf_counter()
+        try:
+            return self.predictor.score(wavs)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+
+def _mos_predictor(mos: Any) -> Any | None:
+    """``False`` -> no MOS; ``None`` -> ``DNSMOS()`` (one onnxruntime thread); else the given predictor."""
+    if mos is False:
+        return None
+    if mos is None:
+        from uniss.engines.mos import DNSMOS
+
+        mos = DNSMOS()
+    return _TimedMOS(mos)
 
 
 def evaluate_step(bundle_dir: str, data_dir: str, split: str, directions: Sequence[str], modes: Sequence[str],

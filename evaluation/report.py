@@ -2,13 +2,16 @@
 
 :func:`write_report_files` writes into ``report.out_dir``:
 
-- ``metrics.json``: flat metrics (``speech_bleu.en-zh.quality`` ...), SacreBLEU signatures, the
-  batched-vs-unbatched ASR agreement, counts;
-- ``metrics_table.csv`` / ``metrics_table.md``: the Table 1 style table (rows = direction x mode);
+- ``metrics.json``: flat metrics (``speech_bleu.en-zh.quality`` ...; toplines as
+  ``speech_bleu.en-zh.topline_reference``; slices as ``speech_bleu.en-zh.quality/seen``), SacreBLEU
+  signatures, the batched-vs-unbatched ASR agreement, counts per mode, topline and slice, timings;
+- ``metrics_table.csv`` / ``metrics_table.md``: the Table 1 style table (rows = direction x mode,
+  then the toplines, per slice);
 - ``utterances.parquet`` / ``utterances.csv``: one row per utterance (ids, texts, ASR of the output,
   durations, per-utterance BLEU/WER, speaker similarity);
 - ``samples.html`` + ``audio/``: players for source, output and reference target speech;
-- ``metrics.png``: metric comparison plot.
+- ``metrics.png``: one panel per metric, bars per mode with the toplines beside them
+  (:mod:`evaluation.plots`).
 
 :func:`log_report` logs all of it to MLflow (metrics with the flat names, SacreBLEU signatures as
 tags, the files as artifacts).
@@ -25,21 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.common import DIRECTIONS, EVAL_EXPERIMENT, MODES, SAMPLE_RATE_HZ, eval_mlflow
+from evaluation.common import ALL_SLICE, DIRECTIONS, EVAL_EXPERIMENT, MODES, SAMPLE_RATE_HZ, TOPLINES, eval_mlflow
+from evaluation.plots import TITLES, plot_metrics
 from uniss.metrics import TABLE1_METRICS, CorpusScores
 
 __all__ = ["TITLES", "EvalReport", "log_report", "markdown_table", "markdown_table_html", "plot_metrics",
-           "write_report_files"]
+           "write_report_files"]  # TITLES and plot_metrics live in evaluation.plots
 
-#: Column titles of the Table 1 style table.
-TITLES = {
-    "speech_bleu": "Speech-BLEU",
-    "text_bleu": "Text-BLEU",
-    "slc_0.2": "SLC 0.2",
-    "slc_0.4": "SLC 0.4",
-    "speaker_sim": "Spk-Sim",
-    "rtf": "RTF",
-}
 
 #: Waveforms of one utterance for the sample page: (source, output, reference or None), each
 #: ``(N,)`` float32 at 16 kHz, keyed by (utterance id, direction, mode).
@@ -51,12 +46,14 @@ class EvalReport:
     """Result of :func:`evaluation.evaluate.evaluate`.
 
     Attributes:
-        metrics: flat metric name -> value (``speech_bleu.en-zh.quality``; NaN when not computable).
-        groups: corpus scores per (direction, mode).
+        metrics: flat metric name -> value (``speech_bleu.en-zh.quality``; NaN when not computable;
+            toplines and slices by ``evaluation.common.slice_key``).
+        groups: corpus scores per (direction, mode or topline, slice).
         utterances: per-utterance table (``pandas.DataFrame``; no audio).
         signatures: SacreBLEU signature per target language (``zh``/``en``).
         asr_agreement: per target language: ``{"n", "exact", "error_rate"}`` of batched vs unbatched ASR.
         out_dir: where the report files were written.
+        timings: seconds spent translating, scoring the modes, on toplines, and in the MOS predictor.
         files: report file paths.
     """
 
@@ -66,15 +63,31 @@ class EvalReport:
     signatures: dict[str, str]
     asr_agreement: dict[str, dict[str, float]]
     out_dir: Path
+    timings: dict[str, float] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
 
-    def table(self) -> Any:
-        """Table 1 style ``DataFrame``: rows (direction, mode), columns :data:`uniss.metrics.TABLE1_METRICS`."""
+    @property
+    def slices(self) -> list[str]:
+        """Slices scored, ``all`` first (then ``seen``/``heldout``/``real`` when the data names them)."""
+        return list(dict.fromkeys(g.slice for g in self.groups))
+
+    @property
+    def toplines(self) -> list[str]:
+        """Toplines scored (:data:`evaluation.common.TOPLINES` order)."""
+        return [t for t in TOPLINES if any(g.mode == t for g in self.groups)]
+
+    def table(self, slice: str | None = None) -> Any:
+        """Table 1 style ``DataFrame``: rows (direction, mode or topline, slice), columns ``direction``,
+        ``mode``, ``slice``, ``n``, then :data:`uniss.metrics.TABLE1_METRICS`; model modes first, then
+        toplines. ``slice`` keeps one slice (default: all slices)."""
         import pandas as pd
 
-        rows = [{"direction": g.direction, "mode": g.mode, "n": g.n, **{m: g.metrics()[m] for m in TABLE1_METRICS}}
-                for g in self.groups]
-        return pd.DataFrame(rows)
+        order = [*MODES, *TOPLINES]
+        gs = sorted((g for g in self.groups if slice is None or g.slice == slice),
+                    key=lambda g: (self.slices.index(g.slice), order.index(g.mode), g.direction))
+        rows = [{"direction": g.direction, "mode": g.mode, "slice": g.slice, "n": g.n,
+                 **{m: g.metrics()[m] for m in TABLE1_METRICS}} for g in gs]
+        return pd.DataFrame(rows, columns=["direction", "mode", "slice", "n", *TABLE1_METRICS])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,16 +102,25 @@ def _fmt(v: float, metric: str) -> str:
 
 
 def markdown_table(report: EvalReport) -> str:
-    """Table 1 style markdown: one row per mode, each cell ``EN-ZH | ZH-EN`` like the paper."""
+    """Table 1 style markdown: one row per mode, then one per topline, each cell ``EN-ZH | ZH-EN``
+    like the paper; one table per slice (``all`` first, headed ``### slice: <name>`` when the data
+    has slices)."""
     dirs = sorted({g.direction for g in report.groups}, key=DIRECTIONS.index)
-    modes = [m for m in MODES if any(g.mode == m for g in report.groups)]
-    by = {(g.direction, g.mode): g.metrics() for g in report.groups}
+    rows = [m for m in (*MODES, *TOPLINES) if any(g.mode == m for g in report.groups)]
+    by = {(g.direction, g.mode, g.slice): g.metrics() for g in report.groups}
     head = "| mode | " + " | ".join(TITLES[m] + " (" + " \\| ".join(d.upper() for d in dirs) + ")" for m in TABLE1_METRICS) + " |"
-    lines = [head, "|" + "---|" * (len(TABLE1_METRICS) + 1)]
-    for mode in modes:
-        cells = [" \\| ".join(_fmt(by.get((d, mode), {}).get(m, float("nan")), m) for d in dirs) for m in TABLE1_METRICS]
-        lines.append(f"| {mode} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    out = []
+    for sl in report.slices:
+        if len(report.slices) > 1:
+            out.append(f"### slice: {sl}\n")
+        lines = [head, "|" + "---|" * (len(TABLE1_METRICS) + 1)]
+        for mode in rows:
+            if not any((d, mode, sl) in by for d in dirs):
+                continue
+            cells = [" \\| ".join(_fmt(by.get((d, mode, sl), {}).get(m, float("nan")), m) for d in dirs) for m in TABLE1_METRICS]
+            lines.append(f"| {mode} | " + " | ".join(cells) + " |")
+        out.append("\n".join(lines) + "\n")
+    return "\n".join(out)
 
 
 def write_report_files(report: EvalReport, audio: AudioMap, samples_per_group: int, meta: dict) -> None:
@@ -120,7 +142,12 @@ def write_report_files(report: EvalReport, audio: AudioMap, samples_per_group: i
         "metrics": {k: (None if math.isnan(v) else v) for k, v in report.metrics.items()},
         "signatures": report.signatures,
         "asr_agreement": report.asr_agreement,
-        "counts": {f"{g.direction}.{g.mode}": g.n for g in report.groups},
+        "counts": {f"{g.direction}.{g.mode}": g.n for g in report.groups if g.mode in MODES and g.slice == ALL_SLICE},
+        "toplines": {t: {g.direction: {**g.metrics(), "n": g.n} for g in report.groups
+                         if g.mode == t and g.slice == ALL_SLICE} for t in report.toplines},
+        "slices": {sl: {f"{g.direction}.{g.mode}": g.n for g in report.groups if g.slice == sl}
+                   for sl in report.slices},
+        "timings_s": report.timings,
         **meta,
     }, indent=2, ensure_ascii=False))
     table = report.table()
@@ -168,31 +195,12 @@ def write_report_files(report: EvalReport, audio: AudioMap, samples_per_group: i
 
 
 def markdown_table_html(report: EvalReport) -> str:
-    """The Table 1 style table as an HTML table (for the sample page; ``DataFrame.to_html``, which
-    escapes cell text; float cells formatted like the markdown table)."""
+    """The Table 1 style table (every mode, topline and slice) as an HTML table (for the sample
+    page; ``DataFrame.to_html``, which escapes cell text; float cells formatted like the markdown
+    table)."""
     t = report.table()
     fmt = {c: (lambda v, c=c: _fmt(v, c) if isinstance(v, float) else str(v)) for c in t.columns}
     return t.to_html(index=False, formatters=fmt, na_rep="-", border=0)
-
-
-def plot_metrics(report: EvalReport, path: Path) -> None:
-    """Bar chart per metric (x = direction/mode) to ``path`` (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metrics = [m for m in TABLE1_METRICS if m != "rtf"]
-    labels = [f"{g.direction}\n{g.mode}" for g in report.groups]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.4))
-    for ax, m in zip(axes, metrics, strict=True):
-        vals = [g.metrics()[m] for g in report.groups]
-        ax.bar(range(len(vals)), [0 if math.isnan(v) else v for v in vals], color="tab:blue")
-        ax.set_xticks(range(len(vals)), labels, fontsize=7)
-        ax.set_title(TITLES[m])
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,8 +209,9 @@ def plot_metrics(report: EvalReport, path: Path) -> None:
 
 
 def log_report(report: EvalReport, *, run_name: str | None = None, tags: dict[str, str] | None = None) -> str:
-    """Log an :class:`EvalReport` to MLflow: metrics (flat names, NaN skipped), SacreBLEU signatures
-    as tags, ASR agreement metrics, and every report file under artifact path ``eval/``.
+    """Log an :class:`EvalReport` to MLflow: metrics (flat names incl. toplines and slices, NaN
+    skipped), SacreBLEU signatures as tags, ASR agreement metrics, timings (``eval_time_s.*``), the
+    toplines and slices scored as tags, and every report file under artifact path ``eval/``.
 
     Logs into the active run if there is one, else into a new run of experiment ``uniss-eval``.
     Returns the run id.
@@ -220,7 +229,10 @@ def log_report(report: EvalReport, *, run_name: str | None = None, tags: dict[st
         sig_tags = {f"sacrebleu_signature.{lang}": s for lang, s in report.signatures.items()}
         if report.signatures:
             sig_tags["sacrebleu_signature"] = " ; ".join(f"{k}: {v}" for k, v in sorted(report.signatures.items()))
-        mlflow.set_tags({**sig_tags, **(tags or {}), "uniss.eval": "true"})
+        if report.timings:
+            mlflow.log_metrics({f"eval_time_s.{k.removesuffix('_s')}": v for k, v in report.timings.items()})
+        mlflow.set_tags({**sig_tags, **(tags or {}), "uniss.eval": "true",
+                         "uniss.eval.toplines": ",".join(report.toplines), "uniss.eval.slices": ",".join(report.slices)})
         mlflow.log_artifacts(str(report.out_dir), artifact_path="eval")
         return run.info.run_id
     finally:

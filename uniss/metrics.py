@@ -15,9 +15,10 @@ Metrics (higher is better unless noted):
   embedding function is injected, e.g. ``uniss.engines.speaker.SpeakerEncoder().embed``).
 - **RTF** (real-time factor, lower is better): processing seconds / source audio seconds.
 
-MOS proxy: the paper's UTMOS and the shipped predictor ``distillmos`` both need ``torchaudio``, which
-has no build for this project's torch 2.13 (docs/design.md "Packages to avoid"), so no MOS proxy is
-computed here.
+- **MOS** (proxy for the paper's UTMOS, Table 1): mean predicted MOS (about 1-5) of the output speech
+  over the utterances that have one; the predictor is injected (``uniss.engines.mos.DNSMOS``, DNSMOS
+  P.808, because UTMOS needs ``torchaudio``, which has no build for this project's torch); an output
+  with no speech scores NaN and is left out of the mean.
 
 This module is pure (numpy, sacrebleu, jiwer, opencc): no tracking, no model loading.
 Shape legend: ``N`` utterances; audio is ``(T,)`` float32 mono at 16 kHz; embeddings ``(D,)`` float32.
@@ -438,7 +439,9 @@ class UtteranceResult:
     """One evaluated utterance (one row of the per-utterance table).
 
     Durations in seconds; ``output_text`` is the model's text translation (empty in Direct mode);
-    ``output_asr`` the ASR transcript of the output speech; ``speaker_sim`` cosine in [-1, 1] or nan.
+    ``output_asr`` the ASR transcript of the output speech; ``speaker_sim`` cosine in [-1, 1] or nan;
+    ``mos`` predicted MOS (1-5) of the output or nan (no speech); ``voice_set`` the evaluation slice
+    of the row (``seen``/``heldout``/``real``; ``""`` when the data has no ``voice_set`` column).
     """
 
     id: str
@@ -456,6 +459,8 @@ class UtteranceResult:
     ref_duration_s: float = float("nan")
     processing_s: float = 0.0
     speaker_sim: float = float("nan")
+    mos: float = float("nan")
+    voice_set: str = ""
     complete: bool = True
     reason: str = ""
     text_bleu: float = float("nan")
@@ -477,15 +482,18 @@ class UtteranceResult:
         return d
 
 
-#: Metric names in the order of paper Table 1 (A.PCP and UTMOS are not computable here) + RTF.
-TABLE1_METRICS = ("speech_bleu", "text_bleu", "slc_0.2", "slc_0.4", "speaker_sim", "rtf")
+#: Metric names in the order of paper Table 1 (A.PCP is not computable here; ``mos`` is the DNSMOS
+#: proxy of its UTMOS column) + RTF.
+TABLE1_METRICS = ("speech_bleu", "text_bleu", "slc_0.2", "slc_0.4", "speaker_sim", "mos", "rtf")
 
 
 @dataclass(frozen=True)
 class CorpusScores:
-    """Corpus metrics of one (direction, mode) group.
+    """Corpus metrics of one (direction, mode, slice) group.
 
     ``text_bleu``/``text_signature`` are ``nan``/``""`` when no utterance produced text (Direct mode).
+    ``mos`` is the mean finite per-utterance MOS (nan when none); ``slice`` names the utterance subset
+    (``all``, or a ``voice_set`` value such as ``seen``/``heldout``/``real``).
     """
 
     direction: str
@@ -501,6 +509,8 @@ class CorpusScores:
     speaker_sim: float
     rtf: float
     complete_share: float
+    mos: float = float("nan")
+    slice: str = "all"
 
     def metrics(self) -> dict[str, float]:
         """Metric name -> value (names of :data:`TABLE1_METRICS` plus ``speech_wer`` and ``complete``)."""
@@ -510,14 +520,16 @@ class CorpusScores:
             "slc_0.2": self.slc_02,
             "slc_0.4": self.slc_04,
             "speaker_sim": self.speaker_sim,
+            "mos": self.mos,
             "rtf": self.rtf,
             "speech_wer": self.speech_error_rate,
             "complete": self.complete_share,
         }
 
 
-def score_group(results: Sequence[UtteranceResult]) -> CorpusScores:
+def score_group(results: Sequence[UtteranceResult], slice: str = "all") -> CorpusScores:
     """Corpus scores of utterances sharing one direction and mode; fills their per-utterance BLEU/WER.
+    ``slice`` labels the subset scored (recorded in :attr:`CorpusScores.slice`).
 
     Every utterance counts (failed or empty outputs score as empty text and 0 s of speech).
 
@@ -553,6 +565,8 @@ def score_group(results: Sequence[UtteranceResult]) -> CorpusScores:
         speaker_sim=mean_finite([r.speaker_sim for r in results]),
         rtf=real_time_factor([r.processing_s for r in results], src),
         complete_share=float(np.mean([bool(r.complete) for r in results])),
+        mos=mean_finite([r.mos for r in results]),
+        slice=slice,
     )
 
 

@@ -33,10 +33,14 @@ def evaluate(
     greedy: bool = typer.Option(False, help="greedy decoding instead of the paper's sampling"),
     variant: str = typer.Option(None, help="ablation variant label (MLflow tag uniss.variant)"),
     no_mlflow: bool = typer.Option(False, "--no-mlflow", help="do not log to MLflow"),
+    no_toplines: bool = typer.Option(False, "--no-toplines", help="skip the reference and codec toplines"),
+    no_mos: bool = typer.Option(False, "--no-mos", help="skip the DNSMOS MOS proxy"),
 ) -> None:
-    """Evaluate a model: Speech-BLEU, Text-BLEU, SLC-0.2/0.4, speaker similarity, RTF (paper Table 1)."""
+    """Evaluate a model: Speech-BLEU, Text-BLEU, SLC-0.2/0.4, speaker similarity, MOS (DNSMOS proxy),
+    RTF (paper Table 1), with the reference and codec toplines and per-slice tables."""
     from rich.table import Table
 
+    from evaluation.common import TOPLINES
     from evaluation.evaluate import evaluate as run
     from evaluation.report import TITLES
     from registry.models import tracking_uri
@@ -45,14 +49,24 @@ def evaluate(
     tags["uniss.model"] = model
     rep = run(model, data, split=split, directions=_csv(directions), modes=_csv(modes), limit=limit or None,
               out_dir=out, batch_size=batch_size, seed=seed, do_sample=not greedy,
-              log_mlflow=not no_mlflow, run_name=variant or "evaluate", run_tags=tags)
-    t = Table(title=f"{model} on {split}")
-    for c in ("direction", "mode", "n", *TITLES.values()):
-        t.add_column(c, justify="right")
-    for _, r in rep.table().iterrows():
-        t.add_row(r["direction"], r["mode"], str(r["n"]),
-                  *("-" if math.isnan(r[m]) else f"{r[m]:.2f}" if "bleu" in m else f"{r[m]:.3f}" for m in TITLES))
-    console.print(t)
+              log_mlflow=not no_mlflow, run_name=variant or "evaluate", run_tags=tags,
+              toplines=() if no_toplines else TOPLINES, mos=False if no_mos else None)
+    for sl in rep.slices:  # slice "all" first, then seen / heldout / real when the data names them
+        t = Table(title=f"{model} on {split}" + ("" if sl == "all" else f", slice {sl}"))
+        t.add_column("dir", no_wrap=True)
+        t.add_column("mode", no_wrap=True, min_width=11)
+        t.add_column("n", justify="right")
+        for c in TITLES.values():
+            t.add_column(c.replace(" (DNSMOS)", ""), justify="right")
+        for _, r in rep.table(slice=sl).iterrows():
+            style = "dim italic" if r["mode"].startswith("topline") else None
+            cells = ["-" if math.isnan(r[m]) else f"{r[m]:.2f}" if "bleu" in m else f"{r[m]:.3f}" for m in TITLES]
+            t.add_row(r["direction"], r["mode"].replace("topline_", "top:"), str(r["n"]), *cells, style=style)
+        console.print(t)
+    if rep.toplines:
+        console.print("toplines: top:reference = the data's target speech scored as an output; top:codec = the "
+                      "data's codec decoding the target semantic tokens in the source voice; MOS = DNSMOS P.808")
+    console.print("time (s): " + ", ".join(f"{k} {v:.1f}" for k, v in rep.timings.items()))
     for lang, sig in rep.signatures.items():
         console.print(f"SacreBLEU ({lang}): {sig}")
     for lang, a in rep.asr_agreement.items():

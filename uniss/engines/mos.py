@@ -117,4 +117,35 @@ class DNSMOS:
         return out
 
 
-__all__ = ["MOSPredictor", "DNSMOS", "MOSError", "MIN_DURATION_S", "SILENCE_PEAK"]
+def has_speech(wav: np.ndarray, sample_rate_hz: int = 16000) -> bool:
+    """Whether a clip can be scored: at least :data:`MIN_DURATION_S` long, finite, peak >= :data:`SILENCE_PEAK`."""
+    w = np.asarray(wav, dtype=np.float32).reshape(-1)
+    return bool(w.size >= MIN_DURATION_S * sample_rate_hz and np.all(np.isfinite(w))
+                and float(np.max(np.abs(w))) >= SILENCE_PEAK)
+
+
+def mos_or_nan(predictor: MOSPredictor, wavs: list[np.ndarray], sample_rate_hz: int = 16000) -> list[float]:
+    """Predicted MOS per ``(N_i,)`` float32 clip, NaN for a clip with no speech (empty, < 0.1 s,
+    silent, NaN/inf; :func:`has_speech`) instead of an error: an evaluation output that failed to
+    speak scores NaN and is left out of the corpus mean (``uniss.metrics.mean_finite``).
+
+    The scorable clips go to ``predictor.score`` in one call; should the predictor still reject one
+    (:class:`MOSError`), the clips are scored one by one and the rejected ones get NaN.
+    """
+    out = [float("nan")] * len(wavs)
+    idx = [i for i, w in enumerate(wavs) if has_speech(w, sample_rate_hz)]
+    if not idx:
+        return out
+    try:
+        for i, v in zip(idx, predictor.score([wavs[i] for i in idx]), strict=True):
+            out[i] = float(v)
+    except MOSError:
+        for i in idx:
+            try:
+                out[i] = float(predictor.score([wavs[i]])[0])
+            except MOSError:
+                out[i] = float("nan")
+    return out
+
+
+__all__ = ["MOSPredictor", "DNSMOS", "MOSError", "MIN_DURATION_S", "SILENCE_PEAK", "has_speech", "mos_or_nan"]

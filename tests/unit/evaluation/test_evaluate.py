@@ -171,7 +171,9 @@ def test_tiny_engine_report_files(data, asr, embed, tmp_path):
     for metric in M.TABLE1_METRICS:
         for mode in ("quality", "direct"):
             assert M.metric_key(metric, "en-zh", mode) in rep.metrics
-    assert len(rep.utterances) == 2
+    assert len(rep.utterances) == 3  # 2 modes + the reference topline (no codec with a DataFrame)
+    assert rep.toplines == ["topline_reference"] and rep.slices == ["all"]
+    assert 1.0 <= rep.metrics["mos.en-zh.topline_reference"] <= 5.0  # DNSMOS on espeak Mandarin
     assert rep.metrics["rtf.en-zh.quality"] > 0
     js = json.loads((tmp_path / "metrics.json").read_text())
     assert js["counts"] == {"en-zh.quality": 1, "en-zh.direct": 1}
@@ -181,7 +183,7 @@ def test_tiny_engine_report_files(data, asr, embed, tmp_path):
     html = (tmp_path / "samples.html").read_text()
     assert html.count("<audio") >= 4  # 2 rows x (source, reference) at least and (tmp_path / "audio").is_dir()
     md = (tmp_path / "metrics_table.md").read_text()
-    assert "Speech-BLEU (EN-ZH)" in md and "| quality |" in md
+    assert "Speech-BLEU (EN-ZH)" in md and "| quality |" in md and "| topline_reference |" in md
 
 
 def test_bad_requests_are_typed_errors(data, tmp_path):
