@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from uniss.audio import require_speech as require_speech_fn  # name clash with translate(require_speech=)
 from uniss.audio import SAMPLE_RATE_HZ, check_waveform  # audio rate of every waveform in and out (Hz)
 from uniss.errors import UnissError
 from uniss.prompts import LANGUAGES, ParsedOutput, Task, build_prompt, other_language, parse_output
@@ -396,6 +397,7 @@ class TranslationEngine:
         do_sample: bool = True,
         seed: int | None = None,
         max_duration_s: float | None = None,
+        require_speech: bool = True,
     ) -> list[TranslationResult]:
         """Translate a batch of source utterances in one ``generate`` call.
 
@@ -410,12 +412,16 @@ class TranslationEngine:
             do_sample: ``False`` = greedy decoding.
             seed: seeds torch's RNG for reproducible sampling.
             max_duration_s: cap of the output speech duration (seconds).
+            require_speech: check every row for speech with ``uniss.audio.require_speech``
+                (silero-vad) before any codec or model work; ``False`` when the caller already did
+                (the predictor's preprocess, ``uniss translate``) or feeds synthetic signals (tests).
 
         Returns:
             ``B`` :class:`TranslationResult` in input order.
 
         Raises:
             AudioError: a waveform that is not 1-D float, empty or non-finite (``uniss.audio.check_waveform``).
+            NoSpeechAudioError: with ``require_speech``, a row without speech (silence, DC, noise).
             EngineError: empty batch, unknown mode/language,
                 speed or sampling values out of range.
         """
@@ -441,7 +447,8 @@ class TranslationEngine:
             speed_index(s)  # raises VocabError (a UnissError) outside [0.1, 3.5]
         if not temperature > 0 or not 0 < top_p <= 1 or not repetition_penalty > 0:
             raise EngineError(f"bad sampling values temperature={temperature}, top_p={top_p}, repetition_penalty={repetition_penalty}")
-        arrays = [check_waveform(w, what=f"wavs[{i}]") for i, w in enumerate(wavs)]
+        check = require_speech_fn if require_speech else check_waveform
+        arrays = [check(w, what=f"wavs[{i}]") for i, w in enumerate(wavs)]
         src_dur = [a.shape[0] / SAMPLE_RATE_HZ for a in arrays]
 
         # 1. speech tokens (batched codec call)

@@ -60,7 +60,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serving.engine import ModelLoadError, TranslationEngine
-from uniss.audio import load_audio, to_wav_bytes
+from uniss.audio import MIN_SPEECH_S, load_audio, require_speech, to_wav_bytes
 from uniss.errors import UnissError
 from uniss.settings import MODEL_NAME
 
@@ -87,6 +87,10 @@ class ServeConfig(BaseSettings):
         max_body_bytes: largest request body, bytes (Content-Length).
         max_batch: most utterances per request and per engine batch.
         batch_window_ms: how long the micro-batcher waits for more requests, milliseconds.
+        min_speech_s: least speech (seconds, silero-vad) a clip must hold, checked in ``preprocess``
+            before any model work (``uniss.audio.require_speech``; default its ``MIN_SPEECH_S`` =
+            0.25 s, silero-vad's ``min_speech_duration_ms``); silence, DC, a constant sample or noise
+            is answered 400. 0 turns the check off.
         device: torch device of the engine.
     """
 
@@ -97,6 +101,7 @@ class ServeConfig(BaseSettings):
     max_body_bytes: int = Field(32 * 1024 * 1024, gt=0)
     max_batch: int = Field(8, ge=1)
     batch_window_ms: float = Field(10.0, ge=0)
+    min_speech_s: float = Field(MIN_SPEECH_S, ge=0)
     device: str = "cpu"
 
 
@@ -147,19 +152,22 @@ def _invalid(msg: str) -> InvalidInput:
 
 
 # --------------------------------------------------------------------------------------- audio
-def decode_audio(data: bytes, *, field: str, min_s: float, max_s: float) -> np.ndarray:
+def decode_audio(data: bytes, *, field: str, min_s: float, max_s: float, min_speech_s: float = MIN_SPEECH_S) -> np.ndarray:
     """Audio file bytes (WAV/FLAC/OGG, any rate, any channels) -> ``(N,)`` float32 mono 16 kHz.
 
-    Uses ``uniss.audio.load_audio`` (soundfile decode, soxr resampling, duration limits).
+    Uses ``uniss.audio.load_audio`` (soundfile decode, soxr resampling, duration limits), then
+    ``uniss.audio.require_speech`` (silero-vad; skipped when ``min_speech_s`` is 0).
 
     Raises:
-        kserve.errors.InvalidInput: empty, undecodable, too short or too long audio; the message
-            starts with ``field``.
+        kserve.errors.InvalidInput: empty, undecodable, too short or too long audio, NaN/inf samples,
+            or audio without speech (silence, DC offset, constant, noise); the message starts with
+            ``field``.
     """
     if not data:
         raise _invalid(f"{field}: empty audio")
     try:
-        return load_audio(data, min_duration_s=min_s, max_duration_s=max_s)
+        wav = load_audio(data, min_duration_s=min_s, max_duration_s=max_s)
+        return require_speech(wav, min_speech_s=min_speech_s, what="audio") if min_speech_s > 0 else wav
     except UnissError as e:
         raise _invalid(f"{field}: {e}") from None
 
@@ -224,7 +232,7 @@ class _MicroBatcher:
         with self._lock:
             return self.engine.translate(
                 [r.wav for r in rows], target_language=[r.target_language for r in rows], mode=mode, speed=speed,
-                seed=seed, do_sample=do_sample,
+                seed=seed, do_sample=do_sample, require_speech=False,  # checked in preprocess (ServeConfig.min_speech_s)
             )
 
 
@@ -312,7 +320,8 @@ class UnissPredictor(kserve.Model):
                 raw = base64.b64decode(v.audio_b64, validate=True)
             except (binascii.Error, ValueError):
                 raise _invalid(f"instances[{i}].audio_b64: not valid base64") from None
-            wav = decode_audio(raw, field=f"instances[{i}].audio_b64", min_s=self.config.min_audio_s, max_s=self.config.max_audio_s)
+            wav = decode_audio(raw, field=f"instances[{i}].audio_b64", min_s=self.config.min_audio_s, max_s=self.config.max_audio_s,
+                               min_speech_s=self.config.min_speech_s)
             rows.append(Utterance(wav, v.target_language, v.mode, float(v.speed), v.seed, v.do_sample))
         return _Parsed("v1", rows)
 
@@ -354,7 +363,8 @@ class UnissPredictor(kserve.Model):
                     item = base64.b64decode(item, validate=True)
                 except (binascii.Error, ValueError):
                     pass  # left for the decoder, which names the field
-            wav = decode_audio(item, field=field, min_s=self.config.min_audio_s, max_s=self.config.max_audio_s)
+            wav = decode_audio(item, field=field, min_s=self.config.min_audio_s, max_s=self.config.max_audio_s,
+                               min_speech_s=self.config.min_speech_s)
             rows.append(Utterance(wav, langs[i], params.mode, float(params.speed), params.seed, params.do_sample))
         return _Parsed("v2", rows, request_id=req.id)
 

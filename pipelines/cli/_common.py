@@ -26,7 +26,7 @@ def friendly_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except (UnissError, FileNotFoundError) as e:
-            err_console.print(f"[bold red]error:[/] {type(e).__name__}: {e}", highlight=False, markup=True)
+            err_console.print(f"[bold red]error:[/] {type(e).__name__}: {e}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]

@@ -65,7 +65,8 @@ def translate(
 
     wav = _read(source, max_audio_s)
     engine = TranslationEngine.load(resolve_model_source(model))
-    r = engine.translate([wav], target_language=to, mode=mode, speed=speed, seed=seed, do_sample=not greedy)[0]
+    r = engine.translate([wav], target_language=to, mode=mode, speed=speed, seed=seed, do_sample=not greedy,
+                         require_speech=False)[0]  # checked by _read
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(wav_bytes(r.wav))
     if r.source_text is not None:
@@ -78,16 +79,17 @@ def translate(
 
 
 def _read(path: Path, max_audio_s: float):
-    """Audio file -> (N,) float32 16 kHz; bad files raise a UnissError (one-line CLI error)."""
-    from kserve.errors import InvalidInput
+    """Audio file -> (N,) float32 16 kHz, checked for speech before the model is loaded.
 
-    from serving.predictor import decode_audio
-    from uniss.errors import UnissError
+    Raises:
+        uniss.audio.AudioError: undecodable, too short/long, NaN/inf, or no speech
+            (``NoSpeechAudioError``: silence, DC offset, constant, noise); ``friendly_errors`` prints
+            it as one line and exits with code 2.
+    """
+    from uniss.audio import load_audio, require_speech
 
-    try:
-        return decode_audio(path.read_bytes(), field=str(path), min_s=0.1, max_s=max_audio_s)
-    except InvalidInput as e:
-        raise UnissError(str(e.reason if hasattr(e, "reason") else e)) from None
+    wav = load_audio(path, min_duration_s=0.1, max_duration_s=max_audio_s)
+    return require_speech(wav, what=str(path))
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ bad inputs must come back as 400 with a message naming the field, and the server
 from __future__ import annotations
 
 import asyncio
+import functools
 import base64
 import io
 import os
@@ -51,6 +52,15 @@ def _wav(x: np.ndarray, sr: int = 16000) -> bytes:
     b = io.BytesIO()
     sf.write(b, x, sr, format="WAV")
     return b.getvalue()
+
+
+@functools.lru_cache(maxsize=4)
+def _speech(text: str = "Close the door.") -> np.ndarray:
+    """A short flite clip ``(N,)`` float32 16 kHz: requests must hold speech (the server's silero-vad
+    check answers 400 to tones, silence and noise)."""
+    from uniss.engines.tts import SystemTTS
+
+    return SystemTTS().synthesize(text, "en", "flite:slt")
 
 
 def _b64(b: bytes) -> str:
@@ -102,9 +112,9 @@ def test_binds_loopback_only(server):
 
 def test_v1_with_kserve_client_real_librivox_clip(server):
     url, _, _ = server
-    audio = LIBRIVOX.read_bytes() if LIBRIVOX.exists() else _wav(tm.tone(2.0))
+    audio = LIBRIVOX.read_bytes() if LIBRIVOX.exists() else _wav(_speech("Please close the door when you leave the room."))
     body = {"instances": [{"audio_b64": _b64(audio), "target_language": "zh", "mode": "quality", "speed": 1.0, "seed": 0},
-                          {"audio_b64": _b64(_wav(tm.tone(0.8))), "target_language": "en", "mode": "quality"}]}
+                          {"audio_b64": _b64(_wav(_speech())), "target_language": "en", "mode": "quality"}]}
 
     async def go():
         c = _rest_client("v1")
@@ -130,7 +140,7 @@ def test_v2_with_kserve_client_binary_bytes(server):
     url, _, _ = server
     # KServe 0.21's REST decoder turns every BYTES element into UTF-8 text (InferRequest.from_bytes),
     # so raw file bytes cannot travel in a REST tensor: send base64 text in the BYTES elements.
-    clips = [base64.b64encode(_wav(tm.tone(1.0))), base64.b64encode(_wav(tm.tone(0.5, 300)))]
+    clips = [base64.b64encode(_wav(_speech())), base64.b64encode(_wav(_speech("Open the window.")))]
     inp = InferInput(name="audio", shape=[2], datatype="BYTES")
     inp.set_data_from_numpy(np.array(clips, dtype=np.object_), binary_data=True)
     req = InferRequest(model_name="uniss-s2st", infer_inputs=[inp], request_id="r1",
@@ -160,7 +170,7 @@ def test_v2_raw_binary_bytes_are_400_not_500(server):
     import struct
 
     url, _, _ = server
-    raw = _wav(tm.tone(0.5))
+    raw = _wav(_speech())
     assert b"\xff" in raw or b"\x80" in raw  # PCM16 samples are not UTF-8 text
     blob = struct.pack("<I", len(raw)) + raw  # Open Inference Protocol BYTES serialization
     header = json.dumps({"inputs": [{"name": "audio", "shape": [1], "datatype": "BYTES",
@@ -180,7 +190,7 @@ def test_v2_raw_binary_bytes_are_400_not_500(server):
 
 def test_v2_plain_json_with_httpx(server):
     url, _, _ = server
-    body = {"inputs": [{"name": "audio", "shape": [1], "datatype": "BYTES", "data": [_b64(_wav(tm.tone(1.0)))]}],
+    body = {"inputs": [{"name": "audio", "shape": [1], "datatype": "BYTES", "data": [_b64(_wav(_speech()))]}],
             "parameters": {"target_language": "zh", "mode": "direct"}}
     r = httpx.post(f"{url}/v2/models/uniss-s2st/infer", json=body, timeout=120)
     assert r.status_code == 200, r.text
@@ -203,10 +213,10 @@ def _post_v1(url: str, instance: dict | None = None, *, content: bytes | None = 
         ("random bytes", {"audio_b64": _b64(np.random.default_rng(0).bytes(4096))}, "instances[0].audio_b64"),
         ("not base64", {"audio_b64": "%%%not-base64%%%"}, "instances[0].audio_b64"),
         ("10-minute clip", {"audio_b64": _b64(_wav(np.zeros(4000 * 600, np.int16), 4000))}, "instances[0].audio_b64"),
-        ("unknown language", {"audio_b64": _b64(_wav(tm.tone(1.0))), "target_language": "fr"}, "instances[0].target_language"),
-        ("unknown mode", {"audio_b64": _b64(_wav(tm.tone(1.0))), "mode": "turbo"}, "instances[0].mode"),
-        ("speed out of range", {"audio_b64": _b64(_wav(tm.tone(1.0))), "speed": 9}, "instances[0].speed"),
-        ("unknown field", {"audio_b64": _b64(_wav(tm.tone(1.0))), "lang": "zh"}, "instances[0].lang"),
+        ("unknown language", {"audio_b64": _b64(_wav(_speech())), "target_language": "fr"}, "instances[0].target_language"),
+        ("unknown mode", {"audio_b64": _b64(_wav(_speech())), "mode": "turbo"}, "instances[0].mode"),
+        ("speed out of range", {"audio_b64": _b64(_wav(_speech())), "speed": 9}, "instances[0].speed"),
+        ("unknown field", {"audio_b64": _b64(_wav(_speech())), "lang": "zh"}, "instances[0].lang"),
     ],
 )
 def test_bad_v1_inputs_are_400_naming_the_field(server, name, instance, field):
@@ -236,7 +246,7 @@ def test_wrong_json_is_400(server, content, needle):
 
 def test_limits_batch_and_body(server):
     url, _, _ = server
-    inst = {"audio_b64": _b64(_wav(tm.tone(0.3)))}
+    inst = {"audio_b64": _b64(_wav(_speech()))}
     r = httpx.post(f"{url}/v1/models/uniss-s2st:predict", json={"instances": [inst] * 5}, timeout=60)
     assert r.status_code == 400 and "limit of 4" in r.json()["error"]
     big = {"audio_b64": _b64(_wav(np.zeros(48000 * 29, np.float32), 48000))}  # 2.8 MB PCM16 WAV, 3.7 MB base64
@@ -246,7 +256,7 @@ def test_limits_batch_and_body(server):
 
 def test_bad_v2_inputs(server):
     url, _, _ = server
-    good = {"name": "audio", "shape": [1], "datatype": "BYTES", "data": [_b64(_wav(tm.tone(1.0)))]}
+    good = {"name": "audio", "shape": [1], "datatype": "BYTES", "data": [_b64(_wav(_speech()))]}
     cases = [
         ({"inputs": [dict(good, name="wave")]}, "inputs"),
         ({"inputs": [dict(good, datatype="FP32", data=[1.0])]}, "inputs.audio"),
@@ -261,17 +271,66 @@ def test_bad_v2_inputs(server):
 
 def test_8khz_stereo_is_resampled_and_served(server):
     url, _, _ = server
-    x = tm.tone(1.0, 220, sr=8000)
+    from uniss.audio import resample
+
+    x = resample(_speech(), 16000, 8000)
     stereo = np.stack([x, 0.5 * x], axis=1)  # (N, 2) at 8 kHz
     r = _post_v1(url, {"audio_b64": _b64(_wav(stereo, 8000)), "mode": "direct"})
     assert r.status_code == 200, r.text
-    assert r.json()["predictions"][0]["source_duration_s"] == pytest.approx(1.0, abs=1e-3)
+    assert r.json()["predictions"][0]["source_duration_s"] == pytest.approx(x.shape[0] / 8000, abs=1e-3)
 
 
 def test_still_serving_after_bad_requests(server):
     url, _, _ = server
     for _ in range(3):
         assert _post_v1(url, content=b"garbage").status_code == 400
-    r = _post_v1(url, {"audio_b64": _b64(_wav(tm.tone(0.5))), "mode": "performance"})
+    r = _post_v1(url, {"audio_b64": _b64(_wav(_speech())), "mode": "performance"})
     assert r.status_code == 200
     assert httpx.get(f"{url}/v2/health/ready", timeout=5).status_code == 200
+
+
+def _degenerate_wavs() -> dict[str, bytes]:
+    """The no-speech kinds of issue 17 as WAV files (3 s, 16 kHz); NaN/inf need float WAV."""
+    rng = np.random.default_rng(0)
+    n = 3 * 16000
+    nan = np.zeros(n, np.float32)
+    nan[100] = np.nan
+    inf = np.zeros(n, np.float32)
+    inf[7] = -np.inf
+    b = {k: _wav(v) for k, v in {
+        "silence": np.zeros(n, np.float32),
+        "dc_offset": np.full(n, 0.3, np.float32),
+        "constant": np.full(n, -0.7, np.float32),
+        "clipped_noise": np.clip(3 * rng.standard_normal(n), -1, 1).astype(np.float32),
+        "white_noise": (0.3 * rng.standard_normal(n)).astype(np.float32),
+        "tone": tm.tone(2.0),
+    }.items()}
+    for k, v in {"nan": nan, "inf": inf}.items():
+        buf = io.BytesIO()
+        sf.write(buf, v, 16000, format="WAV", subtype="FLOAT")
+        b[k] = buf.getvalue()
+    return b
+
+
+@pytest.mark.parametrize("kind", sorted(_degenerate_wavs()))
+def test_no_speech_is_400_v1_and_v2_and_server_keeps_serving(server, kind):
+    url, _, _ = server
+    audio = _degenerate_wavs()[kind]
+    r = _post_v1(url, {"audio_b64": _b64(audio), "mode": "direct"})
+    assert r.status_code == 400, (kind, r.status_code, r.text)
+    err = r.json()["error"]
+    assert "instances[0].audio_b64" in err and ("no speech" in err or "NaN" in err), err
+    body = {"inputs": [{"name": "audio", "shape": [1], "datatype": "BYTES", "data": [_b64(audio)]}],
+            "parameters": {"target_language": "zh", "mode": "direct"}}
+    r = httpx.post(f"{url}/v2/models/uniss-s2st/infer", json=body, timeout=60)
+    assert r.status_code == 400, (kind, r.status_code, r.text)
+    assert "inputs.audio[0]" in r.json()["error"]
+    assert httpx.get(f"{url}/v2/health/ready", timeout=5).status_code == 200
+
+
+def test_serves_speech_after_no_speech_requests(server):
+    url, _, _ = server
+    for audio in list(_degenerate_wavs().values())[:3]:
+        assert _post_v1(url, {"audio_b64": _b64(audio)}).status_code == 400
+    r = _post_v1(url, {"audio_b64": _b64(_wav(_speech())), "mode": "direct"})
+    assert r.status_code == 200, r.text

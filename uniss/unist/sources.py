@@ -32,7 +32,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from tqdm.auto import tqdm
 
-from uniss.audio import SAMPLE_RATE_HZ
+from uniss.audio import MIN_SPEECH_S, SAMPLE_RATE_HZ, require_speech
 from uniss.unist import lexicon
 from uniss.unist.cache import StepCache, chunks, drop_rows, engine_id
 from uniss.unist.errors import ManifestError, UnistError
@@ -301,12 +301,18 @@ def _load_external_audio(audio: str | bytes) -> np.ndarray:
 
 
 def records_to_table(records: list[SourceRecord], *, min_duration_s: float = 0.1,
-                     max_duration_s: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     max_duration_s: float | None = None,
+                     min_speech_s: float = MIN_SPEECH_S) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Decode every record's audio into a source table (FLAC cells, 16 kHz mono).
+
+    Each clip must hold speech (``uniss.audio.require_speech``: silero-vad finds at least
+    ``min_speech_s`` seconds; default :data:`uniss.audio.MIN_SPEECH_S` = 0.25 s, silero-vad's
+    ``min_speech_duration_ms``; 0 turns the check off): silence, a DC offset, a constant sample, NaN/inf
+    samples or noise are quarantined with the ``NoSpeechAudioError`` / ``CorruptAudioError`` reason.
 
     Returns:
         (table with :data:`SOURCE_COLUMNS`, quarantine rows with ``step="source"`` and the reason for
-        each record whose audio could not be read — never silently lost).
+        each record whose audio could not be read or holds no speech — never silently lost).
     """
     rows, bad = [], []
     for r in tqdm(records, desc="source audio", unit="utt", disable=len(records) < 20):
@@ -318,6 +324,8 @@ def records_to_table(records: list[SourceRecord], *, min_duration_s: float = 0.1
             dur = len(wav) / SAMPLE_RATE_HZ
             if dur < min_duration_s or (max_duration_s and dur > max_duration_s):
                 raise UnistError(f"duration {dur:.2f} s outside [{min_duration_s}, {max_duration_s}]")
+            if min_speech_s > 0:
+                require_speech(wav, min_speech_s=min_speech_s, what=f"record {r.id}")
         except Exception as e:  # noqa: BLE001 - every failure becomes a quarantine reason
             bad.append({**base, "audio": None, "duration_s": None, "reason": f"{type(e).__name__}: {e}"})
             continue

@@ -65,7 +65,7 @@ def _walk(engine: TranslationEngine, program, ids: list[int]) -> None:
 @pytest.mark.parametrize("mode", ["quality", "performance", "direct"])
 def test_constrained_decoding_never_leaves_the_family(engine, wavs, mode):
     tgts = ["zh", "en", "zh"]
-    res = engine.translate(wavs, target_language=tgts, mode=mode, seed=1)
+    res = engine.translate(wavs, target_language=tgts, mode=mode, seed=1, require_speech=False)
     gen = engine.last_generated
     assert gen.shape[0] == 3
     for k, r in enumerate(res):
@@ -83,7 +83,7 @@ def test_constrained_decoding_never_leaves_the_family(engine, wavs, mode):
 
 
 def test_quality_middle_is_forced_with_target_and_speed(engine, wavs):
-    engine.translate(wavs[:1], target_language="en", mode="quality", speed=1.2, seed=3)
+    engine.translate(wavs[:1], target_language="en", mode="quality", speed=1.2, seed=3, require_speech=False)
     text = engine.vocab.decode(engine.last_generated[0].tolist(), engine._decode_text)
     assert "<|end_content|><|task_s2t_translation|><|eng|><|speed_11|><|start_content|>" in text
     assert re.search(r"<\|end_content\|><\|start_semantic_token\|>(<\|lite_semantic_\d+\|>)+<\|end_semantic_token\|><\|im_end\|>", text)
@@ -100,8 +100,8 @@ def test_semantic_budget_follows_duration_and_speed():
 
 def test_batch_of_three_equals_one_by_one_greedy(engine, wavs):
     tgts = ["zh", "en", "zh"]
-    batch = engine.translate(wavs, target_language=tgts, mode="performance", do_sample=False)
-    singles = [engine.translate([w], target_language=t, mode="performance", do_sample=False)[0] for w, t in zip(wavs, tgts, strict=True)]
+    batch = engine.translate(wavs, target_language=tgts, mode="performance", do_sample=False, require_speech=False)
+    singles = [engine.translate([w], target_language=t, mode="performance", do_sample=False, require_speech=False)[0] for w, t in zip(wavs, tgts, strict=True)]
     for b, s in zip(batch, singles, strict=True):
         assert b.target_text == s.target_text
         np.testing.assert_array_equal(b.semantic, s.semantic)
@@ -109,14 +109,14 @@ def test_batch_of_three_equals_one_by_one_greedy(engine, wavs):
 
 
 def test_seeded_sampling_is_reproducible(engine, wavs):
-    a = engine.translate(wavs[:2], target_language="zh", mode="direct", seed=7)
-    b = engine.translate(wavs[:2], target_language="zh", mode="direct", seed=7)
+    a = engine.translate(wavs[:2], target_language="zh", mode="direct", seed=7, require_speech=False)
+    b = engine.translate(wavs[:2], target_language="zh", mode="direct", seed=7, require_speech=False)
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x.semantic, y.semantic)
 
 
 def test_max_new_tokens_truncates_and_reports(engine, wavs):
-    r = engine.translate(wavs[:1], target_language="zh", mode="quality", max_new_tokens=5, seed=0)[0]
+    r = engine.translate(wavs[:1], target_language="zh", mode="quality", max_new_tokens=5, seed=0, require_speech=False)[0]
     assert not r.complete and "im_end" in r.reason
     assert r.output_tokens == 5
 
@@ -133,7 +133,7 @@ def test_max_new_tokens_truncates_and_reports(engine, wavs):
 )
 def test_bad_arguments_raise_typed_errors(engine, wavs, kwargs, match):
     with pytest.raises(UnissError, match=match):
-        engine.translate(wavs[:2], **kwargs)
+        engine.translate(wavs[:2], **kwargs, require_speech=False)
 
 
 def test_bad_waveforms(engine):
