@@ -52,9 +52,9 @@ FRAMES_PER_UNIT = VOCODER_FRAME_RATE / 50.0
 MEL_FLOOR = 1e-10
 #: sha256 of ``mb_melgan.tflite`` (also in scripts/install_models.py).
 MBMELGAN_SHA256 = "8cb5eb132e7fca76a8ba74387bd79298449ed651b1b560b15868be2e42af6779"
-#: Fewest input frames the MB-MelGAN graph accepts (its first MirrorPad pads 3 frames each side);
-#: shorter mels are edge-padded and the output cut back to ``T_v * 300`` samples.
-MIN_FRAMES = 8
+#: Fewest input frames the MB-MelGAN graph accepts (measured: 9 fails in a MirrorPad of the
+#: upsampling stack, 10 runs); shorter mels are edge-padded and the output cut back to ``T_v * 300``.
+MIN_FRAMES = 10
 #: File name under ``$UNISS_MODELS_DIR/mb-melgan/``.
 MBMELGAN_FILE = "mb_melgan.tflite"
 
@@ -185,7 +185,7 @@ class MBMelGAN:
         if m.ndim != 2 or m.shape[1] != VOCODER_N_MELS or len(m) < 1:
             raise CodecError(f"MB-MelGAN input must be (T, {VOCODER_N_MELS}) with T >= 1, got {m.shape}")
         t = len(m)
-        if t < MIN_FRAMES:  # the generator's first reflect pad (3 frames) needs at least 4 input frames
+        if t < MIN_FRAMES:  # the graph's reflect pads need >= 10 frames
             m = np.pad(m, ((0, MIN_FRAMES - t), (0, 0)), mode="edge")
         x = np.ascontiguousarray(m[None])  # (1, T_v, 80)
         with self._lock:
