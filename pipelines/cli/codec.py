@@ -81,10 +81,13 @@ def fit(
     out: Path = typer.Option(..., "--out", help="codec directory to write"),
     audio_dir: Path = typer.Option(None, "--audio-dir", help="fit on every audio file under this directory"),
     manifest: Path = typer.Option(None, "--manifest", help="text/JSONL file listing audio paths"),
-    preset: str = typer.Option("demo", help="tiny (CI, < 60 s) | demo (~1000 clips, < 5 min)"),
+    preset: str = typer.Option(
+        "demo",
+        help="tiny (CI, < 60 s) | demo (~1000 clips, < 5 min) | tiny-v3 | demo-v3 (v3: Whisper units + MB-MelGAN)",
+    ),
     limit: int = typer.Option(0, help="use at most this many clips (0 = all)"),
 ) -> None:
-    """Fit a lite codec (codebooks + mel decoder) on a corpus of clips and save it."""
+    """Fit a lite codec (codebooks + decoder; v2 or v3 by preset) on a corpus of clips and save it."""
     from rich.progress import track
 
     from uniss.codecs.lite import LiteCodecConfig, fit_lite_codec
@@ -99,8 +102,9 @@ def fit(
     codec.save(out)
     console.print(
         f"fitted lite codec on {len(wavs)} clips ({codec.metrics['audio_s']:.0f} s) in {time.perf_counter() - t0:.0f} s: "
-        f"sizes {codec.sizes}, decoder val L1 {codec.metrics['decoder_val_l1']:.3f} "
-        f"(centroids {codec.metrics['centroid_val_l1']:.3f}) -> {out}  fingerprint {codec.fingerprint()[:16]}"
+        f"sizes {codec.sizes}, decoder val L1 {codec.metrics['decoder_val_l1']:.3f}"
+        + (f" (centroids {codec.metrics['centroid_val_l1']:.3f})" if "centroid_val_l1" in codec.metrics else "")
+        + f" -> {out}  fingerprint {codec.fingerprint()[:16]}"
     )
 
 

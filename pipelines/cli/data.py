@@ -152,7 +152,7 @@ def tokenize(
     data_dir: Path = typer.Argument(..., help="synthesized dataset"),
     out: Path = typer.Option(..., help="tokenized dataset folder"),
     codec: Path = typer.Option(None, help="codec dir; default: fit a lite codec into OUT/codec"),
-    preset: str = typer.Option("tiny", help="lite codec preset when fitting"),
+    preset: str = typer.Option("tiny", help="lite codec preset when fitting (tiny | demo | tiny-v3 | demo-v3)"),
 ) -> None:
     """dvc stage 3: the speaker / linguistic / semantic token streams (cached by codec fingerprint)."""
     from uniss.unist.steps import fit_codec

@@ -332,9 +332,9 @@ def load_codec(directory: str | Path) -> SpeechCodec:
     """
     m = read_manifest(directory, verify=False)
     if m.backend == "lite":
-        from uniss.codecs.lite import LiteCodec
+        from uniss.codecs.lite import load_lite_codec
 
-        return LiteCodec.load(directory)
+        return load_lite_codec(directory)  # v2 LiteCodec | v3 LiteCodecV3; v1 refused
     if m.backend == "paper":
         from uniss.codecs.paper import PaperCodec
 

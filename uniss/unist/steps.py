@@ -133,7 +133,8 @@ def fit_codec(data_dir: str | Path, out_dir: str | Path, preset: str = "tiny", *
     Args:
         data_dir: synthesized dataset.
         out_dir: codec directory to write (replaced).
-        preset: ``LiteCodecConfig.preset`` name (``tiny`` | ``demo``), usually the data size.
+        preset: ``LiteCodecConfig.preset`` name (``tiny`` | ``demo``, usually the data size; or the
+            codec v3 presets ``tiny-v3`` | ``demo-v3``, not the pipeline default yet).
         max_clips: cap on training clips (default: all).
 
     Returns:

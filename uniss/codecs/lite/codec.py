@@ -64,8 +64,12 @@ from uniss.codecs.lite.quantize import kmeans, nearest, subsample
 if TYPE_CHECKING:  # torch is imported lazily: importing the package does not need it
     from uniss.codecs.lite.decoder import MelDecoder
 
-#: Version of the lite codec directory layout and algorithms.
-LITE_VERSION = "2"  # 2: linguistic states centred per window position
+#: Newest version of the lite codec directory layout and algorithms (what :func:`load_lite_codec`
+#: reads up to). 2: linguistic states centred per window position (mel semantic units, Griffin-Lim);
+#: 3: Whisper semantic units, unit decoder, MB-MelGAN (:mod:`uniss.codecs.lite.codec_v3`).
+LITE_VERSION = "3"
+#: Version written by :class:`LiteCodec` (v2 configs, ``semantic_source="mel"``).
+LITE_V2 = "2"
 #: Dims of each of the 32 speaker sub-vectors (256 / 32).
 SPEAKER_SUBDIM = SPEAKER_DIM // N_SPEAKER_TOKENS
 
@@ -287,7 +291,7 @@ class LiteCodec:
         """The manifest this codec saves (file hashes filled in by :meth:`save`)."""
         return CodecManifest(
             backend="lite",
-            version=LITE_VERSION,
+            version=LITE_V2,
             sizes=dict(self.sizes),
             config=self.config.to_dict(),
             files={WEIGHTS_FILE: "", DECODER_FILE: ""},
@@ -317,7 +321,8 @@ class LiteCodec:
 
     @classmethod
     def load(cls, directory: str | Path) -> LiteCodec:
-        """Load a saved lite codec, checking hashes, keys and shapes.
+        """Load a saved v2 lite codec, checking hashes, keys and shapes (v3 bundles:
+        :func:`load_lite_codec`).
 
         Raises:
             CodecError: bad manifest, altered/missing files, missing keys or wrong shapes.
@@ -329,8 +334,9 @@ class LiteCodec:
         m = read_manifest(d, verify=True)
         if m.backend != "lite":
             raise CodecError(f"{d} holds a {m.backend!r} codec, not lite")
-        if m.version != LITE_VERSION:
-            raise CodecError(f"{d}: lite codec version {m.version} is not supported (expected {LITE_VERSION})")
+        if m.version != LITE_V2:
+            raise CodecError(f"{d}: lite codec version {m.version} is not supported by LiteCodec (expected {LITE_V2}; "
+                             "load_lite_codec reads 2 and 3)")
         for f in (WEIGHTS_FILE, DECODER_FILE):
             if f not in m.files:
                 raise CodecError(f"{d}/manifest.json does not list {f}")
@@ -385,13 +391,66 @@ class LiteCodec:
 # ----------------------------------------------------------------------------------------------
 
 
+def fit_speaker_codebooks(
+    ws: list[np.ndarray], cfg: LiteCodecConfig, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Speaker stream of the lite codec (v2 and v3): resemblyzer embeddings of the clips (16 per
+    batch), then 32 ``KMeans`` codebooks of 8-d sub-vectors, size ``min(cfg.speaker_size, distinct
+    embeddings)``.
+
+    Args:
+        ws: ``(N_i,)`` float32 16 kHz clips (checked).
+
+    Returns:
+        (centroids ``(32, K_spk, 8)`` float32, quantised embeddings ``(n, 256)`` float32 rebuilt
+        from each clip's codes, timings ``speaker_features_s`` / ``speaker_kmeans_s``).
+    """
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    se = speaker_embedder()
+    emb = np.concatenate(
+        [se.embed_batch(ws[j : j + 16]) for j in tqdm(range(0, len(ws), 16), desc="speaker embeddings", disable=not progress)]
+    )  # (n, 256)
+    t1 = time.perf_counter()
+    k_spk = max(1, min(cfg.speaker_size, len(np.unique(emb.round(5), axis=0))))
+    subs = emb.reshape(len(ws), N_SPEAKER_TOKENS, SPEAKER_SUBDIM)  # (n, 32, 8)
+    spk = np.stack(
+        [kmeans(subs[:, j], k_spk, cfg, cfg.seed + j, minibatch=False) for j in range(N_SPEAKER_TOKENS)]
+    )  # (32, K_spk, 8)
+    spk_codes = np.stack(
+        [((spk - subs[i][:, None, :]) ** 2).sum(-1).argmin(1) for i in range(len(ws))]
+    )  # (n, 32)
+    spk_q = spk[np.arange(N_SPEAKER_TOKENS)[None, :], spk_codes].reshape(len(ws), -1).astype(np.float32)  # (n, D_spk)
+    return spk, spk_q, {"speaker_features_s": t1 - t0, "speaker_kmeans_s": time.perf_counter() - t1}
+
+
+def load_lite_codec(directory: str | Path) -> LiteCodec | Any:
+    """Load a lite bundle of any supported version: v2 -> :class:`LiteCodec`, v3 ->
+    :class:`~uniss.codecs.lite.codec_v3.LiteCodecV3`; v1 (before the per-position centring) is refused.
+
+    Raises:
+        CodecError: unsupported version, or whatever the class's ``load`` raises.
+    """
+    m = read_manifest(directory, verify=False)
+    if m.backend == "lite" and m.version == "3":
+        from uniss.codecs.lite.codec_v3 import LiteCodecV3
+
+        return LiteCodecV3.load(directory)
+    if m.backend == "lite" and m.version not in (LITE_V2, LITE_VERSION):
+        raise CodecError(f"{directory}: lite codec version {m.version} is not supported (expected 2 or 3)")
+    return LiteCodec.load(directory)
+
+
 def fit_lite_codec(
     wavs: Iterable[np.ndarray] | list[np.ndarray],
     config: LiteCodecConfig | None = None,
     *,
     progress: bool = True,
-) -> LiteCodec:
-    """Fit the three codebooks and train the mel decoder on a corpus of clips.
+) -> Any:
+    """Fit the three codebooks and train the decoder on a corpus of clips: a v2 :class:`LiteCodec`
+    for a ``semantic_source="mel"`` config, a v3
+    :class:`~uniss.codecs.lite.codec_v3.LiteCodecV3` for ``"whisper"``.
 
     Args:
         wavs: ``(N_i,)`` float32 16 kHz mono clips (>= 2 clips; each >= 0.08 s).
@@ -418,6 +477,10 @@ def fit_lite_codec(
             raise CodecError(f"training clip {i}: {e}") from None
     if len(ws) < 2:
         raise CodecError(f"fitting a lite codec needs at least 2 clips, got {len(ws)}")
+    if cfg.semantic_source == "whisper":
+        from uniss.codecs.lite.codec_v3 import fit_lite_codec_v3
+
+        return fit_lite_codec_v3(ws, cfg, progress=progress)
     rng = np.random.default_rng(cfg.seed)
     timings: dict[str, float] = {}
 
@@ -433,19 +496,8 @@ def fit_lite_codec(
     timings["linguistic_kmeans_s"] = time.perf_counter() - t0
 
     # speaker ---------------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    se = speaker_embedder()
-    emb = np.concatenate(
-        [se.embed_batch(ws[j : j + 16]) for j in tqdm(range(0, len(ws), 16), desc="speaker embeddings", disable=not progress)]
-    )  # (n, 256)
-    timings["speaker_features_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    k_spk = max(1, min(cfg.speaker_size, len(np.unique(emb.round(5), axis=0))))
-    subs = emb.reshape(len(ws), N_SPEAKER_TOKENS, SPEAKER_SUBDIM)  # (n, 32, 8)
-    spk = np.stack(
-        [kmeans(subs[:, j], k_spk, cfg, cfg.seed + j, minibatch=False) for j in range(N_SPEAKER_TOKENS)]
-    )  # (32, K_spk, 8)
-    timings["speaker_kmeans_s"] = time.perf_counter() - t0
+    spk, spk_q, spk_timings = fit_speaker_codebooks(ws, cfg, progress)  # (32, K_spk, 8), (n, D_spk)
+    timings.update(spk_timings)
 
     # semantic --------------------------------------------------------------------------------
     t0 = time.perf_counter()
@@ -459,10 +511,6 @@ def fit_lite_codec(
     # decoder ---------------------------------------------------------------------------------
     t0 = time.perf_counter()
     codes = [nearest(m.T, sem) for m in mels]  # (T_s,) each
-    spk_codes = np.stack(
-        [((spk - subs[i][:, None, :]) ** 2).sum(-1).argmin(1) for i in range(len(ws))]
-    )  # (n, 32)
-    spk_q = spk[np.arange(N_SPEAKER_TOKENS)[None, :], spk_codes].reshape(len(ws), -1).astype(np.float32)  # (n, D_spk)
     dec, dec_metrics = train_decoder(codes, mels, spk_q, sem, cfg, rng, progress=progress)
     timings["decoder_train_s"] = time.perf_counter() - t0
     metrics = {

@@ -35,6 +35,14 @@ class LiteCodecConfig:
         lr: AdamW learning rate.
         griffin_lim_iters: Griffin-Lim iterations at decode.
         seed: RNG seed of k-means, crops and decoder init.
+        semantic_source: ``"mel"`` (v2: k-means of 50 Hz log-mel frames, MelDecoder, Griffin-Lim) |
+            ``"whisper"`` (v3: k-means of centred 50 Hz Whisper-base states, K_s = ``semantic_size``,
+            :class:`~uniss.codecs.lite.unit_decoder.UnitDecoder`, vocoder below).
+        vocoder: v3 only: ``"mbmelgan"`` (Griffin-Lim fallback when not installed) | ``"griffinlim"``.
+        unit_decoder_channels / unit_decoder_blocks_in / unit_decoder_blocks_out: v3 UnitDecoder
+            width and FiLM blocks at 50 Hz / at 80 Hz (kernel ``decoder_kernel``).
+        decoder_cpu_s: v3 decoder training budget in CPU-seconds (``time.process_time``; 300 CPU-s
+            is about 150 s wall on an idle 2-core machine with 2 torch threads).
     """
 
     linguistic_size: int = 1024
@@ -56,6 +64,12 @@ class LiteCodecConfig:
     lr: float = 2e-3
     griffin_lim_iters: int = 32
     seed: int = 0
+    semantic_source: str = "mel"
+    vocoder: str = "griffinlim"
+    unit_decoder_channels: int = 192
+    unit_decoder_blocks_in: int = 4
+    unit_decoder_blocks_out: int = 2
+    decoder_cpu_s: float = 300.0
 
     @classmethod
     def tiny(cls, **overrides: Any) -> LiteCodecConfig:
@@ -87,17 +101,66 @@ class LiteCodecConfig:
         return cls(**base)
 
     @classmethod
+    def tiny_v3(cls, **overrides: Any) -> LiteCodecConfig:
+        """CI preset of codec v3 (Whisper units, unit decoder, MB-MelGAN): a few dozen short clips,
+        decoder budget 20 CPU-s."""
+        base: dict[str, Any] = dict(
+            semantic_source="whisper",
+            vocoder="mbmelgan",
+            linguistic_size=64,
+            speaker_size=16,
+            semantic_size=32,
+            kmeans_max_iter=10,
+            max_kmeans_frames=20_000,
+            unit_decoder_channels=48,
+            unit_decoder_blocks_in=2,
+            unit_decoder_blocks_out=1,
+            train_steps=60,
+            decoder_cpu_s=20.0,
+            batch_size=8,
+            crop_frames=50,
+        )
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
+    def demo_v3(cls, **overrides: Any) -> LiteCodecConfig:
+        """Demo preset of codec v3: K_s = 128 Whisper units (issue 16; K=128 keeps same-sentence /
+        other-voice token strings close), UnitDecoder 192 channels 4 + 2 FiLM blocks, 300 CPU-s
+        decoder budget (prototype, /work/scratch/codec/RESULTS.md), k-means cut as in :meth:`demo`."""
+        base: dict[str, Any] = dict(
+            semantic_source="whisper",
+            vocoder="mbmelgan",
+            semantic_size=128,
+            kmeans_max_iter=5,
+            max_kmeans_frames=100_000,
+            train_steps=20_000,
+            decoder_cpu_s=300.0,
+            batch_size=16,
+            crop_frames=100,
+        )
+        base.update(overrides)
+        return cls(**base)
+
+    #: Preset names accepted by :meth:`preset`.
+    PRESETS = ("tiny", "demo", "tiny-v3", "demo-v3")
+
+    @classmethod
     def preset(cls, name: str, **overrides: Any) -> LiteCodecConfig:
-        """``tiny`` | ``demo`` preset by name.
+        """``tiny`` | ``demo`` (v2) | ``tiny-v3`` | ``demo-v3`` preset by name.
 
         Raises:
             CodecError: unknown preset name.
         """
-        if name == "tiny":
-            return cls.tiny(**overrides)
-        if name == "demo":
-            return cls.demo(**overrides)
-        raise CodecError(f"unknown lite codec preset {name!r} (tiny | demo)")
+        makers = {"tiny": cls.tiny, "demo": cls.demo, "tiny-v3": cls.tiny_v3, "demo-v3": cls.demo_v3}
+        if name not in makers:
+            raise CodecError(f"unknown lite codec preset {name!r} ({' | '.join(makers)})")
+        return makers[name](**overrides)
+
+    @property
+    def version(self) -> str:
+        """Bundle version this config fits: ``"3"`` for Whisper units, else ``"2"``."""
+        return "3" if self.semantic_source == "whisper" else "2"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LiteCodecConfig:
@@ -116,10 +179,27 @@ class LiteCodecConfig:
             raise CodecError(f"bad lite codec config: {e}") from None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return dataclasses.asdict(self)
+        """JSON-ready dict. A v2 config (``semantic_source="mel"``) leaves out the v3-only keys, so
+        v2 manifests (and their fingerprints) stay as before v3 existed."""
+        d = dataclasses.asdict(self)
+        if self.semantic_source == "mel":
+            for k in V3_KEYS:
+                d.pop(k)
+        return d
 
     def __post_init__(self) -> None:
-        for k in ("linguistic_size", "speaker_size", "semantic_size", "n_mels", "decoder_channels", "crop_frames"):
+        for k in ("linguistic_size", "speaker_size", "semantic_size", "n_mels", "decoder_channels", "crop_frames",
+                  "unit_decoder_channels"):
             if int(getattr(self, k)) < 1:
                 raise CodecError(f"lite codec config {k} must be >= 1, got {getattr(self, k)}")
+        if self.semantic_source not in ("mel", "whisper"):
+            raise CodecError(f"lite codec semantic_source must be 'mel' or 'whisper', got {self.semantic_source!r}")
+        if self.vocoder not in ("mbmelgan", "griffinlim"):
+            raise CodecError(f"lite codec vocoder must be 'mbmelgan' or 'griffinlim', got {self.vocoder!r}")
+        if self.semantic_source == "mel" and self.vocoder != "griffinlim":
+            raise CodecError("a v2 lite codec (semantic_source='mel') renders with Griffin-Lim only (vocoder='griffinlim')")
+
+
+#: Config keys that only v3 (``semantic_source="whisper"``) uses; left out of v2 manifests.
+V3_KEYS = ("semantic_source", "vocoder", "unit_decoder_channels", "unit_decoder_blocks_in", "unit_decoder_blocks_out",
+           "decoder_cpu_s")

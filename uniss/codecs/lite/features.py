@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uniss.codecs.base import SAMPLE_RATE_HZ, CodecError, n_linguistic, sha256_file
+from uniss.codecs.base import SAMPLE_RATE_HZ, CodecError, n_linguistic, n_semantic, sha256_file
 from uniss.engines.speaker import EMBEDDING_DIM, SpeakerEncoder, speaker_encoder
 
 #: Linguistic token span (samples): 16000 / 12.5 = 1280 = 4 Whisper encoder frames of 20 ms.
@@ -165,6 +165,25 @@ class WhisperStates:
         Returns:
             (states, positions): lists of ``(T_l_i, 512)`` float32 and ``(T_l_i,)`` int64.
         """
+        pooled, pooled_pos, _, _ = self.states_with_positions(wavs, batch_windows, progress)
+        return pooled, pooled_pos
+
+    def states_with_positions(
+        self, wavs: list[np.ndarray], batch_windows: int = 2, progress: bool = False
+    ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+        """One encoder pass -> raw states at 12.5 Hz (pooled by 4) and at the native 50 Hz, each
+        with its window positions (lite codec v2 uses the first pair, v3 both).
+
+        Args:
+            wavs: list of ``(N_i,)`` float32 16 kHz.
+            batch_windows: 30 s windows per encoder call.
+            progress: show a tqdm bar over windows.
+
+        Returns:
+            (pooled, pooled_positions, frames, frame_positions): lists of ``(T_l_i, 512)`` float32,
+            ``(T_l_i,)`` int64 in ``[0, 375)``, ``(T_s_i, 512)`` float32 and ``(T_s_i,)`` int64 in
+            ``[0, 1500)``, with ``T_l_i = round(12.5 * N_i / 16000)``, ``T_s_i = round(50 * N_i / 16000)``.
+        """
         from tqdm.auto import tqdm
 
         pieces = pack_windows([len(w) for w in wavs])
@@ -174,6 +193,8 @@ class WhisperStates:
             by_window.setdefault(p.window, []).append(p)
         parts: list[list[np.ndarray]] = [[] for _ in wavs]
         pos_parts: list[list[np.ndarray]] = [[] for _ in wavs]
+        fparts: list[list[np.ndarray]] = [[] for _ in wavs]
+        fpos_parts: list[list[np.ndarray]] = [[] for _ in wavs]
         bar = tqdm(total=n_windows, desc="whisper windows", unit="win", disable=not progress, leave=False)
         for w0 in range(0, n_windows, batch_windows):
             ws = list(range(w0, min(n_windows, w0 + batch_windows)))
@@ -194,14 +215,44 @@ class WhisperStates:
                     st = out[bi, f0 : f0 + POOL * n_tok]  # (4 * n_tok, D_w)
                     parts[p.clip].append(st.reshape(n_tok, POOL, -1).mean(axis=1))  # (n_tok, D_w)
                     pos_parts[p.clip].append(p.offset // LINGUISTIC_HOP_SAMPLES + np.arange(n_tok, dtype=np.int64))
+                    fparts[p.clip].append(st)  # (4 * n_tok, D_w)
+                    fpos_parts[p.clip].append(f0 + np.arange(POOL * n_tok, dtype=np.int64))
             bar.update(len(ws))
         bar.close()
-        res, pos = [], []
-        for w, ps, qs in zip(wavs, parts, pos_parts, strict=True):
+        res, pos, fres, fpos = [], [], [], []
+        for w, ps, qs, fs, fq in zip(wavs, parts, pos_parts, fparts, fpos_parts, strict=True):
             n = n_linguistic(len(w))
             res.append(np.concatenate(ps, axis=0).astype(np.float32)[:n])  # (T_l, D_w)
             pos.append(np.minimum(np.concatenate(qs)[:n], N_POSITIONS - 1))  # (T_l,)
-        return res, pos
+            t = n_semantic(len(w))  # <= 4 * sum(n_tok): each piece covers ceil(len / 1280) * 4 frames
+            fres.append(np.concatenate(fs, axis=0).astype(np.float32)[:t])  # (T_s, D_w)
+            fpos.append(np.minimum(np.concatenate(fq)[:t], WHISPER_FRAMES - 1))  # (T_s,)
+        return res, pos, fres, fpos
+
+
+def frame_position_means(states: list[np.ndarray], positions: list[np.ndarray], smooth: int = POOL) -> np.ndarray:
+    """Mean 50 Hz state per window position (lite codec v3's semantic centring).
+
+    Each 50 Hz position sees four times fewer frames than a 12.5 Hz one, so the means are pooled
+    over blocks of ``smooth`` neighbouring positions (default 4: the same statistics per block as
+    :func:`position_means`), then repeated back to 1500 positions.
+
+    Args:
+        states: list of ``(T_s_i, D)`` 50 Hz states.
+        positions: list of ``(T_s_i,)`` int64 window positions in ``[0, 1500)``.
+        smooth: positions per block.
+
+    Returns:
+        ``(1500, D)`` float32; blocks never observed get the global mean.
+    """
+    x = np.concatenate(states).astype(np.float64)  # (sum T_s, D)
+    p = np.concatenate(positions) // smooth  # (sum T_s,)
+    nb = math.ceil(WHISPER_FRAMES / smooth)
+    sums = np.zeros((nb, x.shape[1]))  # (nb, D)
+    np.add.at(sums, p, x)
+    counts = np.bincount(p, minlength=nb)[:, None]  # (nb, 1)
+    m = np.where(counts > 0, sums / np.maximum(counts, 1), x.mean(axis=0, keepdims=True))  # (nb, D)
+    return np.repeat(m, smooth, axis=0)[:WHISPER_FRAMES].astype(np.float32)  # (1500, D)
 
 
 def position_means(states: list[np.ndarray], positions: list[np.ndarray]) -> np.ndarray:

@@ -18,3 +18,15 @@ def test_config_presets_and_unknown_keys():
         LiteCodecConfig(semantic_size=0)
     c = LiteCodecConfig.tiny()
     assert LiteCodecConfig.from_dict(c.to_dict()) == c
+
+
+def test_v3_config_round_trip_and_v2_manifest_keys():
+    """v3 configs carry their extra keys; v2 configs leave them out (v2 manifests unchanged)."""
+    from uniss.codecs.lite.config import V3_KEYS
+
+    v3 = LiteCodecConfig.preset("tiny-v3")
+    assert v3.version == "3" and set(V3_KEYS) <= set(v3.to_dict())
+    assert LiteCodecConfig.from_dict(v3.to_dict()) == v3
+    assert not set(V3_KEYS) & set(LiteCodecConfig.tiny().to_dict())
+    with pytest.raises(CodecError, match="semantic_source"):
+        LiteCodecConfig(semantic_source="hubert")
