@@ -1,5 +1,9 @@
 """Batched UniSS speech-to-speech translation engine (KV cache, left padding, constrained decoding).
 
+Size (~550 lines, over the house guide of ~500): prompt assembly, the stage-constrained decode
+loop and output parsing share one batch state; issue 17 (continuous batching, a vLLM runtime) will
+split the decode loop into its own module when it replaces it.
+
 Pipeline per batch (paper §3.2 cross-modal chain of thought; ARCHITECTURE.md "Token layout"):
 
 1. source waveforms ``(N_i,)`` float32 16 kHz -> codec speaker ``(32,)`` + linguistic ``(T_l,)``

@@ -4,6 +4,10 @@ Source: ARCHITECTURE.md "Token layout"; paper §3.1 and §5.1 (total vocabulary 
 Qwen2.5 text tokens, BiCodec global/semantic tokens and GLM-4-Voice tokens); ids as in the
 public training reproduction ``happyjin/UniSS-training-reproduction`` (``training/constants_uniss.py``).
 
+Size (~540 lines, over the house guide of ~500): the layout, its token strings and their
+encode/decode functions are kept in one module on purpose (one owner of every token id, STYLE.md
+#8); splitting it would put id arithmetic in two places.
+
 Ids are laid out in this order, each range sized by the tokenizer that fills it::
 
     [text | speaker (global) | semantic | linguistic | speed (35) | control (35)]

@@ -1,5 +1,8 @@
 """The "lite" triple speech tokenizer: a CPU codec fitted on the corpus (issue 4, item 3).
 
+Size (~535 lines, over the house guide of ~500): the v2 codec's fit, encode, decode, save and load
+must stay byte-stable for saved bundles (their fingerprints); v3 lives in ``codec_v3.py``.
+
 The paper's tokenizers (BiCodec, GLM-4-Voice; paper §3.1.2) cannot be downloaded here, so this
 backend rebuilds each idea at small scale from shipped models and library k-means:
 
