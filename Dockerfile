@@ -1,5 +1,5 @@
 # The project image every KFP component and the KServe predictor run in on a cluster.
-# Tag: ghcr.io/uniss-platform/uniss:<package version> (components/_image.py derives it).
+# Tag: ghcr.io/uniss-platform/uniss:<package version> (uniss/version.py derives it).
 # GPU nodes: build with --build-arg TORCH_INDEX=<CUDA wheel index> to get a CUDA torch.
 FROM python:3.11-slim-bookworm
 ARG TORCH_SPEC="torch==2.13.0"
