@@ -251,6 +251,28 @@ class CodecManifest:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
 
+class ManifestFingerprint:
+    """Mixin giving a codec ``fingerprint()`` from its manifest.
+
+    The class sets ``self._manifest`` (a :class:`CodecManifest`) in ``save`` and ``load``; a codec
+    that was never saved or loaded is saved to a temporary directory first, so the fingerprint is
+    always that of the files a saved codec would hold.
+    """
+
+    _manifest: CodecManifest | None
+
+    def fingerprint(self) -> str:
+        """sha256 hex of the manifest (which holds the sha256 of every weight file), see
+        :meth:`CodecManifest.fingerprint`."""
+        if self._manifest is None:
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as t:
+                self.save(t)  # type: ignore[attr-defined]  # every codec defines save(dir)
+        assert self._manifest is not None
+        return self._manifest.fingerprint()
+
+
 def write_manifest(directory: str | Path, manifest: CodecManifest) -> Path:
     """Hash every file named in ``manifest.files`` (present in ``directory``) and write ``manifest.json``.
 

@@ -30,6 +30,7 @@ from uniss.codecs.base import (
     CodecError,
     CodecManifest,
     CodecTokens,
+    ManifestFingerprint,
     check_codes,
     check_wav,
     read_manifest,
@@ -71,7 +72,7 @@ def _import(module: str, what: str, hint: str) -> Any:
         raise CodecError(f"{what}: cannot import {module} ({e}); {hint}") from None
 
 
-class PaperCodec:
+class PaperCodec(ManifestFingerprint):
     """BiCodec (speaker + semantic) + GLM-4-Voice tokenizer (linguistic) from local checkpoints.
 
     Args:
@@ -208,16 +209,6 @@ class PaperCodec:
         c = cls(m.config.get("bicodec_dir"), m.config.get("glm_tokenizer_dir"), device=device)
         c._manifest = m
         return c
-
-    def fingerprint(self) -> str:
-        """sha256 of the manifest (checkpoint paths and weight hashes)."""
-        if self._manifest is None:
-            import tempfile
-
-            with tempfile.TemporaryDirectory() as t:
-                self.save(t)
-        assert self._manifest is not None
-        return self._manifest.fingerprint()
 
 
 def write_paper_manifest(directory: str | Path, bicodec_dir: str | Path, glm_tokenizer_dir: str | Path) -> Path:

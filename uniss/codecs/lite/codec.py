@@ -47,6 +47,7 @@ from uniss.codecs.base import (
     CodecError,
     CodecManifest,
     CodecTokens,
+    ManifestFingerprint,
     check_codes,
     check_wav,
     read_manifest,
@@ -82,7 +83,7 @@ WEIGHTS_FILE = "codebooks.safetensors"
 DECODER_FILE = "decoder.safetensors"
 
 
-class LiteCodec:
+class LiteCodec(ManifestFingerprint):
     """The fitted lite codec (see the module docstring). Build with :func:`fit_lite_codec` or
     :meth:`load`; implements :class:`uniss.codecs.base.SpeechCodec`.
 
@@ -373,17 +374,6 @@ class LiteCodec:
         )
         codec._manifest = m
         return codec
-
-    def fingerprint(self) -> str:
-        """sha256 of the manifest (holding the sha256 of each weight file); saves to a temporary
-        directory first when the codec was never saved or loaded."""
-        if self._manifest is None:
-            import tempfile
-
-            with tempfile.TemporaryDirectory() as t:
-                self.save(t)
-        assert self._manifest is not None
-        return self._manifest.fingerprint()
 
     def __repr__(self) -> str:
         return f"LiteCodec(sizes={self.sizes})"

@@ -38,6 +38,7 @@ from uniss.codecs.base import (
     CodecError,
     CodecManifest,
     CodecTokens,
+    ManifestFingerprint,
     check_codes,
     check_wav,
     read_manifest,
@@ -76,7 +77,7 @@ def _split(flat: np.ndarray, lengths: list[int]) -> list[np.ndarray]:
     return [flat[i:j] for i, j in zip(b[:-1], b[1:], strict=True)]
 
 
-class LiteCodecV3:
+class LiteCodecV3(ManifestFingerprint):
     """The fitted v3 lite codec (module docstring); implements :class:`uniss.codecs.base.SpeechCodec`.
     Build with :func:`fit_lite_codec_v3` (via ``fit_lite_codec`` with a v3 config) or :meth:`load`.
 
@@ -324,16 +325,6 @@ class LiteCodecV3:
             raise CodecError(f"{d}: codebook sizes {codec.sizes} differ from the manifest's {m.sizes}")
         codec._manifest = m
         return codec
-
-    def fingerprint(self) -> str:
-        """sha256 of the manifest (which holds the sha256 of each weight file)."""
-        if self._manifest is None:
-            import tempfile
-
-            with tempfile.TemporaryDirectory() as t:
-                self.save(t)
-        assert self._manifest is not None
-        return self._manifest.fingerprint()
 
     def __repr__(self) -> str:
         return f"LiteCodecV3(sizes={self.sizes}, vocoder={self.config.vocoder!r})"
