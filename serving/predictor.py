@@ -23,6 +23,12 @@ Every bad request (malformed JSON/tensors, unknown field/language/mode, undecoda
 short or too long audio, too many rows, too large a body) raises ``kserve.errors.InvalidInput``
 (HTTP 400) whose message names the field; the server keeps serving.
 
+A valid request whose translation has no usable speech (the model stopped before any semantic
+token, so the output audio has 0 samples, or the decoded audio holds NaN/inf) raises
+:class:`NoSpeechOutputError`, answered HTTP 422 ``{"error": "the model produced no speech: <field>
+is empty (0 samples) ..."}`` (:data:`NO_SPEECH_STATUS`): the request was understood but this output cannot be returned;
+the client may retry (another ``seed``, ``do_sample``) or send a clearer clip. Never a 500.
+
 Loopback binding: KServe 0.21's ``RESTServer`` hard-codes ``uvicorn.Config(host="0.0.0.0")``
 (``kserve/protocol/rest/server.py``) and its gRPC server binds ``[::]``. :class:`LoopbackModelServer`
 disables gRPC and overrides ``ModelServer._serve`` -- the coroutine ``start()`` hands to
@@ -35,8 +41,13 @@ every BYTES element into UTF-8 text before the model sees it; raw audio file byt
 ``InferenceError('Failed to encode "<all the bytes>" using UTF-8 ...')``, which KServe answers with
 HTTP 500 and the whole payload in the message. :class:`LoopbackModelServer` registers, right after
 KServe builds its FastAPI app, a handler that answers that error with HTTP 400 and a short message
-(send base64 text in the BYTES elements instead); every other ``InferenceError`` goes to KServe's
-own handler unchanged.
+(send base64 text in the BYTES elements instead), and the 422 handler of :class:`NoSpeechOutputError`
+(:func:`add_exception_handlers`); every other ``InferenceError`` goes to KServe's own handler unchanged.
+
+Size (~565 lines, over the house guide of ~500): request validation, response encoding and the
+HTTP status of each typed error form one protocol contract kept in one place; the server glue
+(:class:`LoopbackModelServer`, the exception handlers, :func:`serve`) is the part to move to its
+own module if it grows.
 """
 
 from __future__ import annotations
@@ -48,6 +59,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Literal
 
@@ -60,18 +72,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serving.engine import ModelLoadError, TranslationEngine
-from uniss.audio import MIN_SPEECH_S, load_audio, require_speech, to_wav_bytes
+from uniss.audio import MIN_SPEECH_S, AudioError, check_waveform, load_audio, require_speech, to_wav_bytes
 from uniss.errors import UnissError
 from uniss.settings import MODEL_NAME
 
 __all__ = [
     "MODEL_NAME",
     "LoopbackModelServer",
+    "NO_SPEECH_STATUS",
+    "NoSpeechOutputError",
     "ServeConfig",
     "UnissPredictor",
     "Utterance",
     "V1Instance",
+    "add_exception_handlers",
     "decode_audio",
+    "output_wav_bytes",
     "serve",
     "wav_bytes",
 ]
@@ -151,6 +167,17 @@ def _invalid(msg: str) -> InvalidInput:
     return InvalidInput(msg)
 
 
+#: HTTP status of :class:`NoSpeechOutputError`: 422 Unprocessable Content (RFC 9110 §15.5.21: the
+#: request is well-formed but cannot be processed), distinct from 400 (fix the request) and 500.
+NO_SPEECH_STATUS = int(HTTPStatus.UNPROCESSABLE_ENTITY)
+
+
+class NoSpeechOutputError(InferenceError):
+    """The model produced no usable speech for a valid request: 0 output samples (generation stopped
+    before any semantic token) or NaN/inf samples. The server answers HTTP :data:`NO_SPEECH_STATUS`
+    (422) with ``{"error": message}``; the message names the output field and row."""
+
+
 # --------------------------------------------------------------------------------------- audio
 def decode_audio(data: bytes, *, field: str, min_s: float, max_s: float, min_speech_s: float = MIN_SPEECH_S) -> np.ndarray:
     """Audio file bytes (WAV/FLAC/OGG, any rate, any channels) -> ``(N,)`` float32 mono 16 kHz.
@@ -173,8 +200,38 @@ def decode_audio(data: bytes, *, field: str, min_s: float, max_s: float, min_spe
 
 
 def wav_bytes(wav: np.ndarray) -> bytes:
-    """``(N,)`` float32 16 kHz -> WAV file bytes (PCM 16-bit mono; ``uniss.audio.to_wav_bytes``)."""
+    """``(N,)`` float32 16 kHz -> WAV file bytes (PCM 16-bit mono; ``uniss.audio.to_wav_bytes``).
+
+    Raises:
+        uniss.audio.AudioError: empty, non-finite or non-mono ``wav`` (``uniss.audio.check_waveform``).
+    """
     return to_wav_bytes(wav)
+
+
+def output_wav_bytes(results: Sequence[Any], field: str) -> list[bytes]:
+    """WAV bytes of every result's ``wav``, after checking each is speech that can be returned.
+
+    Args:
+        results: engine results (``.wav`` ``(M,)`` float32 16 kHz, ``.reason``).
+        field: response field for messages, with ``{i}`` for the row (``predictions[{i}].audio_b64``).
+    Returns:
+        one WAV file per result.
+    Raises:
+        NoSpeechOutputError: some output is empty (0 samples) or holds NaN/inf; the message names
+            every such row (``uniss.audio.check_waveform`` rule) and the engine's ``reason``.
+    """
+    bad = []
+    for i, r in enumerate(results):
+        try:
+            check_waveform(r.wav, what=field.format(i=i))
+        except AudioError as e:
+            why = getattr(r, "reason", None)
+            bad.append(f"{e}" + (f" (generation: {why})" if why else ""))
+    if bad:
+        raise NoSpeechOutputError(
+            f"the model produced no speech: {'; '.join(bad)}. The request was valid: retry with another seed "
+            "or do_sample, or send a clearer clip")
+    return [wav_bytes(r.wav) for r in results]
 
 
 # --------------------------------------------------------------------------------------- batcher
@@ -374,6 +431,7 @@ class UnissPredictor(kserve.Model):
 
         Raises:
             kserve.errors.InvalidInput: a typed :class:`UnissError` from the engine (bad option).
+            NoSpeechOutputError: an output without usable speech (HTTP 422, see :func:`output_wav_bytes`).
         """
         if not isinstance(payload, _Parsed):  # called without our preprocess
             payload = self.preprocess(payload, headers)
@@ -383,24 +441,27 @@ class UnissPredictor(kserve.Model):
         except UnissError as e:
             raise _invalid(f"request: {e}") from None
         if payload.protocol == "v1":
+            audio = output_wav_bytes(results, "predictions[{i}].audio_b64")
             return {
                 "predictions": [
                     {
                         "source_text": r.source_text,
                         "target_text": r.target_text,
-                        "audio_b64": base64.b64encode(wav_bytes(r.wav)).decode("ascii"),
+                        "audio_b64": base64.b64encode(a).decode("ascii"),
                         "duration_s": round(float(r.duration_s), 4),
                         "source_duration_s": round(float(r.source_duration_s), 4),
                         "output_tokens": int(r.output_tokens),
                         "complete": bool(r.complete),
                         "reason": r.reason,
                     }
-                    for r in results
+                    for r, a in zip(results, audio, strict=True)
                 ]
             }
         return self._v2_response(payload, results)
 
     def _v2_response(self, payload: _Parsed, results: list[Any]) -> Any:
+        audio = output_wav_bytes(results, "outputs.audio[{i}]")
+
         def bytes_out(name: str, values: list[bytes]) -> InferOutput:
             o = InferOutput(name=name, shape=[len(values)], datatype="BYTES")
             o.set_data_from_numpy(np.array(values, dtype=np.object_), binary_data=False)
@@ -411,7 +472,7 @@ class UnissPredictor(kserve.Model):
         outs = [
             bytes_out("source_text", [(r.source_text or "").encode() for r in results]),
             bytes_out("target_text", [(r.target_text or "").encode() for r in results]),
-            bytes_out("audio", [base64.b64encode(wav_bytes(r.wav)) for r in results]),
+            bytes_out("audio", [base64.b64encode(a) for a in audio]),
             dur,
         ]
         return InferResponse(response_id=payload.request_id or "", model_name=self.name, infer_outputs=outs)
@@ -447,6 +508,20 @@ def _add_bytes_decode_handler(app: Any) -> None:
     app.add_exception_handler(UnicodeDecodeError, _bytes_not_text)
 
 
+async def _no_speech_output(request: Any, exc: Exception) -> Any:
+    return JSONResponse(status_code=NO_SPEECH_STATUS, content={"error": str(exc)})
+
+
+def add_exception_handlers(app: Any) -> None:
+    """Register this module's HTTP mappings on KServe's FastAPI ``app`` (after KServe's own):
+    the BYTES-not-text failure -> 400 (:func:`_add_bytes_decode_handler`) and
+    :class:`NoSpeechOutputError` -> :data:`NO_SPEECH_STATUS` (422), both with KServe's error body
+    ``{"error": "..."}``. Starlette picks the handler of the most specific class in the exception's
+    MRO, so the subclass handler wins over the ``InferenceError`` one."""
+    _add_bytes_decode_handler(app)
+    app.add_exception_handler(NoSpeechOutputError, _no_speech_output)
+
+
 class LoopbackModelServer(kserve.ModelServer):
     """A ``kserve.ModelServer`` bound to ``host`` (default loopback), gRPC off, one worker (see the
     module docstring).
@@ -472,7 +547,7 @@ class LoopbackModelServer(kserve.ModelServer):
                 build()
                 from kserve.model_server import app  # the module-level FastAPI app build() filled
 
-                _add_bytes_decode_handler(app)
+                add_exception_handlers(app)
 
             rest.create_application = create_application
         await super()._serve()

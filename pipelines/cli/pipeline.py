@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -81,23 +82,62 @@ def compile_cmd(
     console.print(f"wrote {path}")
 
 
+def parse_param(text: str) -> tuple[str, Any]:
+    """One ``--param`` item ``key=VALUE`` -> ``(key, value)``.
+
+    Rules (this CLI's own convention for KFP pipeline arguments):
+
+    - ``key`` is the text before the first ``=``, stripped; it must be a Python identifier (KFP
+      pipeline parameters are the pipeline function's argument names).
+    - ``VALUE`` (everything after the first ``=``, may contain ``=``) is parsed with ``json.loads``.
+    - A ``VALUE`` that is not JSON is kept as a plain string (``data_version=v3`` -> ``"v3"``;
+      ``key=`` -> ``""``), unless it starts with ``{``, ``[`` or ``"``: that is meant as JSON and
+      malformed, so it is rejected rather than silently passed as a string.
+
+    Raises:
+        typer.BadParameter: no ``=``, an empty or non-identifier key, or malformed JSON.
+    """
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep:
+        raise typer.BadParameter(f"{text!r} has no '='; expected key=VALUE, e.g. eval_limit=20")
+    if not key:
+        raise typer.BadParameter(f"{text!r} has an empty key; expected key=VALUE, e.g. eval_limit=20")
+    if not key.isidentifier():
+        raise typer.BadParameter(f"key {key!r} in {text!r} is not a pipeline parameter name (letters, digits, _)")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError as e:
+        if raw.lstrip()[:1] in ("{", "[", '"'):
+            raise typer.BadParameter(f"value of {key!r} is malformed JSON ({e.msg} at char {e.pos}): {raw!r}") from None
+        return key, raw
+
+
+def parse_params(values: list[str]) -> list[tuple[str, Any]]:
+    """typer callback of ``--param``: each ``key=VALUE`` item -> ``(key, value)`` (see :func:`parse_param`).
+
+    Raises:
+        typer.BadParameter: the first malformed item (the CLI exits with code 2 and names ``--param``).
+    """
+    return [parse_param(v) for v in values or []]
+
+
 @app.command("submit")
 @friendly_errors
 def submit_cmd(
     host: str = typer.Option(..., help="KFP API endpoint, e.g. https://kfp.example.com/pipeline"),
     pipeline: str = typer.Option("retrain", help="retrain | ablation"),
     size: str = typer.Option("demo", help="preset for retrain arguments"),
-    param: list[str] = typer.Option([], "--param", help="pipeline argument key=JSON value (repeatable)"),
+    param: list[str] = typer.Option(
+        [], "--param", callback=parse_params, metavar="KEY=VALUE",
+        help="pipeline argument key=VALUE (repeatable; a later key wins). VALUE is parsed as JSON "
+             "(3, true, null, [1,2], {\"a\":1}, \"text\"); a value that is not JSON and does not start "
+             "with { [ or \" is taken as a plain string (data_version=v3)."),
     namespace: str = typer.Option(None, help="Kubeflow profile namespace"),
 ) -> None:
     """Compile and submit a pipeline run to Kubeflow Pipelines."""
     args = retrain_arguments(size) if pipeline == "retrain" else {}
-    for p in param:
-        k, _, v = p.partition("=")
-        try:
-            args[k] = json.loads(v)
-        except json.JSONDecodeError:
-            args[k] = v
+    args.update(param)  # type: ignore[arg-type]  # parse_params turned each item into a (key, value) pair
     run_id = submit(pipeline, host, args, namespace=namespace)
     console.print(f"submitted KFP run {run_id} to {host}")
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import re
-import time
 import unicodedata
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from uniss.engines import EngineError, EngineUnavailableError, check_language
 
@@ -29,6 +30,12 @@ PROMPT_EN_TO_ZH = "请将以下文本翻译成中文（注意，除了译文之�
 
 #: Longest accepted source text (characters) per request.
 MAX_SOURCE_CHARS = 4000
+
+#: HTTP statuses below 500 that are retried (429 Too Many Requests; every 5xx is retried too).
+RETRY_STATUS: frozenset[int] = frozenset({429})
+
+#: Default wait between MT request attempts: exponential backoff 1 s, 2 s, 4 s ..., capped at 8 s.
+RETRY_WAIT = wait_exponential(multiplier=1, min=1, max=8)
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df]")
 _LATIN = re.compile(r"[A-Za-z]")
@@ -54,6 +61,11 @@ _QUOTES = [('"', '"'), ("“", "”"), ("'", "'"), ("「", "」"), ("《", "》"
 
 class MTError(EngineError):
     """Translation request failed (server error, timeout, malformed reply, missing reference)."""
+
+
+class _TransientMTError(MTError):
+    """A failure worth retrying (timeout, connection error, HTTP 429 / 5xx); never leaves this module:
+    :meth:`OpenAIChatMT._post` turns the last one into a plain :class:`MTError`."""
 
 
 class MixedScriptError(MTError):
@@ -169,22 +181,29 @@ class OpenAIChatMT:
         api_key_env: name of the environment variable holding the bearer key; ``None`` sends no key
             (local servers). The key itself is never an argument, never logged.
         timeout_s: per-request timeout (connect + read), seconds.
-        max_retries: extra attempts on timeouts, connection errors, HTTP 429 and 5xx (1 s, 2 s backoff).
+        max_retries: extra attempts on timeouts, connection errors, HTTP 429 and 5xx (other 4xx are
+            not retried); ``0`` = one attempt only.
+        retry_wait: tenacity wait strategy between attempts; ``None`` = :data:`RETRY_WAIT`
+            (exponential 1 s, 2 s, 4 s ... capped at 8 s). Tests pass ``tenacity.wait_none()``.
         temperature: sampling temperature (0 = greedy, reproducible).
         max_tokens: reply token cap.
     Raises:
         EngineUnavailableError: ``api_key_env`` names an unset variable.
+        MTError: ``max_retries`` < 0.
     Source: OpenAI Chat Completions API (https://platform.openai.com/docs/api-reference/chat).
     """
 
     def __init__(self, base_url: str, model: str, api_key_env: str | None = "OPENAI_API_KEY", *,
                  timeout_s: float = 60.0, max_retries: int = 2, temperature: float = 0.0,
-                 max_tokens: int = 1024) -> None:
+                 max_tokens: int = 1024, retry_wait: Any = None) -> None:
+        if int(max_retries) < 0:
+            raise MTError(f"max_retries must be >= 0, got {max_retries}")
         url = base_url.rstrip("/")
         self.url = url + ("/chat/completions" if url.endswith("/v1") else "/v1/chat/completions")
         self.model = model
         self.timeout_s = float(timeout_s)
         self.max_retries = int(max_retries)
+        self.retry_wait = RETRY_WAIT if retry_wait is None else retry_wait
         self.temperature = float(temperature)
         self.max_tokens = int(max_tokens)
         self._headers = {"Content-Type": "application/json"}
@@ -194,31 +213,39 @@ class OpenAIChatMT:
                 raise EngineUnavailableError(f"environment variable {api_key_env} (MT API key) is not set")
             self._headers["Authorization"] = f"Bearer {key}"
 
-    def _post(self, client: Any, payload: dict) -> dict:
+    def _attempt(self, client: Any, payload: dict) -> dict:
+        """One POST. Transient failures raise :class:`_TransientMTError` (retried by :meth:`_post`)."""
         import httpx
 
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                time.sleep(float(attempt))
-            try:
-                r = client.post(self.url, json=payload, headers=self._headers)
-            except httpx.TimeoutException:
-                last = f"timed out after {self.timeout_s:.0f} s"
-                continue
-            except httpx.TransportError as e:
-                last = f"connection failed: {e}"
-                continue
-            if r.status_code == 429 or r.status_code >= 500:
-                last = f"HTTP {r.status_code}: {r.text[:200]}"
-                continue
-            if r.status_code >= 400:
-                raise MTError(f"MT server {self.url} rejected the request: HTTP {r.status_code}: {r.text[:200]}")
-            try:
-                return r.json()
-            except ValueError:
-                raise MTError(f"MT server {self.url} returned non-JSON: {r.text[:200]!r}") from None
-        raise MTError(f"MT server {self.url} failed after {self.max_retries + 1} attempts: {last}")
+        try:
+            r = client.post(self.url, json=payload, headers=self._headers)
+        except httpx.TimeoutException:  # before TransportError: it is a subclass
+            raise _TransientMTError(f"timed out after {self.timeout_s:g} s") from None
+        except httpx.TransportError as e:
+            raise _TransientMTError(f"connection failed: {e}") from None
+        if r.status_code in RETRY_STATUS or r.status_code >= 500:
+            raise _TransientMTError(f"HTTP {r.status_code}: {r.text[:200]}")
+        if r.status_code >= 400:
+            raise MTError(f"MT server {self.url} rejected the request: HTTP {r.status_code}: {r.text[:200]}")
+        try:
+            return r.json()
+        except ValueError:
+            raise MTError(f"MT server {self.url} returned non-JSON: {r.text[:200]!r}") from None
+
+    def _post(self, client: Any, payload: dict) -> dict:
+        """POST ``payload`` with up to ``max_retries`` retries of transient failures (tenacity).
+
+        Retried: timeouts, connection errors, HTTP 429 and 5xx, waiting :attr:`retry_wait` between
+        attempts. Not retried: other 4xx, a non-JSON 200 reply.
+        Raises:
+            MTError: a non-retried failure, or the last transient failure once the attempts are spent.
+        """
+        retrying = Retrying(stop=stop_after_attempt(self.max_retries + 1), wait=self.retry_wait,
+                            retry=retry_if_exception_type(_TransientMTError), reraise=True)
+        try:
+            return retrying(self._attempt, client, payload)
+        except _TransientMTError as e:
+            raise MTError(f"MT server {self.url} failed after {self.max_retries + 1} attempts: {e}") from None
 
     def translate(self, texts: Sequence[str], src: str, tgt: str) -> list[str]:
         """Translate each text with one chat completion (``src`` -> ``tgt``); raw replies, stripped.
