@@ -6,6 +6,7 @@ ARG TORCH_SPEC="torch==2.13.0"
 ARG TORCH_INDEX=""
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       espeak-ng festival flite sox libsndfile1 festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts git \
+      asterisk-core-sounds-en-wav asterisk-core-sounds-en gcin-voice \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/uniss
 COPY pyproject.toml constraints.txt README.md ./

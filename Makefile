@@ -5,14 +5,15 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := espeak-ng festival flite sox libsndfile1 pocketsphinx-testdata festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+APT_PACKAGES := espeak-ng festival flite sox libsndfile1 pocketsphinx-testdata festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
+	asterisk-core-sounds-en-wav asterisk-core-sounds-en gcin-voice
 export UNISS_MODELS_DIR ?= $(CURDIR)/.models
 
 .PHONY: setup apt venv models test test-unit demo tiny bench clean-venv
 
 setup: apt venv models
 
-## Debian packages (TTS voices, sox, LibriVox test clips). Installed only when run as root and missing.
+## Debian packages (TTS voices, sox, real speech: LibriVox clips, Asterisk prompts, gcin-voice Mandarin syllables). Installed only when run as root and missing.
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then echo "apt: all Debian packages present"; \
