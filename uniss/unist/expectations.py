@@ -10,7 +10,9 @@ Expectations (suite ``unist_samples``):
 - token counts consistent with duration: semantic ~ 50 tok/s, linguistic ~ 12.5 tok/s (paper
   §3.1.2), within ``token_rate_tolerance`` (relative) + ``token_count_slack`` tokens;
 - exactly 32 speaker tokens per side (paper §3.1.2, BiCodec global tokens);
-- both audio cells decode as 16 kHz mono FLAC whose length matches the stored duration.
+- both audio cells decode as 16 kHz mono FLAC whose length matches the stored duration;
+- data with voice columns: ``voice_preserved`` a non-null bool, ``voice_set`` in seen/heldout/real,
+  and held-out voices only in the test split (speaker-disjoint evaluation).
 
 Checks that GE has no built-in for are computed here as boolean columns (``chk_*``) and fed to GE as
 ``expect_column_values_to_be_in_set([True])``, so every failure still comes out of GE with the
@@ -76,7 +78,9 @@ def check_columns(df: pd.DataFrame, params: DataParams) -> pd.DataFrame:
 
     Returns:
         a copy of ``df`` with ``chk_hq_ratio``, ``chk_src_wer``, ``chk_tgt_wer``, ``chk_speed``,
-        ``chk_tokens``, ``chk_speaker32``, ``chk_audio`` (bool).
+        ``chk_tokens``, ``chk_speaker32``, ``chk_audio`` (bool), and ``chk_heldout_disjoint`` when
+        ``df`` has a ``voice_set`` column (held-out voices speak only test rows and no training or dev
+        row speaks in one of them).
     """
     out = df.copy()
     lo, hi = params.hq_ratio
@@ -102,11 +106,22 @@ def check_columns(df: pd.DataFrame, params: DataParams) -> pd.DataFrame:
         out["chk_speaker32"] = False
     out["chk_audio"] = [_audio_ok(a, da) and _audio_ok(b, db) for a, da, b, db in
                         zip(df["src_audio"], df["src_duration_s"], df["tgt_audio"], df["tgt_duration_s"])]
+    if "voice_set" in df:
+        heldout = set(df.loc[df["voice_set"] == "heldout", "src_voice"])
+        out["chk_heldout_disjoint"] = [(vs != "heldout" or sp == "test") and not (sp != "test" and v in heldout)
+                                       for vs, sp, v in zip(df["voice_set"], df["split"], df["src_voice"])]
     return out
 
 
-def build_suite(params: DataParams) -> Any:
-    """The GE ``ExpectationSuite`` (not yet added to a context)."""
+def build_suite(params: DataParams, *, voice_columns: bool = False) -> Any:
+    """The GE ``ExpectationSuite`` (not yet added to a context).
+
+    Args:
+        voice_columns: add the voice expectations (data with ``voice_preserved`` / ``voice_set``
+            columns; issue "Voice-preserving ... UniST"): ``voice_preserved`` is a non-null bool,
+            ``voice_set`` one of ``uniss.unist.sources.VOICE_SETS`` (or ``""`` for unlabelled
+            ingested rows), held-out voices disjoint from training (``chk_heldout_disjoint``).
+    """
     import great_expectations as gx
 
     E = gx.expectations
@@ -123,6 +138,13 @@ def build_suite(params: DataParams) -> Any:
     ]
     exps += [E.ExpectColumnValuesToBeInSet(column=c, value_set=[True]) for c in
              ("chk_hq_ratio", "chk_src_wer", "chk_tgt_wer", "chk_speed", "chk_tokens", "chk_speaker32", "chk_audio")]
+    if voice_columns:
+        from uniss.unist.sources import VOICE_SETS
+
+        exps += [E.ExpectColumnValuesToBeInSet(column="voice_preserved", value_set=[True, False]),
+                 E.ExpectColumnValuesToNotBeNull(column="voice_preserved"),
+                 E.ExpectColumnValuesToBeInSet(column="voice_set", value_set=[*VOICE_SETS, ""]),
+                 E.ExpectColumnValuesToBeInSet(column="chk_heldout_disjoint", value_set=[True])]
     suite = gx.ExpectationSuite(name=SUITE_NAME)
     for e in exps:
         suite.add_expectation(e)
@@ -150,7 +172,7 @@ def validate_samples(df: pd.DataFrame, params: DataParams) -> dict[str, Any]:
     ctx = gx.get_context(mode="ephemeral")
     batch = (ctx.data_sources.add_pandas("unist").add_dataframe_asset("samples")
              .add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": scalar}))
-    suite = ctx.suites.add(build_suite(params))
+    suite = ctx.suites.add(build_suite(params, voice_columns="voice_set" in df and "voice_preserved" in df))
     res = batch.validate(suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["id"]})
     failures = []
     for r in res.results:

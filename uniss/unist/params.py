@@ -21,7 +21,17 @@ LANGUAGES = ("en", "zh")
 
 
 class SizePreset(BaseModel):
-    """Pairs per split *per direction* of the demo source corpus."""
+    """Pairs per split *per direction* of the demo source corpus.
+
+    Attributes:
+        train / dev / test: pairs per split per direction (EN->ZH and ZH->EN).
+        librivox: add the LibriVox clips to ``real_speech.parquet``.
+        voices_per_language: TTS voices used in training (the ``seen`` voices).
+        heldout_voices: further voices per language that speak only half of the test split (the
+            ``heldout`` slice: speaker-disjoint from training; issue "Voice-preserving ... UniST").
+        real_test: real-voice ZH->EN test pairs read from gcin-voice syllables (the ``real`` slice).
+        asterisk: Asterisk English prompts added to ``real_speech.parquet`` (held-out real speech).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     train: int = Field(ge=1)
@@ -29,6 +39,9 @@ class SizePreset(BaseModel):
     test: int = Field(ge=0)
     librivox: bool = True
     voices_per_language: int = Field(default=4, ge=1)
+    heldout_voices: int = Field(default=0, ge=0)
+    real_test: int = Field(default=0, ge=0)
+    asterisk: int = Field(default=0, ge=0)
 
 
 class DataParams(BaseModel):
@@ -52,6 +65,9 @@ class DataParams(BaseModel):
         mt: translation engine: ``reference`` (the corpus's own translations).
         dvc_size: size preset the ``dvc.yaml`` stages build (``dvc repro``).
         min_duration_s / max_duration_s: accepted source/target speech length (s).
+        tts: TTS engine of source and target synthesis (``uniss.engines.tts.make_tts`` name:
+            ``kokoro`` | ``system`` | ``piper``).
+        tts_threads: onnxruntime intra-op threads of a neural TTS engine.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -79,6 +95,8 @@ class DataParams(BaseModel):
     dvc_size: str = "tiny"
     min_duration_s: float = 0.3
     max_duration_s: float = 12.0
+    tts: str = "kokoro"
+    tts_threads: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> DataParams:

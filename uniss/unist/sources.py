@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -43,7 +44,11 @@ Split = Literal["train", "dev", "test"]
 
 #: Columns of a source table, in order.
 SOURCE_COLUMNS = ["id", "split", "language", "tgt_lang", "transcript", "translation", "speaker", "voice",
-                  "origin", "audio", "duration_s"]
+                  "origin", "voice_set", "audio", "duration_s"]
+
+#: ``voice_set`` values: a synthetic voice used in training, a synthetic voice kept out of training
+#: (speaker-disjoint test rows), recorded speech (evaluation slices of ``evaluation.scoring``).
+VOICE_SETS = ("seen", "heldout", "real")
 
 #: Debian ``pocketsphinx-testdata`` LibriVox folder (5 clips, one speaker, 16 kHz).
 LIBRIVOX_DIR = Path("/usr/share/pocketsphinx/test/data/librivox")
@@ -59,6 +64,20 @@ PREFERRED_VOICES: dict[str, tuple[str, ...]] = {
     "zh": ("espeak:cmn-latn-pinyin+f3", "espeak:cmn-latn-pinyin+f1", "espeak:cmn-latn-pinyin+f5",
            "espeak:cmn-latn-pinyin", "espeak:cmn-latn-pinyin+m3", "espeak:cmn-latn-pinyin+f2"),
 }
+
+#: Kokoro voices in the order the demo corpus takes them (every one speaks en and zh,
+#: ``uniss.engines.kokoro``): the 5 shipped style tables, then 8 mixes over 8 different pairs; the
+#: last two mix pairs (gongitsune+kumo, nezumi+tebukuro) appear in no earlier mix, so with 13 seen
+#: voices they are the held-out voices of the test split.
+KOKORO_VOICE_ORDER: tuple[str, ...] = tuple(f"kokoro:{v}" for v in (
+    "jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo",
+    "mix-jf_alpha-jf_gongitsune-0.3", "mix-jf_alpha-jf_nezumi-0.7", "mix-jf_alpha-jf_tebukuro-0.3",
+    "mix-jf_alpha-jm_kumo-0.7", "mix-jf_gongitsune-jf_nezumi-0.3", "mix-jf_gongitsune-jf_tebukuro-0.7",
+    "mix-jf_nezumi-jm_kumo-0.3", "mix-jf_tebukuro-jm_kumo-0.7",
+    "mix-jf_gongitsune-jm_kumo-0.3", "mix-jf_nezumi-jf_tebukuro-0.7",
+))
+for _lang in ("en", "zh"):
+    PREFERRED_VOICES[_lang] = KOKORO_VOICE_ORDER + PREFERRED_VOICES[_lang]
 
 
 class SourceRecord(BaseModel):
@@ -287,8 +306,9 @@ def read_librivox(path: Path = LIBRIVOX_DIR) -> list[SourceRecord]:
         wav = path / f"{utt.strip()}.wav"
         if not wav.exists():
             raise ManifestError(f"{tf}:{line}: field 'audio': {wav} does not exist")
+        text = re.sub(r"</?s>", " ", text)  # sentence markers of the pocketsphinx transcription format
         out.append(_record(str(tf), line, id=f"librivox-{utt.strip().rsplit('-', 1)[-1]}", audio=str(wav),
-                           transcript=text.strip().lower(), language="en", speaker="librivox-austen",
+                           transcript=" ".join(text.split()).lower(), language="en", speaker="librivox-austen",
                            split="test", origin="librivox"))
     return out
 
@@ -318,7 +338,7 @@ def records_to_table(records: list[SourceRecord], *, min_duration_s: float = 0.1
     for r in tqdm(records, desc="source audio", unit="utt", disable=len(records) < 20):
         base = {"id": r.id, "split": r.split, "language": r.language, "tgt_lang": r.target_language(),
                 "transcript": r.transcript, "translation": r.translation, "speaker": r.speaker,
-                "voice": r.voice, "origin": r.origin}
+                "voice": r.voice, "origin": r.origin, "voice_set": "real" if r.voice is None else "seen"}
         try:
             wav = _load_external_audio(r.audio)
             dur = len(wav) / SAMPLE_RATE_HZ
@@ -350,41 +370,75 @@ def pick_voices(available: list[str], language: str, n: int) -> list[str]:
     return chosen
 
 
-def demo_records(size: str, params: DataParams, voices: dict[str, list[str]]) -> pd.DataFrame:
+def demo_records(size: str, params: DataParams, voices: dict[str, list[str]],
+                 heldout: dict[str, list[str]] | None = None) -> tuple[pd.DataFrame, list[lexicon.SentencePair]]:
     """The text side of the demo corpus (no audio yet): one row per source utterance.
 
     EN->ZH rows speak the English side, ZH->EN rows the Mandarin side of *different* sentence pairs;
-    each row draws its voice from ``voices[language]`` with the seeded RNG.
+    each row draws its voice from ``voices[language]`` with the seeded RNG. When ``heldout`` names
+    voices, every second test row of each direction draws from them instead (``voice_set="heldout"``),
+    so the test split holds seen and speaker-disjoint voices side by side.
 
     Returns:
-        frame with ``id, split, language, tgt_lang, transcript, translation, speaker, voice, origin``.
+        (frame with ``id, split, language, tgt_lang, transcript, translation, speaker, voice, origin,
+        voice_set``; the ``real_test`` extra test pairs kept aside for the real-voice slice).
     """
     preset = params.size(size)
     per_split = {"train": preset.train, "dev": preset.dev, "test": preset.test}
-    pairs = lexicon.generate_pairs({k: 2 * v for k, v in per_split.items()}, seed=params.seed)
+    want = {k: 2 * v for k, v in per_split.items()}
+    want["test"] += preset.real_test
+    pairs = lexicon.generate_pairs(want, seed=params.seed)
+    real: list[lexicon.SentencePair] = []
+    if preset.real_test:
+        test_idx = [i for i, p in enumerate(pairs) if p.split == "test"][-preset.real_test:]
+        real = [pairs[i] for i in test_idx]
+        drop = set(test_idx)
+        pairs = [p for i, p in enumerate(pairs) if i not in drop]
     rng = np.random.default_rng(params.seed + 1)
     rows, count = [], {}
     for i, p in enumerate(pairs):
         src, tgt = ("en", "zh") if i % 2 == 0 else ("zh", "en")
         k = (src, p.split)
         count[k] = count.get(k, 0) + 1
-        voice = voices[src][int(rng.integers(0, len(voices[src])))]
+        vset = "heldout" if heldout and heldout.get(src) and p.split == "test" and count[k] % 2 == 0 else "seen"
+        pool = heldout[src] if vset == "heldout" else voices[src]  # type: ignore[index]
+        voice = pool[int(rng.integers(0, len(pool)))]
         rows.append({
             "id": f"{src}{tgt}-{p.split}-{count[k]:05d}", "split": p.split, "language": src, "tgt_lang": tgt,
             "transcript": p.en if src == "en" else p.zh, "translation": p.zh if src == "en" else p.en,
-            "speaker": voice, "voice": voice, "origin": "demo",
+            "speaker": voice, "voice": voice, "origin": "demo", "voice_set": vset,
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), real
 
 
 #: Bumped when the demo source generation changes (invalidates the step cache).
-DEMO_SOURCE_VERSION = 1
+#: 2: ``voice_set`` column, held-out voices, gcin-voice real test pairs (issue "Voice-preserving ... UniST").
+DEMO_SOURCE_VERSION = 2
+
+
+def split_voices(available: list[str], language: str, seen: int, heldout: int) -> tuple[list[str], list[str]]:
+    """``seen`` training voices and ``heldout`` test-only voices for ``language``, disjoint, in
+    :data:`PREFERRED_VOICES` order (held-out ones are the next after the seen ones).
+
+    Raises:
+        UnistError: no voice for ``language``, or fewer than ``seen + 1`` voices when ``heldout > 0``
+            (a held-out voice must never be a training voice).
+    """
+    chosen = pick_voices(available, language, seen + heldout)
+    if heldout and len(chosen) <= seen:
+        raise UnistError(f"{len(chosen)} {language} voices cannot give {seen} seen + {heldout} held-out voices")
+    return chosen[:seen], chosen[seen:seen + heldout]
 
 
 def build_demo_source(size: str, out_dir: str | Path, *, params: DataParams, tts: Any,
                       cache: StepCache | None = None) -> dict[str, Any]:
     """Synthesize the demo source corpus and write ``OUT/source.parquet`` (+ ``real_speech.parquet``,
     ``quarantine.parquet``, ``source.json``).
+
+    Besides the TTS rows (seen voices; held-out voices on half the test split), the source table
+    holds ``real_test`` real-voice ZH->EN test pairs read by the gcin-voice speakers
+    (:mod:`uniss.unist.real`); ``real_speech.parquet`` holds the LibriVox clips and ``asterisk``
+    Asterisk prompts (real English without a translation).
 
     Args:
         size: size preset name (``tiny`` | ``demo``).
@@ -394,7 +448,7 @@ def build_demo_source(size: str, out_dir: str | Path, *, params: DataParams, tts
         cache: step cache (TTS output per chunk); ``None`` disables it.
 
     Returns:
-        summary dict: ``rows``, ``dropped``, counts per direction/split, voices, timings (s), md5.
+        summary dict: ``rows``, ``dropped``, counts per direction/split/voice set, voices, timings (s), md5.
 
     Raises:
         UnistError: unknown size, no voices.
@@ -403,8 +457,11 @@ def build_demo_source(size: str, out_dir: str | Path, *, params: DataParams, tts
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     preset = params.size(size)
-    voices = {lang: pick_voices(list(tts.voices(lang)), lang, preset.voices_per_language) for lang in params.languages}
-    text = demo_records(size, params, voices)
+    voices, heldout = {}, {}
+    for lang in params.languages:
+        voices[lang], heldout[lang] = split_voices(list(tts.voices(lang)), lang, preset.voices_per_language,
+                                                   preset.heldout_voices)
+    text, real_pairs = demo_records(size, params, voices, heldout if preset.heldout_voices else None)
     cache = cache or StepCache(None)
     cfg = {"version": DEMO_SOURCE_VERSION, "tts": engine_id(tts)}
 
@@ -428,14 +485,30 @@ def build_demo_source(size: str, out_dir: str | Path, *, params: DataParams, tts
     for ch in tqdm(chunks(text, params.chunk_rows), desc=f"source TTS ({size})", unit="chunk"):
         k, d = cache.run("source", cfg, ch, speak)
         kept.append(k), dropped.append(d)
+    if real_pairs:
+        from uniss.unist.real import gcin_records
+
+        recs, bad = gcin_records(real_pairs)
+        real_src, real_q = records_to_table(recs, min_duration_s=params.min_duration_s,
+                                            max_duration_s=params.max_duration_s)
+        kept.append(real_src)
+        bad_q = pd.DataFrame(bad, columns=["id", "reason"]).assign(step="source")
+        dropped += [real_q, bad_q]
     table = pd.concat(kept, ignore_index=True) if kept else pd.DataFrame(columns=SOURCE_COLUMNS)
-    quarantine = pd.concat(dropped, ignore_index=True) if dropped else pd.DataFrame()
+    quarantine = pd.concat([d for d in dropped if len(d)], ignore_index=True) if any(len(d) for d in dropped) else pd.DataFrame()
     md5 = write_table(table, out / "source.parquet")
     write_table(quarantine, out / "quarantine.parquet")
 
     real_rows = 0
+    real_records: list[SourceRecord] = []
     if preset.librivox and LIBRIVOX_DIR.exists():
-        real, real_q = records_to_table(read_librivox())
+        real_records += read_librivox()
+    if preset.asterisk:
+        from uniss.unist.real import read_asterisk
+
+        real_records += read_asterisk(preset.asterisk)
+    if real_records:
+        real, real_q = records_to_table(real_records)
         write_table(real, out / "real_speech.parquet")
         real_rows = len(real)
         if len(real_q):
@@ -445,9 +518,11 @@ def build_demo_source(size: str, out_dir: str | Path, *, params: DataParams, tts
     counts: dict[str, int] = {}
     for (lang, tgt, split), n in table.groupby(["language", "tgt_lang", "split"]).size().items():
         counts[f"{lang}-{tgt}/{split}"] = int(n)
+    for vset, n in table.groupby("voice_set").size().items():
+        counts[f"voice_set/{vset}"] = int(n)
     summary = {
         "size": size, "seed": params.seed, "rows": int(len(table)), "dropped": int(len(quarantine)),
-        "real_speech_rows": real_rows, "counts": counts, "voices": voices, "md5": md5,
+        "real_speech_rows": real_rows, "counts": counts, "voices": voices, "heldout_voices": heldout, "md5": md5,
         "tts": engine_id(tts), "cache": cache.stats.to_dict(),
         "timings": {"source_s": round(time.perf_counter() - t0, 3)},
     }

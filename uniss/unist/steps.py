@@ -40,13 +40,14 @@ def _params(params: DataParams | dict | None) -> DataParams:
 
 def build_source(size: str, out_dir: str | Path, seed: int | None = None, *, params: DataParams | dict | None = None,
                  tts: Any = None, cache: StepCache | None = None) -> dict[str, Any]:
-    """Generate the demo source corpus (TTS voices, both directions) + the LibriVox real-speech set.
+    """Generate the demo source corpus (TTS voices, both directions, gcin-voice real test pairs) + the
+    LibriVox / Asterisk real-speech set.
 
     Args:
         size: ``tiny`` | ``demo`` (``params.sizes``).
         out_dir: source folder (``source.parquet``, ``real_speech.parquet``, ``source.json``).
         seed: overrides ``params.seed``.
-        tts: a ``TTSEngine`` (default ``uniss.engines.tts.SystemTTS()``).
+        tts: a ``TTSEngine`` (default: the ``params.tts`` engine, ``uniss.unist.synthesize.tts_engine``).
 
     Returns:
         summary dict (``rows``, counts, voices, timings).
@@ -57,9 +58,9 @@ def build_source(size: str, out_dir: str | Path, seed: int | None = None, *, par
     if seed is not None:
         p = p.model_copy(update={"seed": int(seed)})
     if tts is None:
-        from uniss.engines.tts import SystemTTS
+        from uniss.unist.synthesize import tts_engine
 
-        tts = SystemTTS()
+        tts = tts_engine(p)
     return build_demo_source(size, out_dir, params=p, tts=tts, cache=cache or default_cache())
 
 

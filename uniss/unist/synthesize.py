@@ -6,8 +6,11 @@ Steps, in paper order (each row's *first* failing check is its quarantine reason
 1. ``src_asr``   re-ASR the source; keep error <= ``src_max_error[lang]`` (paper: WER <= 0.05).
 2. ``translate`` MT engine (``ReferenceMT``: the corpus's own translation) + the App. E.2 clean-up
    rules (``clean_translation``; mixed-script output is dropped).
-3. ``tgt_tts``   synthesize the target with a deterministic source->target voice map (the system TTS
-   voices cannot clone; the map is recorded in the manifest).
+3. ``tgt_tts``   synthesize the target in the source's own voice when the TTS engine speaks that voice
+   in the target language (paper §4: the target is synthesised conditioned on the source voice;
+   every Kokoro voice speaks en and zh), else in a voice of a deterministic source->target map
+   (system TTS voices, recorded speakers); ``voice_preserved`` records which (the map is in the
+   manifest).
 4. ``speed``     ratio = tgt/src duration, speed token ``round(10*ratio) - 1`` (``uniss.vocab.speed_index``).
 5. ``tgt_asr``   ASR the target; keep error <= ``tgt_max_error[lang]`` (paper: WER <= 0.01, CER for
    Chinese) and ratio in ``general_ratio`` (paper: [0.5, 2.0]) = **General**.
@@ -78,7 +81,7 @@ class Engines:
 
 def default_engines(params: DataParams, *, translations: dict[str, str] | None = None) -> Engines:
     """The real engines of this machine: Whisper-base ASR (``uniss.engines.asr.WhisperASR``), the
-    system TTS voices, ``ReferenceMT`` over the corpus translations, silero-vad trim.
+    ``params.tts`` engine (:func:`tts_engine`), ``ReferenceMT`` over the corpus translations, silero-vad trim.
 
     Args:
         params: data params (``asr_beam_size``, ``asr_pack_s``, ``mt``).
@@ -90,14 +93,67 @@ def default_engines(params: DataParams, *, translations: dict[str, str] | None =
     from uniss.audio import vad_trim
     from uniss.engines.asr import WhisperASR, error_rate
     from uniss.engines.mt import ReferenceMT, clean_translation
-    from uniss.engines.tts import SystemTTS, voice_map
+    from uniss.engines.tts import voice_map
     from uniss.unist.errors import UnistError
 
     if params.mt != "reference":
         raise UnistError(f"mt engine {params.mt!r} is not available offline; use 'reference'")
-    return Engines(asr=WhisperASR(beam_size=params.asr_beam_size, pack_s=params.asr_pack_s), tts=SystemTTS(),
+    return Engines(asr=WhisperASR(beam_size=params.asr_beam_size, pack_s=params.asr_pack_s), tts=tts_engine(params),
                    mt=ReferenceMT(translations or {}), error_rate=error_rate,
                    clean_translation=clean_translation, voice_map=voice_map, vad_trim=vad_trim)
+
+
+def tts_engine(params: DataParams) -> Any:
+    """The ``params.tts`` engine (``uniss.engines.tts.make_tts``); neural engines get ``params.tts_threads``
+    onnxruntime threads.
+
+    Raises:
+        TTSError: unknown engine name; EngineUnavailableError: its model is not installed (``make setup``).
+    """
+    from uniss.engines.tts import make_tts
+
+    return make_tts(params.tts) if params.tts == "system" else make_tts(params.tts, threads=params.tts_threads)
+
+
+def preserving_voice_map(src_voices: dict[str, list[str]], tts: Any, languages: tuple[str, ...],
+                         voice_map: Callable[[list[str], list[str]], dict[str, str]],
+                         n_tgt_voices: int | None = None) -> dict[str, str]:
+    """Source voice -> target voice: the source voice itself when ``tts`` speaks it in the other language
+    (``uniss.engines.tts.voice_languages``), else ``voice_map`` onto the target language's preferred
+    voices (``uniss.unist.sources.pick_voices``).
+
+    Args:
+        src_voices: ``{source language: [voice or speaker id]}``.
+        n_tgt_voices: target voices per language for the mapped ones (default: as many as mapped sources).
+
+    Returns:
+        ``{source voice: target voice}``; equal key and value = voice preserved.
+
+    Raises:
+        TTSError: a voice must be mapped and the engine has no voice in the target language.
+    """
+    from uniss.engines.tts import TTSError, voice_languages
+    from uniss.unist.sources import pick_voices
+
+    vmap: dict[str, str] = {}
+    for lang in languages:
+        for tgt in languages:
+            if tgt == lang or not src_voices.get(lang):
+                continue
+            rest = []
+            for v in src_voices[lang]:
+                try:
+                    speaks = tgt in voice_languages(tts, v)
+                except TTSError:  # a recorded speaker, not a voice of this engine
+                    speaks = False
+                if speaks:
+                    vmap[v] = v
+                else:
+                    rest.append(v)
+            if rest:
+                tgt_voices = pick_voices(list(tts.voices(tgt)), tgt, n_tgt_voices or len(rest))
+                vmap.update(voice_map(rest, tgt_voices))
+    return vmap
 
 
 def _fail(df: pd.DataFrame, i: int, step: str, reason: str) -> None:
@@ -212,7 +268,8 @@ def step_vad(chunk: pd.DataFrame, eng: Engines) -> pd.DataFrame:
 #: Output columns of a synthesized (not yet tokenized) UniST table, in order.
 SAMPLE_COLUMNS = ["id", "split", "src_lang", "tgt_lang", "src_text", "tgt_text", "src_voice", "tgt_voice",
                   "src_audio", "tgt_audio", "src_duration_s", "tgt_duration_s", "ratio", "speed_index",
-                  "src_wer", "tgt_wer", "general", "hq", "hq_ratio", "src_asr", "tgt_asr", "speaker", "origin"]
+                  "src_wer", "tgt_wer", "general", "hq", "hq_ratio", "src_asr", "tgt_asr", "speaker", "origin",
+                  "voice_preserved", "voice_set"]
 
 
 def _le(x: Any, thr: float) -> bool:
@@ -279,6 +336,8 @@ def apply_filters(work: pd.DataFrame, params: DataParams) -> tuple[pd.DataFrame,
         "src_wer": kept["src_wer"].astype(float), "tgt_wer": kept["tgt_wer"].astype(float),
         "general": True, "hq": kept["hq"].astype(bool), "hq_ratio": kept["hq_ratio"].astype(float),
         "src_asr": kept["src_asr"], "tgt_asr": kept["tgt_asr"], "speaker": kept["speaker"], "origin": kept["origin"],
+        "voice_preserved": (kept["tgt_voice"] == kept["voice"].fillna(kept["speaker"])).astype(bool),
+        "voice_set": (kept["voice_set"].fillna("") if "voice_set" in kept else pd.Series([""] * len(kept), dtype=object)),
     }, columns=SAMPLE_COLUMNS)
     dropped_rows = w[~keep].reset_index(drop=True)
     rs = [x for x in reason if x is not None]
@@ -312,18 +371,10 @@ def run_synthesis(source: pd.DataFrame, eng: Engines, params: DataParams, *, cac
         dict with ``samples`` (DataFrame), ``quarantine`` (DataFrame), ``counts`` (per step),
         ``voice_map`` ({src voice: tgt voice}), ``timings`` ({step: seconds}).
     """
-    from uniss.unist.sources import pick_voices
-
     timings: dict[str, float] = {}
-    src_voices = {lang: sorted(set(source.loc[source["language"] == lang, "voice"].dropna())) for lang in params.languages}
-    vmap: dict[str, str] = {}
-    for lang in params.languages:
-        for tgt in params.languages:
-            if tgt == lang or not src_voices[lang]:
-                continue
-            n = n_tgt_voices or len(src_voices[lang])
-            tgt_voices = pick_voices(list(eng.tts.voices(tgt)), tgt, n)
-            vmap.update(eng.voice_map(src_voices[lang], tgt_voices))
+    keys = source["voice"].fillna(source["speaker"]) if "voice" in source else source["speaker"]
+    src_voices = {lang: sorted(set(keys[source["language"] == lang].dropna())) for lang in params.languages}
+    vmap = preserving_voice_map(src_voices, eng.tts, tuple(params.languages), eng.voice_map, n_tgt_voices)
     ids = eng.ids()
     steps: list[tuple[str, Callable[[pd.DataFrame], pd.DataFrame], dict]] = [
         ("src_asr", lambda c: step_src_asr(c, eng), {"asr": ids["asr"], "er": ids["error_rate"]}),

@@ -73,7 +73,8 @@ def test_layout_manifest_and_reader(built: Path, params):
 
 def test_gate_passes_then_training_may_read(built: Path):
     r = steps.validate(built)
-    assert r["passed"] and r["failures"] == [] and r["expectations"] == 15
+    # 15 core expectations + 4 on the voice columns (voice_preserved x2, voice_set, held-out disjoint)
+    assert r["passed"] and r["failures"] == [] and r["expectations"] == 19
     assert read_manifest(built)["validation"]["passed"] is True
     hq = load_samples(built, split="all", subset="hq")
     assert hq["hq"].all() and len(hq) >= 1
@@ -142,7 +143,7 @@ def test_cli_validate_exit_codes(built: Path):
 
     runner = CliRunner()
     r = runner.invoke(app, ["data", "validate", str(built)])
-    assert r.exit_code == 0 and "passed 15 expectations" in r.output
+    assert r.exit_code == 0 and "passed 19 expectations" in r.output
     p = built / read_manifest(built)["shards"][0]["path"]
     df = read_table(p)
     df.loc[1, "ratio"] = 0.1
@@ -152,3 +153,25 @@ def test_cli_validate_exit_codes(built: Path):
     out = " ".join(r.output.split())
     assert "DataValidationError" in out and "expect_column_values_to_be_between(ratio): 1 rows: " + df.at[1, "id"] in out
     assert "Traceback" not in r.output
+
+
+def test_heldout_voice_in_training_fails_gate(built: Path):
+    """A held-out voice that also speaks a training row breaks speaker-disjointness: the gate names the row."""
+    m = read_manifest(built)
+    p = built / m["shards"][0]["path"]
+    df = read_table(p)
+    test_rows = df.index[df["split"] == "test"]
+    train_rows = df.index[df["split"] == "train"]
+    assert len(test_rows) and len(train_rows)
+    df.loc[test_rows[0], "voice_set"] = "heldout"
+    df.loc[train_rows[0], "src_voice"] = df.loc[test_rows[0], "src_voice"]
+    df.loc[train_rows[1], "voice_set"] = "no-such-slice"
+    write_table(df, p)
+    with pytest.raises(DataValidationError) as e:
+        steps.validate(built)
+    by = {(f["expectation"], f["column"]): f for f in e.value.failures}
+    held = df.loc[test_rows[0], "src_voice"]
+    leaking = sorted(df.loc[(df["split"] != "test") & (df["src_voice"] == held), "id"])
+    assert df.loc[train_rows[0], "id"] in leaking
+    assert by[("expect_column_values_to_be_in_set", "chk_heldout_disjoint")]["row_ids"] == leaking
+    assert by[("expect_column_values_to_be_in_set", "voice_set")]["row_ids"] == [df.loc[train_rows[1], "id"]]

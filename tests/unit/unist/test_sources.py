@@ -99,18 +99,50 @@ def test_librivox_clips():
     recs = sources.read_librivox()
     assert len(recs) == 5 and all(r.language == "en" and r.split == "test" and r.translation is None for r in recs)
     assert recs[0].id.startswith("librivox-") and len(recs[0].transcript.split()) > 3
+    assert not any("<s>" in r.transcript or "</s>" in r.transcript for r in recs)  # format markers stripped
 
 
 def test_demo_records_both_directions_with_references():
     p = DataParams()
     voices = {"en": ["flite:slt", "espeak:en-us"], "zh": ["espeak:cmn-latn-pinyin+m3"]}
-    df = sources.demo_records("tiny", p, voices)
+    df, real = sources.demo_records("tiny", p, voices)
     preset = p.size("tiny")
     for d in ("en", "zh"):
         sub = df[df["language"] == d]
         assert len(sub) == preset.train + preset.dev + preset.test
         assert sub["translation"].notna().all() and set(sub["voice"]) <= set(voices[d])
     assert df["id"].is_unique and set(df["tgt_lang"]) == {"en", "zh"}
-    assert df.equals(sources.demo_records("tiny", p, voices))
+    assert set(df["voice_set"]) == {"seen"}  # no held-out voices given
+    again, _ = sources.demo_records("tiny", p, voices)
+    assert df.equals(again)
     with pytest.raises(UnistError, match="unknown data size"):
         sources.demo_records("huge", p, voices)
+
+
+def test_demo_records_heldout_voices_only_on_half_the_test_split_and_real_pairs_aside():
+    p = DataParams(sizes={"s": {"train": 6, "dev": 2, "test": 6, "real_test": 3}})
+    voices = {"en": ["kokoro:a", "kokoro:b"], "zh": ["kokoro:a", "kokoro:b"]}
+    heldout = {"en": ["kokoro:h"], "zh": ["kokoro:h"]}
+    df, real = sources.demo_records("s", p, voices, heldout)
+    assert set(df.loc[df["split"] != "test", "voice"]) <= {"kokoro:a", "kokoro:b"}
+    for d in ("en", "zh"):
+        test = df[(df["split"] == "test") & (df["language"] == d)]
+        assert (test["voice_set"] == "heldout").sum() == 3 and (test["voice_set"] == "seen").sum() == 3
+        assert set(test.loc[test["voice_set"] == "heldout", "voice"]) == {"kokoro:h"}
+        assert set(test.loc[test["voice_set"] == "seen", "voice"]) <= {"kokoro:a", "kokoro:b"}
+    # the real-voice pairs are extra test sentences: none is spoken by a TTS row of any split
+    assert len(real) == 3 and all(r.split == "test" for r in real)
+    spoken = set(df["transcript"])
+    assert not ({r.zh for r in real} | {r.en for r in real}) & spoken
+
+
+def test_split_voices_disjoint_and_kokoro_order():
+    avail = list(sources.KOKORO_VOICE_ORDER)
+    seen, held = sources.split_voices(avail, "en", 13, 2)
+    assert len(seen) == 13 and len(held) == 2 and not set(seen) & set(held)
+    assert held == list(sources.KOKORO_VOICE_ORDER[13:15])
+    # the held-out mixes share no base pair with any seen mix
+    pairs = lambda vs: {tuple(v.split("-")[1:3]) for v in vs if v.startswith("kokoro:mix-")}  # noqa: E731
+    assert not pairs(seen) & pairs(held)
+    with pytest.raises(UnistError, match="held-out"):
+        sources.split_voices(["kokoro:a", "kokoro:b"], "en", 2, 1)

@@ -115,3 +115,53 @@ def test_apply_filters_missing_measurement_is_a_reason_not_a_crash(fake, params,
     samples, q, _ = apply_filters(work, params)
     assert samples.empty and len(q) == len(work)
     assert (q["step"] == "src_asr").all() and q["reason"].str.contains("missing").all()
+
+
+class BilingualToneTTS:
+    """ToneTTS whose voices each speak both languages (as Kokoro's do)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.cache_id = "bilingual-" + inner.cache_id
+        self.spoken: list[tuple[str, str]] = []
+
+    def voices(self, language: str) -> list[str]:
+        return ["kokoro:a", "kokoro:b"]
+
+    def languages(self, voice: str) -> tuple[str, ...]:
+        from uniss.engines.tts import UnknownVoiceError
+
+        if voice not in ("kokoro:a", "kokoro:b"):
+            raise UnknownVoiceError(voice)
+        return ("en", "zh")
+
+    def synthesize(self, text: str, language: str, voice: str):
+        self.spoken.append((language, voice))
+        return self.inner.synthesize(text, language, voice)
+
+
+def test_target_keeps_the_source_voice_when_the_engine_speaks_it(fake, params, tmp_path):
+    eng, asr, tts, pairs = fake
+    bi = BilingualToneTTS(tts)
+    eng.tts = bi
+    source = make_source(list(pairs), bi)
+    source["voice_set"] = ["seen", "heldout"] * (len(source) // 2)
+    # one recorded row: its speaker is no voice of the engine, so its target voice is mapped
+    source.loc[0, ["voice", "speaker", "voice_set"]] = [None, "gcin-3", "real"]
+    res = run_synthesis(source, eng, params, cache=StepCache(tmp_path / "c"))
+    s = res["samples"].set_index("id")
+    assert res["voice_map"]["kokoro:a"] == "kokoro:a" and res["voice_map"]["kokoro:b"] == "kokoro:b"
+    assert res["voice_map"]["gcin-3"] in ("kokoro:a", "kokoro:b")
+    first = source.loc[0, "id"]
+    assert not s.loc[first, "voice_preserved"] and s.loc[first, "voice_set"] == "real"
+    rest = s.drop(index=first)
+    assert rest["voice_preserved"].all() and (rest["tgt_voice"] == rest["src_voice"]).all()
+    assert list(rest["voice_set"]) == list(source.set_index("id").loc[rest.index, "voice_set"])
+    # targets were spoken in the source voice, in the target language
+    assert ("zh", "kokoro:a") in bi.spoken and ("en", "kokoro:b") in bi.spoken
+
+
+def test_engine_with_language_specific_voices_maps_and_records_not_preserved(fake, params, tmp_path):
+    res, source, _ = _run(fake, params, tmp_path)
+    assert not res["samples"]["voice_preserved"].any()
+    assert (res["samples"]["voice_set"] == "").all()  # old source tables without the column
