@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from evaluation.common import (
     DIRECTIONS,
@@ -120,6 +121,25 @@ def _default_embed() -> Callable[[np.ndarray], np.ndarray]:
 # ---------------------------------------------------------------------------------------------
 
 
+def limit_rows(sub: pd.DataFrame, limit: int | None) -> pd.DataFrame:
+    """At most ``limit`` rows of one direction, sorted by id. With a ``voice_set`` column the rows are
+    taken round-robin over its slices (seen / heldout / real, each in id order), so a limit never
+    drops a whole slice; without one, the first ``limit`` ids.
+    """
+    sub = sub.sort_values("id", kind="stable")
+    if limit is None or len(sub) <= int(limit):
+        return sub
+    if "voice_set" not in sub:
+        return sub.head(int(limit))
+    groups = [g for _, g in sub.groupby(sub["voice_set"].fillna(""), sort=True)]
+    picked: list[int] = []
+    for k in range(max(len(g) for g in groups)):
+        for g in groups:
+            if k < len(g) and len(picked) < int(limit):
+                picked.append(g.index[k])
+    return sub.loc[picked].sort_values("id", kind="stable")
+
+
 def evaluate(
     model: Any,
     data_dir: Any,
@@ -152,7 +172,8 @@ def evaluate(
         split: ``test`` (default), ``dev``, ``train``.
         directions: ``en-zh`` and/or ``zh-en``.
         modes: ``quality``, ``performance``, ``direct``.
-        limit: at most this many utterances per direction (first ``limit`` ids).
+        limit: at most this many utterances per direction (:func:`limit_rows`: first ids, round-robin
+            over the ``voice_set`` slices when the data has them).
         out_dir: report directory (default: a new directory under ``<UNISS_HOME>/eval``).
         batch_size: utterances per ``translate`` call.
         asr: engine with ``transcribe(wavs, language)`` (default ``WhisperASR()``).
@@ -208,9 +229,7 @@ def evaluate(
     timings = {"translate_s": 0.0, "score_s": 0.0, "toplines_s": 0.0, "mos_s": 0.0}
     for direction in directions:
         src_lang, tgt_lang = direction.split("-")
-        sub = rows[(rows["src_lang"] == src_lang) & (rows["tgt_lang"] == tgt_lang)].sort_values("id")
-        if limit is not None:
-            sub = sub.head(int(limit))
+        sub = limit_rows(rows[(rows["src_lang"] == src_lang) & (rows["tgt_lang"] == tgt_lang)], limit)
         if len(sub) == 0:
             raise EvaluationError(f"no {split} rows for direction {direction}")
         src_wavs = [decode_flac(b, f"{i} src_audio") for i, b in zip(sub["id"], sub["src_audio"], strict=True)]
