@@ -123,6 +123,21 @@ def _tag(value: Any) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def _metrics_tag(flat: Mapping[str, float]) -> str:
+    """The ``eval_metrics`` tag: JSON of the whole-test-set metrics (keys without a ``/<slice>`` part,
+    ``evaluation.common.slice_key``), the ones the gate compares. Per-slice metrics are in the
+    ``metric.<key>`` tags and the evaluation run: with three slices the whole JSON outgrows MLflow's
+    tag value limit (:data:`_TAG_MAX`), and a cut JSON could not be read back.
+
+    Raises:
+        RegistryError: even the whole-set metrics do not fit in one tag.
+    """
+    s = json.dumps({k: v for k, v in flat.items() if "/" not in k}, sort_keys=True)
+    if len(s) > _TAG_MAX:
+        raise RegistryError(f"eval_metrics JSON is {len(s)} characters, over the {_TAG_MAX}-character tag limit")
+    return s
+
+
 def _flat_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
     out: dict[str, float] = {}
     for k, v in (metrics or {}).items():
@@ -196,7 +211,7 @@ def register(
     version = str(version)
     c = client()
     tags = {k: _tag(v) for k, v in lineage.items()}
-    tags.update({"registered_run_id": run_id, "eval_metrics": _tag(flat)})
+    tags.update({"registered_run_id": run_id, "eval_metrics": _metrics_tag(flat)})
     tags.update({f"metric.{k}": repr(v) for k, v in flat.items()})
     tags.update({k: _tag(v) for k, v in (extra_tags or {}).items()})
     for k, v in tags.items():
@@ -235,12 +250,19 @@ def alias_version(alias: str, name: str = MODEL_NAME) -> str | None:
 
 
 def version_metrics(version: str, name: str = MODEL_NAME) -> dict[str, float]:
-    """Flat eval metrics of a version (its ``eval_metrics`` tag).
+    """Flat eval metrics of a version: its ``metric.<key>`` tags (every metric, slices included), or
+    for versions registered before those tags its ``eval_metrics`` JSON tag.
 
     Raises:
         RegistryError: unknown version, or a version registered without metrics.
     """
     mv = _version(name, version)
+    per_key = {k[len("metric."):]: v for k, v in (mv.tags or {}).items() if k.startswith("metric.")}
+    if per_key:  # one tag per metric, slices included (never cut)
+        try:
+            return {k: float(v) for k, v in per_key.items()}
+        except ValueError:
+            raise RegistryError(f"{name} version {version}: a metric.* tag is not a number") from None
     raw = (mv.tags or {}).get("eval_metrics")
     if not raw:
         raise RegistryError(f"{name} version {version} has no eval_metrics tag: evaluate it and register with metrics")

@@ -142,12 +142,18 @@ def test_register_promote_refuse_rollback(registry, tmp_path_factory):
     base = tmp_path_factory.mktemp("bundles")
     bundle = _tiny_bundle(base, "a")
 
-    v1 = R.register(bundle, metrics=_metrics(20.0, 15.0, 0.8), pipeline_run_id="run-1", name=NAME)
+    # three slices x many metrics: more than one 5,000-character tag holds (the e2e run with slices
+    # once cut the eval_metrics JSON and could not read it back)
+    sliced = {f"{k}/{sl}.{i}": 1.0 for k in _metrics(1, 1, 1) for sl in ("seen", "heldout", "real") for i in range(4)}
+    v1 = R.register(bundle, metrics={**_metrics(20.0, 15.0, 0.8), **sliced}, pipeline_run_id="run-1", name=NAME)
+    assert len(json.dumps(sliced)) > 5000
+    got = R.version_metrics(v1, name=NAME)
+    assert got["speech_bleu.en-zh.quality"] == 20.0 and all(got[k] == 1.0 for k in sliced)
     assert c.get_model_version_by_alias(NAME, "challenger").version == v1
     tags = c.get_model_version(NAME, v1).tags
     assert tags["data_version"] == "data-a" and json.loads(tags["shard_md5s"]) == ["md5-a-0", "md5-a-1"]
     assert tags["pipeline_run_id"] == "run-1" and tags["git_commit"] == "abc123"
-    assert json.loads(tags["eval_metrics"])["speech_bleu.en-zh.quality"] == 20.0
+    assert json.loads(tags["eval_metrics"]) == _metrics(20.0, 15.0, 0.8)  # whole-set metrics, slices in metric.* tags
 
     # first model: only floors apply
     d1 = R.promote(v1, name=NAME)
