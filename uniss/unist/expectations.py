@@ -11,6 +11,8 @@ Expectations (suite ``unist_samples``):
   §3.1.2), within ``token_rate_tolerance`` (relative) + ``token_count_slack`` tokens;
 - exactly 32 speaker tokens per side (paper §3.1.2, BiCodec global tokens);
 - both audio cells decode as 16 kHz mono FLAC whose length matches the stored duration;
+- no dev/test row's normalised source or target text occurs in the train split of its direction
+  (contamination gate);
 - data with voice columns: ``voice_preserved`` a non-null bool, ``voice_set`` in seen/heldout/real,
   and held-out voices only in the test split (speaker-disjoint evaluation).
 
@@ -69,6 +71,33 @@ def _audio_ok(cell: Any, duration_s: Any) -> bool:
         return False
 
 
+def contamination_free(df: pd.DataFrame) -> list[bool]:
+    """Per row: False when it is a dev/test row whose normalised source or target text (App. C.1
+    normalisation, ``uniss.metrics.normalize_for_bleu``) also occurs as that side's text of a train
+    row of the same direction (test-set contamination: the public UniSS reproduction found 1,705 of
+    its normalised test texts in its training data). Train rows are always True.
+    """
+    from uniss.metrics import normalize_for_bleu
+
+    def norm(text: Any, lang: Any) -> str:
+        try:
+            return normalize_for_bleu(str(text), str(lang))
+        except Exception:  # noqa: BLE001 - an unknown language fails its own expectation
+            return str(text)
+
+    src = [norm(t, lang) for t, lang in zip(df["src_text"], df["src_lang"])]
+    tgt = [norm(t, lang) for t, lang in zip(df["tgt_text"], df["tgt_lang"])]
+    direction = list(zip(df["src_lang"], df["tgt_lang"]))
+    train_src: set[tuple] = set()
+    train_tgt: set[tuple] = set()
+    for i, sp in enumerate(df["split"]):
+        if sp == "train":
+            train_src.add((direction[i], src[i]))
+            train_tgt.add((direction[i], tgt[i]))
+    return [sp == "train" or ((direction[i], src[i]) not in train_src and (direction[i], tgt[i]) not in train_tgt)
+            for i, sp in enumerate(df["split"])]
+
+
 def check_columns(df: pd.DataFrame, params: DataParams) -> pd.DataFrame:
     """The derived boolean check columns (``chk_*``), one per custom rule.
 
@@ -78,7 +107,8 @@ def check_columns(df: pd.DataFrame, params: DataParams) -> pd.DataFrame:
 
     Returns:
         a copy of ``df`` with ``chk_hq_ratio``, ``chk_src_wer``, ``chk_tgt_wer``, ``chk_speed``,
-        ``chk_tokens``, ``chk_speaker32``, ``chk_audio`` (bool), and ``chk_heldout_disjoint`` when
+        ``chk_tokens``, ``chk_speaker32``, ``chk_audio``, ``chk_no_contamination``
+        (:func:`contamination_free`) (bool), and ``chk_heldout_disjoint`` when
         ``df`` has a ``voice_set`` column (held-out voices speak only test rows and no training or dev
         row speaks in one of them).
     """
@@ -106,6 +136,7 @@ def check_columns(df: pd.DataFrame, params: DataParams) -> pd.DataFrame:
         out["chk_speaker32"] = False
     out["chk_audio"] = [_audio_ok(a, da) and _audio_ok(b, db) for a, da, b, db in
                         zip(df["src_audio"], df["src_duration_s"], df["tgt_audio"], df["tgt_duration_s"])]
+    out["chk_no_contamination"] = contamination_free(df)
     if "voice_set" in df:
         heldout = set(df.loc[df["voice_set"] == "heldout", "src_voice"])
         out["chk_heldout_disjoint"] = [(vs != "heldout" or sp == "test") and not (sp != "test" and v in heldout)
@@ -137,7 +168,8 @@ def build_suite(params: DataParams, *, voice_columns: bool = False) -> Any:
         E.ExpectColumnValuesToBeBetween(column="ratio", min_value=lo, max_value=hi),
     ]
     exps += [E.ExpectColumnValuesToBeInSet(column=c, value_set=[True]) for c in
-             ("chk_hq_ratio", "chk_src_wer", "chk_tgt_wer", "chk_speed", "chk_tokens", "chk_speaker32", "chk_audio")]
+             ("chk_hq_ratio", "chk_src_wer", "chk_tgt_wer", "chk_speed", "chk_tokens", "chk_speaker32", "chk_audio",
+              "chk_no_contamination")]
     if voice_columns:
         from uniss.unist.sources import VOICE_SETS
 

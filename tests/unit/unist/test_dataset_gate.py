@@ -73,8 +73,9 @@ def test_layout_manifest_and_reader(built: Path, params):
 
 def test_gate_passes_then_training_may_read(built: Path):
     r = steps.validate(built)
-    # 15 core expectations + 4 on the voice columns (voice_preserved x2, voice_set, held-out disjoint)
-    assert r["passed"] and r["failures"] == [] and r["expectations"] == 19
+    # 16 core expectations (contamination included) + 4 on the voice columns (voice_preserved x2,
+    # voice_set, held-out disjoint)
+    assert r["passed"] and r["failures"] == [] and r["expectations"] == 20
     assert read_manifest(built)["validation"]["passed"] is True
     hq = load_samples(built, split="all", subset="hq")
     assert hq["hq"].all() and len(hq) >= 1
@@ -143,7 +144,7 @@ def test_cli_validate_exit_codes(built: Path):
 
     runner = CliRunner()
     r = runner.invoke(app, ["data", "validate", str(built)])
-    assert r.exit_code == 0 and "passed 19 expectations" in r.output
+    assert r.exit_code == 0 and "passed 20 expectations" in r.output
     p = built / read_manifest(built)["shards"][0]["path"]
     df = read_table(p)
     df.loc[1, "ratio"] = 0.1
@@ -175,3 +176,24 @@ def test_heldout_voice_in_training_fails_gate(built: Path):
     assert df.loc[train_rows[0], "id"] in leaking
     assert by[("expect_column_values_to_be_in_set", "chk_heldout_disjoint")]["row_ids"] == leaking
     assert by[("expect_column_values_to_be_in_set", "voice_set")]["row_ids"] == [df.loc[train_rows[1], "id"]]
+
+
+def test_test_text_in_train_split_fails_contamination_gate(built: Path):
+    """A test row whose normalised source text (case and punctuation aside) is a training text of the
+    same direction is contamination; the same text in the other direction is not."""
+    m = read_manifest(built)
+    p = built / m["shards"][0]["path"]
+    df = read_table(p)
+    train = df[df["split"] == "train"]
+    test_rows = df.index[df["split"] == "test"]
+    tr = train.iloc[0]
+    same = [i for i in test_rows if (df.at[i, "src_lang"], df.at[i, "tgt_lang"]) == (tr.src_lang, tr.tgt_lang)]
+    other = [i for i in test_rows if (df.at[i, "src_lang"], df.at[i, "tgt_lang"]) != (tr.src_lang, tr.tgt_lang)]
+    assert same and other
+    df.loc[same[0], "src_text"] = tr.src_text.upper() + " !"
+    df.loc[other[0], "tgt_text"] = tr.src_text  # other direction: not contamination
+    write_table(df, p)
+    with pytest.raises(DataValidationError) as e:
+        steps.validate(built)
+    by = {(f["expectation"], f["column"]): f for f in e.value.failures}
+    assert by[("expect_column_values_to_be_in_set", "chk_no_contamination")]["row_ids"] == [df.loc[same[0], "id"]]
