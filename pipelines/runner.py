@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -192,6 +193,8 @@ def run_local(
         import mlflow
 
         mlflow.set_tracking_uri(settings.tracking_uri)
+        if not verbose:  # its INFO "Experiment ... does not exist. Creating a new experiment." breaks the live view
+            logging.getLogger("mlflow.tracking.fluent").setLevel(logging.WARNING)
         mlflow.set_experiment(EXPERIMENT)
         parent = mlflow.start_run(run_name=run_name)
         parent_id = parent.info.run_id
