@@ -26,7 +26,9 @@ Source: MLflow 3 docs, "Model Registry" (aliases, version tags) and "Custom Pyth
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Mapping
@@ -123,6 +125,31 @@ def _tag(value: Any) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+#: mlflow.pyfunc warnings that register() always triggers and that say nothing about the model:
+#: the CloudPickle notice (UnissPyfunc is this package's own small class, unpickled only by this
+#: package) and "cannot infer a signature" (predict takes a DataFrame on purpose; pyfunc.py docstring).
+_HARMLESS_PYFUNC = ("Passing a Python object as `python_model`", "Failed to infer model signature")
+
+
+class _HarmlessPyfuncFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(_HARMLESS_PYFUNC)
+
+
+@contextlib.contextmanager
+def _quiet_pyfunc_log() -> Any:
+    """Drop :data:`_HARMLESS_PYFUNC` records of the ``mlflow.pyfunc`` logger for the duration; every other
+    warning still shows."""
+    log = logging.getLogger("mlflow.pyfunc")
+    f = _HarmlessPyfuncFilter()
+    log.addFilter(f)
+    try:
+        yield
+    finally:
+        log.removeFilter(f)
+
+
+
 def _metrics_tag(flat: Mapping[str, float]) -> str:
     """The ``eval_metrics`` tag: JSON of the whole-test-set metrics (keys without a ``/<slice>`` part,
     ``evaluation.common.slice_key``), the ones the gate compares. Per-slice metrics are in the
@@ -196,14 +223,15 @@ def register(
         mlflow.log_params({k: _tag(v)[:500] for k, v in lineage.items()})
         if flat:
             mlflow.log_metrics(flat)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=UnissPyfunc(),
-            artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
-            registered_model_name=name,
-            # explicit requirements: inferring them would load the model in a subprocess
-            pip_requirements=["uniss-platform", "mlflow==3.17.2", "torch", "transformers==5.23.0"],
-        )
+        with _quiet_pyfunc_log():
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=UnissPyfunc(),
+                artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
+                registered_model_name=name,
+                # explicit requirements: inferring them would load the model in a subprocess
+                pip_requirements=["uniss-platform", "mlflow==3.17.2", "torch", "transformers==5.23.0"],
+            )
         run_id = run.info.run_id
     version = getattr(info, "registered_model_version", None)
     if version is None:

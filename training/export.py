@@ -9,6 +9,7 @@ the tokenizer, vocab layout and codec (docs/design.md "Model bundle"), plus the 
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -43,6 +44,10 @@ def export_bundle(work: str | Path, out_dir: str | Path) -> Path:
         TrainError: the phase has not finished (no ``done.json``/checkpoint), or the consolidated
             weights do not match the start model's keys.
     """
+    import torch
+
+    if not torch.cuda.is_available():  # else DeepSpeed's accelerator probe warns "Setting accelerator to CPU"
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")  # (deepspeed/accelerator/real_accelerator.py), as launch.py does
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
     from uniss.bundle import load_bundle_tokenizer, save_bundle
