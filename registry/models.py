@@ -22,6 +22,10 @@
 
 Tracking server: ``uniss.settings.tracking_uri()`` (env ``MLFLOW_TRACKING_URI`` > ``UNISS_MLFLOW_TRACKING_URI`` > embedded).
 Source: MLflow 3 docs, "Model Registry" (aliases, version tags) and "Custom Python Models" (pyfunc).
+
+Size (~520 lines, just over the house guide of ~500): register, gate/promote, rollback and resolve
+share the version-tag conventions above (lineage, metrics, champion history); splitting them would
+spread one tag schema over several modules.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from uniss.audio import SAMPLE_RATE_HZ, load_audio
 from uniss.unist import lexicon
 from uniss.unist.errors import UnistError
 from uniss.unist.io import flac_bytes
-from uniss.unist.sources import SourceRecord
+from uniss.unist.readers import SourceRecord
 
 #: Asterisk prompt audio (the ``en`` alternative points at the installed English voice).
 ASTERISK_DIR = Path("/usr/share/asterisk/sounds/en")
