@@ -12,6 +12,7 @@ from typing import Any
 
 from uniss.audio import SAMPLE_RATE_HZ
 from uniss.errors import UnissError
+from uniss.unist.params import VOICE_SETS
 
 __all__ = ["ALL_SLICE", "DIRECTIONS", "EVAL_EXPERIMENT", "MODES", "SAMPLE_RATE_HZ", "SLICES", "TOPLINES",
            "TOPLINE_CODEC", "TOPLINE_REFERENCE", "EvaluationError", "eval_mlflow", "slice_key"]
@@ -26,9 +27,10 @@ TOPLINE_REFERENCE = "topline_reference"
 TOPLINE_CODEC = "topline_codec"
 TOPLINES = (TOPLINE_REFERENCE, TOPLINE_CODEC)
 #: Evaluation slices: every utterance, then the shard column ``voice_set`` values (seen voices,
-#: held-out voices, real speech). Data without that column has only ``all``.
+#: held-out voices, real speech; defined once with the data, ``uniss.unist.params.VOICE_SETS``).
+#: Data without that column has only ``all``.
 ALL_SLICE = "all"
-SLICES = ("seen", "heldout", "real")
+SLICES = VOICE_SETS
 #: Experiment of evaluation and comparison runs.
 EVAL_EXPERIMENT = "uniss-eval"
 

@@ -34,7 +34,7 @@ import pandas as pd
 from uniss.audio import SAMPLE_RATE_HZ
 from uniss.unist.errors import DataValidationError
 from uniss.unist.io import AudioCellError, decode_flac
-from uniss.unist.params import DataParams
+from uniss.unist.params import VOICE_SETS, DataParams
 from uniss.unist.tokenize import TOKEN_COLUMNS
 from uniss.vocab import N_SPEAKER_TOKENS, speed_index
 
@@ -150,7 +150,7 @@ def build_suite(params: DataParams, *, voice_columns: bool = False) -> Any:
     Args:
         voice_columns: add the voice expectations (data with ``voice_preserved`` / ``voice_set``
             columns; issue "Voice-preserving ... UniST"): ``voice_preserved`` is a non-null bool,
-            ``voice_set`` one of ``uniss.unist.sources.VOICE_SETS`` (or ``""`` for unlabelled
+            ``voice_set`` one of ``uniss.unist.params.VOICE_SETS`` (or ``""`` for unlabelled
             ingested rows), held-out voices disjoint from training (``chk_heldout_disjoint``).
     """
     import great_expectations as gx
@@ -171,8 +171,6 @@ def build_suite(params: DataParams, *, voice_columns: bool = False) -> Any:
              ("chk_hq_ratio", "chk_src_wer", "chk_tgt_wer", "chk_speed", "chk_tokens", "chk_speaker32", "chk_audio",
               "chk_no_contamination")]
     if voice_columns:
-        from uniss.unist.sources import VOICE_SETS
-
         exps += [E.ExpectColumnValuesToBeInSet(column="voice_preserved", value_set=[True, False]),
                  E.ExpectColumnValuesToNotBeNull(column="voice_preserved"),
                  E.ExpectColumnValuesToBeInSet(column="voice_set", value_set=[*VOICE_SETS, ""]),

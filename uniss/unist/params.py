@@ -19,6 +19,11 @@ from uniss.unist.errors import UnistError
 #: Languages of UniST (paper §4: English and Mandarin).
 LANGUAGES = ("en", "zh")
 
+#: ``voice_set`` values of a sample: a synthetic voice used in training, a synthetic voice kept out of
+#: training (speaker-disjoint test rows), recorded speech. They are the evaluation slices
+#: (``evaluation.common.SLICES``) and the GE suite's allowed values.
+VOICE_SETS = ("seen", "heldout", "real")
+
 
 class SizePreset(BaseModel):
     """Pairs per split *per direction* of the demo source corpus.

@@ -36,7 +36,7 @@ from uniss.unist import lexicon
 from uniss.unist.cache import StepCache, chunks, drop_rows, engine_id
 from uniss.unist.errors import UnistError
 from uniss.unist.io import file_md5, flac_bytes, write_table
-from uniss.unist.params import DataParams
+from uniss.unist.params import VOICE_SETS, DataParams  # noqa: F401 - VOICE_SETS re-exported
 from uniss.unist.readers import (LIBRIVOX_DIR, MANIFEST_FIELDS, SourceRecord, Split, read_covost_tsv,  # noqa: F401 - re-exported
                                  read_cvss_tsv, read_librispeech, read_librivox, read_manifest)
 
@@ -44,9 +44,6 @@ from uniss.unist.readers import (LIBRIVOX_DIR, MANIFEST_FIELDS, SourceRecord, Sp
 SOURCE_COLUMNS = ["id", "split", "language", "tgt_lang", "transcript", "translation", "speaker", "voice",
                   "origin", "voice_set", "audio", "duration_s"]
 
-#: ``voice_set`` values: a synthetic voice used in training, a synthetic voice kept out of training
-#: (speaker-disjoint test rows), recorded speech (evaluation slices of ``evaluation.scoring``).
-VOICE_SETS = ("seen", "heldout", "real")
 
 #: Preferred demo voices (``SystemTTS`` ids, docs/design.md); the first ``voices_per_language``
 #: that the engine offers are used. English: flite / festival / espeak; Mandarin: espeak
