@@ -71,8 +71,14 @@ DEFAULT_REPETITION_PENALTY = 1.1
 
 #: Semantic token rate (tokens/s; paper §3.1.2, BiCodec semantic tokens at 50 Hz).
 SEMANTIC_RATE_HZ = 50.0
-#: Head-room on the expected number of semantic tokens (target duration = ratio x source).
-SEMANTIC_MARGIN = 1.5
+#: Duration window of the semantic span around the speed token's target duration
+#: (``ratio x source_s x 50`` tokens): the span may not end before ``SPEED_WINDOW[0]`` x and must end
+#: by ``SPEED_WINDOW[1]`` x that count. Inside SLC-0.2's band (paper App. C.1, output/source within
+#: 1 +- 0.2 at ratio 1.0) with room for the model to place the end; the speed token (paper §4, the
+#: target/source duration ratio) thereby sets the output duration at decoding time (issue 16).
+SPEED_WINDOW = (0.85, 1.15)
+#: Head-room of the text budget over :data:`TEXT_TOKENS_PER_S`.
+TEXT_MARGIN = 1.5
 #: Text budget per second of source speech (tokens/s). Speech runs at about 2.5-3 words/s in
 #: English and 4-5 characters/s in Mandarin; Qwen2.5 BPE spends roughly 1.3 tokens per English word
 #: and 1 token per 1-1.5 hanzi, so 8 tokens/s with the 1.5 margin is a generous cap.
@@ -124,11 +130,13 @@ class TranslationResult:
 
 # ------------------------------------------------------------------------------- budgets / program
 def token_budgets(source_duration_s: float, speed: float, *, max_duration_s: float | None = None) -> dict[str, int]:
-    """Per-span token caps derived from the source duration.
+    """Per-span token bounds derived from the source duration and the speed token's ratio.
 
-    ``semantic = ceil(50 tok/s x speed x source_s x 1.5)`` (capped by ``max_duration_s`` x 50),
-    ``text = max(16, ceil(8 tok/s x source_s x 1.5))``. Source: paper §3.1.2 (50 Hz semantic
-    tokens) and §4 (the speed token encodes target/source duration ratio).
+    The semantic span holds ``[floor(lo x n), ceil(hi x n)]`` tokens with ``n = 50 tok/s x speed x
+    source_s`` and ``(lo, hi) =`` :data:`SPEED_WINDOW` (the upper bound capped by ``max_duration_s`` x
+    50, the lower bound never above it); text spans hold at most ``max(16, ceil(8 tok/s x source_s x
+    1.5))``. Source: paper §3.1.2 (50 Hz semantic tokens) and §4 (the speed token encodes the
+    target/source duration ratio; output length should follow it, App. C.1 SLC).
 
     Args:
         source_duration_s: seconds of source speech (> 0).
@@ -136,16 +144,18 @@ def token_budgets(source_duration_s: float, speed: float, *, max_duration_s: flo
         max_duration_s: optional hard cap of the output duration in seconds.
 
     Returns:
-        ``{"text": int, "semantic": int}`` token counts.
+        ``{"text": int, "semantic": int, "semantic_min": int}`` token counts.
     """
-    sem = math.ceil(SEMANTIC_RATE_HZ * speed * source_duration_s * SEMANTIC_MARGIN) + 4
+    n = SEMANTIC_RATE_HZ * speed * source_duration_s
+    sem = max(1, math.ceil(n * SPEED_WINDOW[1]))
     if max_duration_s is not None:
         sem = min(sem, max(1, int(SEMANTIC_RATE_HZ * max_duration_s)))
-    text = max(MIN_TEXT_TOKENS, math.ceil(TEXT_TOKENS_PER_S * source_duration_s * SEMANTIC_MARGIN))
-    return {"text": int(text), "semantic": int(sem)}
+    sem_min = min(sem, max(1, math.floor(n * SPEED_WINDOW[0])))
+    text = max(MIN_TEXT_TOKENS, math.ceil(TEXT_TOKENS_PER_S * source_duration_s * TEXT_MARGIN))
+    return {"text": int(text), "semantic": int(sem), "semantic_min": int(sem_min)}
 
 
-#: A step of a decoding program: ``("span", family, terminator_id, budget)`` or ``("force", id)``.
+#: A step of a decoding program: ``("span", family, terminator_id, budget, min_len)`` or ``("force", id)``.
 Step = tuple
 
 
@@ -158,7 +168,8 @@ def decoding_program(vocab: SpeechVocab, mode: Task | str, *, tgt: str, speed: f
     Direct at the semantic span.
 
     Returns:
-        list of steps: ``("span", family, terminator_id, budget)`` or ``("force", token_id)``.
+        list of steps: ``("span", family, terminator_id, budget, min_len)`` or ``("force", token_id)``;
+        a span's terminator is allowed only after ``min_len`` tokens and forced after ``budget``.
 
     Raises:
         EngineError: mode is not an S2ST mode.
@@ -168,8 +179,8 @@ def decoding_program(vocab: SpeechVocab, mode: Task | str, *, tgt: str, speed: f
         raise EngineError(f"mode must be quality, performance or direct, got {mode!r}")
     tid = vocab.token_id
     end_c, end_s = tid("<|end_content|>"), tid("<|end_semantic_token|>")
-    sem = [("span", "semantic", end_s, budgets["semantic"]), ("force", vocab.eos_id)]
-    translate = [("span", "text", end_c, budgets["text"]), ("force", tid("<|start_semantic_token|>"))] + sem
+    sem = [("span", "semantic", end_s, budgets["semantic"], budgets.get("semantic_min", 0)), ("force", vocab.eos_id)]
+    translate = [("span", "text", end_c, budgets["text"], 0), ("force", tid("<|start_semantic_token|>"))] + sem
     if t is Task.DIRECT:
         return sem
     if t is Task.PERFORMANCE:
@@ -180,7 +191,7 @@ def decoding_program(vocab: SpeechVocab, mode: Task | str, *, tgt: str, speed: f
         ("force", tid(vocab.speed_token(speed))),
         ("force", tid("<|start_content|>")),
     ]
-    return [("span", "text", end_c, budgets["text"])] + middle + translate
+    return [("span", "text", end_c, budgets["text"], 0)] + middle + translate
 
 
 class StageConstraint:
@@ -190,7 +201,7 @@ class StageConstraint:
     to ``-inf``: a text span allows the text ids except the tokenizer's special tokens, plus the
     span's terminator; a semantic span allows the semantic family plus ``<|end_semantic_token|>``;
     a forced step allows exactly one id; when a span's budget is spent only its terminator is
-    allowed; after the program ends only ``<|im_end|>``/pad are allowed (``generate`` pads finished
+    allowed, and before its ``min_len`` (the speed token's duration window) the terminator is not; after the program ends only ``<|im_end|>``/pad are allowed (``generate`` pads finished
     rows). It is placed by ``generate`` after the repetition penalty and before temperature/top-p
     (transformers ``_get_logits_processor``), so sampling never sees a disallowed token.
 
@@ -246,11 +257,13 @@ class StageConstraint:
             elif count >= step[3]:
                 ids = [step[2]]
             else:
-                key = (step[1], step[2])
+                open_end = count >= (step[4] if len(step) > 4 else 0)
+                key = (step[1], step[2], open_end)
                 b = self._span_cache.get(key)
                 if b is None:
                     b = self._span_bias[step[1]].clone()
-                    b[step[2]] = 0.0
+                    if open_end:
+                        b[step[2]] = 0.0
                     self._span_cache[key] = b
                 return b
         b = self._neg.clone()

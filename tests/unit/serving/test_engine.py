@@ -89,13 +89,38 @@ def test_quality_middle_is_forced_with_target_and_speed(engine, wavs):
     assert re.search(r"<\|end_content\|><\|start_semantic_token\|>(<\|lite_semantic_\d+\|>)+<\|end_semantic_token\|><\|im_end\|>", text)
 
 
-def test_semantic_budget_follows_duration_and_speed():
+def test_semantic_window_follows_duration_and_speed():
     b1 = token_budgets(2.0, 1.0)
     b2 = token_budgets(2.0, 2.0)
-    assert b1["semantic"] == 154  # ceil(50 * 1.0 * 2.0 * 1.5) + 4
-    assert b2["semantic"] == 304
-    assert token_budgets(2.0, 1.0, max_duration_s=1.0)["semantic"] == 50
+    assert (b1["semantic_min"], b1["semantic"]) == (85, 115)  # [floor(0.85 * 100), ceil(1.15 * 100)]
+    assert (b2["semantic_min"], b2["semantic"]) == (170, 230)
+    capped = token_budgets(2.0, 1.0, max_duration_s=1.0)
+    assert (capped["semantic_min"], capped["semantic"]) == (50, 50)
     assert b1["text"] == 24 and token_budgets(0.2, 1.0)["text"] == 16
+
+
+def test_semantic_span_cannot_end_before_its_minimum(engine):
+    import torch
+
+    v = engine.vocab
+    prog = decoding_program(v, "direct", tgt="zh", speed=1.0, budgets={"text": 2, "semantic": 4, "semantic_min": 2})
+    n = v.total
+    end = v.token_id("<|end_semantic_token|>")
+    c = StageConstraint(v, [prog], prompt_len=4, n_logits=n, text_exclude=engine.text_exclude)
+    a, _ = v.range("semantic")
+    out = c(torch.zeros((1, 4), dtype=torch.long), torch.zeros((1, n)))
+    assert not torch.isfinite(out[0, end])  # 0 tokens so far
+    out = c(torch.tensor([[0, 0, 0, 0, a]]), torch.zeros((1, n)))
+    assert not torch.isfinite(out[0, end])  # 1 token
+    out = c(torch.tensor([[0, 0, 0, 0, a, a]]), torch.zeros((1, n)))
+    assert torch.isfinite(out[0, end]) and torch.isfinite(out[0, a])  # 2 = min: may end or go on
+
+
+def test_output_duration_follows_the_speed_token(engine, wavs):
+    res = engine.translate(wavs[:2], target_language="en", mode="direct", speed=[1.0, 1.5], seed=0, require_speech=False)
+    for r, speed in zip(res, (1.0, 1.5), strict=True):
+        ratio = r.duration_s / r.source_duration_s
+        assert 0.85 * speed - 0.03 <= ratio <= 1.15 * speed + 0.03, (speed, ratio)
 
 
 def test_batch_of_three_equals_one_by_one_greedy(engine, wavs):
