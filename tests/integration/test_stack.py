@@ -183,7 +183,8 @@ def test_cli_status_healthy_exit_zero(own):
     s, _ = own
     env = {**os.environ, "UNISS_HOME": str(s.home_dir)}
     env.update({f"UNISS_{k.upper()}": str(getattr(s, k)) for k in
-                ("s3_port", "mlflow_port", "weed_master_port", "weed_volume_port", "weed_filer_port", "weed_admin_port")})
+                ("s3_port", "mlflow_port", "weed_master_port", "weed_volume_port", "weed_filer_port", "weed_admin_port",
+              "model_server_port")})
     for k in ("UNISS_S3_ENDPOINT", "UNISS_MLFLOW_TRACKING_URI", "UNISS_S3_ACCESS_KEY", "UNISS_S3_SECRET_KEY"):
         env.pop(k, None)
     r = subprocess.run([*UNISS, "stack", "status", "--json"], env=env, capture_output=True, text=True, timeout=120)
