@@ -167,7 +167,9 @@ def model_storage_uri(version: str, *, name: str = MODEL_NAME) -> str:
     mv = MlflowClient().get_model_version(name, str(version))
     src = mv.source
     if src.startswith("models:/"):  # MLflow 3 logged models: the artifact location of the LoggedModel
-        src = MlflowClient().get_logged_model(mv.model_id).artifact_location
+        # the REST store may leave ModelVersion.model_id empty; the source is then models:/<model_id>
+        model_id = getattr(mv, "model_id", None) or src[len("models:/"):].split("/")[0]
+        src = MlflowClient().get_logged_model(model_id).artifact_location
     if src.startswith("s3://"):
         return src
     if src.startswith("mlflow-artifacts:/"):
