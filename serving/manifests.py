@@ -9,6 +9,12 @@ scheduling: a node selector for the GPU pool, a toleration for its taint and an
 ``nvidia.com/gpu`` limit. A challenger rollout sets ``canaryTrafficPercent`` on the predictor
 (KServe "Canary rollout": the new revision gets that share of traffic, the last ready revision the
 rest).
+
+Locally (no cluster), :func:`deploy_step` also makes the embedded stack's model server
+(``uniss stack up``, :mod:`serving.server`) serve the new champion: :func:`reload_local_server`
+calls its ``POST /v2/repository/models/<name>/load`` (KServe's model-repository extension), which
+resolves ``models:/<name>@champion`` again, loads it in the background while the old version keeps
+answering, and swaps.
 """
 
 from __future__ import annotations
@@ -23,7 +29,11 @@ from uniss.errors import UnissError
 from uniss.settings import MODEL_NAME
 from uniss.version import PROJECT_IMAGE
 
-__all__ = ["DEFAULT_IMAGE", "ManifestError", "ServiceSpec", "build_inference_service", "deploy_step", "model_storage_uri", "to_yaml", "write_manifest"]
+__all__ = ["DEFAULT_IMAGE", "DeployError", "ManifestError", "ServiceSpec", "build_inference_service", "deploy_step", "model_storage_uri",
+           "reload_local_server", "to_yaml", "write_manifest"]
+
+#: Seconds the deploy step waits for the local model server to load the new champion.
+LOCAL_LOAD_TIMEOUT_S = 900.0
 
 #: The project image (``uniss.version``: tag = package version), the same one every component runs in.
 DEFAULT_IMAGE = PROJECT_IMAGE
@@ -31,6 +41,11 @@ DEFAULT_IMAGE = PROJECT_IMAGE
 
 class ManifestError(UnissError, ValueError):
     """Bad manifest parameters (canary percent out of range, non-S3 storage URI ...)."""
+
+
+class DeployError(UnissError, RuntimeError):
+    """The local model server answered but could not load the new champion (it keeps serving the
+    previous version); the message quotes its reason."""
 
 
 class ServiceSpec(BaseModel):
@@ -152,7 +167,9 @@ def model_storage_uri(version: str, *, name: str = MODEL_NAME) -> str:
     mv = MlflowClient().get_model_version(name, str(version))
     src = mv.source
     if src.startswith("models:/"):  # MLflow 3 logged models: the artifact location of the LoggedModel
-        src = MlflowClient().get_logged_model(mv.model_id).artifact_location
+        # the REST store may leave ModelVersion.model_id empty; the source is then models:/<model_id>
+        model_id = getattr(mv, "model_id", None) or src[len("models:/"):].split("/")[0]
+        src = MlflowClient().get_logged_model(model_id).artifact_location
     if src.startswith("s3://"):
         return src
     if src.startswith("mlflow-artifacts:/"):
@@ -165,13 +182,16 @@ def deploy_step(*, version: str, canary_percent: int, manifest_path: str, name: 
     """Pipeline ``deploy`` step: write the InferenceService of registered version ``version``
     (storage in MinIO, ``canaryTrafficPercent`` = ``canary_percent`` for the new revision) to
     ``manifest_path``, and apply it with the KServe client when running inside a cluster
-    (``KUBERNETES_SERVICE_HOST`` set). Locally it is served by ``uniss serve``.
+    (``KUBERNETES_SERVICE_HOST`` set). Otherwise the embedded stack's model server is made to
+    serve the new champion (:func:`reload_local_server`).
 
     Returns:
-        ``{"inference_service", "manifest", "storage_uri", "applied", "serve_command"}``.
+        ``{"inference_service", "manifest", "storage_uri", "applied", "serve_command", "local_server"}``;
+        ``local_server`` is :func:`reload_local_server`'s answer (``None`` in a cluster).
 
     Raises:
         ManifestError: empty version or the model is not stored in S3.
+        DeployError: the local model server is running but failed to load the champion.
     """
     import os
 
@@ -192,10 +212,67 @@ def deploy_step(*, version: str, canary_percent: int, manifest_path: str, name: 
         except RuntimeError:
             client.create(isvc, namespace=namespace)
         applied = True
+    local = None if applied else reload_local_server(name=name, expected_version=str(version))
     return {
         "inference_service": f"{namespace}/{name}",
         "manifest": str(manifest_path),
         "storage_uri": spec.storage_uri,
         "applied": applied,
         "serve_command": f"uniss serve --model models:/{name}@champion --port 8080",
+        "local_server": local,
     }
+
+
+def reload_local_server(*, name: str = MODEL_NAME, expected_version: str | None = None, url: str | None = None,
+                        timeout_s: float = LOCAL_LOAD_TIMEOUT_S) -> dict[str, Any]:
+    """Make the embedded stack's model server load its source again (``models:/<name>@champion``)
+    with no downtime: ``POST {url}/v2/repository/models/{name}/load`` (returns once the new model
+    is installed), then read back the version it serves (``POST /v2/repository/index``).
+
+    Args:
+        name: model route name.
+        expected_version: the version just promoted (reported as ``matches`` when given).
+        url: model server URL; default ``uniss.settings.Settings.model_server_url``.
+        timeout_s: longest wait for the load, seconds.
+
+    Returns:
+        ``{"url", "reloaded", "served_version", "matches", "detail"}``; ``reloaded`` is False with
+        the reason in ``detail`` when the stack runs no model server (``UNISS_MODEL_SERVER=false``)
+        or none answers at ``url`` (then ``uniss stack up`` starts it, and it loads the champion at
+        start).
+
+    Raises:
+        DeployError: the server answered the load with an error (it keeps the previous version).
+    """
+    import httpx
+
+    from uniss.settings import get_settings
+
+    s = get_settings()
+    if url is None and not s.model_server:
+        return {"url": None, "reloaded": False, "served_version": None, "matches": None,
+                "detail": "the embedded stack runs no model server (UNISS_MODEL_SERVER=false)"}
+    base = (url or s.model_server_url).rstrip("/")
+    out: dict[str, Any] = {"url": base, "reloaded": False, "served_version": None, "matches": None, "detail": ""}
+    try:
+        r = httpx.post(f"{base}/v2/repository/models/{name}/load", timeout=timeout_s)
+    except httpx.ConnectError:
+        out["detail"] = f"no model server answers at {base}: `uniss stack up` starts it (it loads the champion at start)"
+        return out
+    except httpx.HTTPError as e:
+        raise DeployError(f"model server at {base} did not finish loading {name}: {type(e).__name__}: {e}") from None
+    if r.status_code != 200:
+        raise DeployError(f"model server at {base} could not load the new {name} champion (HTTP {r.status_code}: "
+                          f"{r.text[:500]}); it keeps serving the previous version")
+    out["reloaded"] = True
+    try:
+        row = next(x for x in httpx.post(f"{base}/v2/repository/index", timeout=30).json() if x.get("name") == name)
+        out["served_version"] = str(row.get("version") or "") or None
+    except (httpx.HTTPError, ValueError, StopIteration, AttributeError) as e:
+        out["detail"] = f"loaded; version not readable from the index ({type(e).__name__})"
+        return out
+    if expected_version is not None:
+        out["matches"] = out["served_version"] == str(expected_version)
+    out["detail"] = f"serving {name} version {out['served_version']}" + (
+        "" if out["matches"] in (None, True) else f" (the champion moved since version {expected_version} was promoted)")
+    return out

@@ -29,25 +29,24 @@ token, so the output audio has 0 samples, or the decoded audio holds NaN/inf) ra
 is empty (0 samples) ..."}`` (:data:`NO_SPEECH_STATUS`): the request was understood but this output cannot be returned;
 the client may retry (another ``seed``, ``do_sample``) or send a clearer clip. Never a 500.
 
-Loopback binding: KServe 0.21's ``RESTServer`` hard-codes ``uvicorn.Config(host="0.0.0.0")``
-(``kserve/protocol/rest/server.py``) and its gRPC server binds ``[::]``. :class:`LoopbackModelServer`
-disables gRPC and overrides ``ModelServer._serve`` -- the coroutine ``start()`` hands to
-``asyncio.run`` after it has built the ``RESTServer`` but before uvicorn binds -- to set
-``self._rest_server.config.host`` to the requested host (default ``127.0.0.1``).
+The server around the predictor (loopback binding, model repository and zero-downtime reload,
+readiness, graceful shutdown) is :mod:`serving.server`; its metrics :mod:`serving.metrics`.
 
 Raw bytes in a v2 binary tensor: KServe 0.21's REST decoder (``InferRequest.from_bytes`` ->
 ``InferInput.set_data_from_numpy(binary_data=False)`` in ``kserve/protocol/infer_type.py``) turns
 every BYTES element into UTF-8 text before the model sees it; raw audio file bytes make it raise
 ``InferenceError('Failed to encode "<all the bytes>" using UTF-8 ...')``, which KServe answers with
-HTTP 500 and the whole payload in the message. :class:`LoopbackModelServer` registers, right after
+HTTP 500 and the whole payload in the message. ``serving.server.LoopbackModelServer`` registers, right after
 KServe builds its FastAPI app, a handler that answers that error with HTTP 400 and a short message
 (send base64 text in the BYTES elements instead), and the 422 handler of :class:`NoSpeechOutputError`
-(:func:`add_exception_handlers`); every other ``InferenceError`` goes to KServe's own handler unchanged.
+and the 504 handler of :class:`RequestTimeoutError` (:func:`add_exception_handlers`); every other
+``InferenceError`` goes to KServe's own handler unchanged.
 
-Size (~565 lines, over the house guide of ~500): request validation, response encoding and the
-HTTP status of each typed error form one protocol contract kept in one place; the server glue
-(:class:`LoopbackModelServer`, the exception handlers, :func:`serve`) is the part to move to its
-own module if it grows.
+Size (~650 lines, over the house guide of ~500): request validation, response encoding and the
+HTTP status of each typed error form one protocol contract kept in one place (the request
+accounting of :meth:`UnissPredictor.__call__` belongs to it: it labels each answer with that
+status); the server glue is in :mod:`serving.server`, except the exception handlers that map this
+module's errors.
 """
 
 from __future__ import annotations
@@ -56,6 +55,7 @@ import asyncio
 import base64
 import binascii
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -67,10 +67,12 @@ import kserve
 import numpy as np
 from fastapi.responses import JSONResponse
 from kserve.errors import InferenceError, InvalidInput, inference_error_handler
+from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from serving import metrics
 from serving.engine import ModelLoadError, TranslationEngine
 from uniss.audio import MIN_SPEECH_S, AudioError, check_waveform, load_audio, require_speech, to_wav_bytes
 from uniss.errors import UnissError
@@ -78,15 +80,18 @@ from uniss.settings import MODEL_NAME
 
 __all__ = [
     "MODEL_NAME",
-    "LoopbackModelServer",
     "NO_SPEECH_STATUS",
     "NoSpeechOutputError",
+    "RequestTimeoutError",
     "ServeConfig",
+    "TIMEOUT_STATUS",
     "UnissPredictor",
     "Utterance",
     "V1Instance",
+    "VERSION_HEADER",
     "add_exception_handlers",
     "decode_audio",
+    "http_status",
     "output_wav_bytes",
     "serve",
     "wav_bytes",
@@ -107,6 +112,11 @@ class ServeConfig(BaseSettings):
             before any model work (``uniss.audio.require_speech``; default its ``MIN_SPEECH_S`` =
             0.25 s, silero-vad's ``min_speech_duration_ms``); silence, DC, a constant sample or noise
             is answered 400. 0 turns the check off.
+        request_timeout_s: longest a request may wait for its translation (queue + engine),
+            seconds; past it the request is answered HTTP 504 ``{"error": ...}``
+            (:class:`RequestTimeoutError`) and the server keeps serving. 0 turns it off.
+        grace_period_s: on SIGTERM/SIGINT, how long the server waits for in-flight requests to
+            finish before it exits anyway, seconds (uvicorn ``timeout_graceful_shutdown``).
         device: torch device of the engine.
     """
 
@@ -118,6 +128,8 @@ class ServeConfig(BaseSettings):
     max_batch: int = Field(8, ge=1)
     batch_window_ms: float = Field(10.0, ge=0)
     min_speech_s: float = Field(MIN_SPEECH_S, ge=0)
+    request_timeout_s: float = Field(300.0, ge=0)
+    grace_period_s: int = Field(30, ge=0)
     device: str = "cpu"
 
 
@@ -176,6 +188,20 @@ class NoSpeechOutputError(InferenceError):
     """The model produced no usable speech for a valid request: 0 output samples (generation stopped
     before any semantic token) or NaN/inf samples. The server answers HTTP :data:`NO_SPEECH_STATUS`
     (422) with ``{"error": message}``; the message names the output field and row."""
+
+
+#: HTTP status of :class:`RequestTimeoutError`: 504 Gateway Timeout (RFC 9110 §15.6.5: the server
+#: did not complete the request in time). Not 408, which means the *client* was too slow to send it.
+TIMEOUT_STATUS = int(HTTPStatus.GATEWAY_TIMEOUT)
+
+#: Response header naming the registered model version that answered (``""`` when unknown).
+VERSION_HEADER = "x-uniss-model-version"
+
+
+class RequestTimeoutError(InferenceError):
+    """The translation did not finish within ``ServeConfig.request_timeout_s``. Answered HTTP
+    :data:`TIMEOUT_STATUS` (504) with ``{"error": message}``; rows still queued are dropped from
+    the batch, a batch already running finishes and its result is discarded."""
 
 
 # --------------------------------------------------------------------------------------- audio
@@ -271,6 +297,7 @@ class _MicroBatcher:
                 except (asyncio.QueueEmpty, asyncio.TimeoutError):
                     break
             groups: dict[tuple, list] = {}
+            items = [(r, f) for r, f in items if not f.done()]  # timed out while queued: not run
             for r, f in items:
                 groups.setdefault((r.mode, r.speed, r.seed, r.do_sample), []).append((r, f))
             for (mode, speed, seed, do_sample), grp in groups.items():
@@ -284,6 +311,12 @@ class _MicroBatcher:
                 for (_, f), out in zip(grp, res, strict=True):
                     if not f.done():
                         f.set_result(out)
+
+    def stop(self) -> None:
+        """Cancel the batching task and release the engine thread (after the last request)."""
+        if self._task is not None:
+            self._task.cancel()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _translate(self, rows: list[Utterance], mode: str, speed: float, seed: int | None, do_sample: bool) -> list[Any]:
         with self._lock:
@@ -304,14 +337,22 @@ class UnissPredictor(kserve.Model):
             ``registry.models.resolve_model_source``).
         engine: an already built engine (tests, notebooks); then ``model_uri`` is not needed.
         config: limits and batching; default from the environment (:class:`ServeConfig`).
+        version: registered model version being served (``""`` when not from the registry); sent
+            back in the :data:`VERSION_HEADER` response header and the v2 ``model_version`` field,
+            and the ``model_version`` label of the metrics (:mod:`serving.metrics`).
     """
 
-    def __init__(self, name: str = MODEL_NAME, *, model_uri: str | None = None, engine: Any = None, config: ServeConfig | None = None) -> None:
-        super().__init__(name)
+    def __init__(self, name: str = MODEL_NAME, *, model_uri: str | None = None, engine: Any = None, config: ServeConfig | None = None,
+                 version: str = "") -> None:
+        super().__init__(name, return_response_headers=True)
         self.model_uri = model_uri
         self.engine = engine
         self.config = config or ServeConfig()
+        self.version = str(version or "")
         self._batcher: _MicroBatcher | None = None
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.ready = False
 
     def load(self) -> bool:
@@ -331,6 +372,57 @@ class UnissPredictor(kserve.Model):
     def validate(self, payload: Any) -> Any:
         """Validation is done by :meth:`preprocess` (kserve's default expects a raw dict)."""
         return payload
+
+    # ---------------------------------------------------------------- request accounting
+    async def __call__(self, body: Any, headers: dict[str, str] | None = None, verb: InferenceVerb = InferenceVerb.PREDICT) -> Any:
+        """KServe's request path (preprocess -> predict -> postprocess), counted: in-flight gauge,
+        request counter by HTTP status, latency histogram and error counter, all labelled with the
+        model name and :attr:`version` (:mod:`serving.metrics`). Exceptions propagate unchanged."""
+        labels = {"model_name": self.name, "model_version": self.version}
+        self._in_flight += 1
+        self._idle.clear()
+        metrics.IN_FLIGHT.labels(**labels).inc()
+        t0 = time.perf_counter()
+        code = 200
+        try:
+            return await super().__call__(body, headers, verb)
+        except Exception as e:
+            code = http_status(e)
+            metrics.ERRORS.labels(**labels, error=type(e).__name__).inc()
+            raise
+        finally:
+            metrics.REQUESTS.labels(**labels, code=str(code)).inc()
+            metrics.LATENCY.labels(**labels).observe(time.perf_counter() - t0)
+            metrics.IN_FLIGHT.labels(**labels).dec()
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    @property
+    def in_flight(self) -> int:
+        """Requests inside :meth:`__call__` now."""
+        return self._in_flight
+
+    async def drain(self, timeout_s: float | None = None) -> bool:
+        """Wait until no request is in flight (at most ``timeout_s`` seconds; None = no limit).
+
+        Returns:
+            True when idle, False when the time ran out first.
+        """
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    def stop(self) -> None:
+        """Mark not ready and release the batcher and engine (KServe calls it on unload and at
+        shutdown; the model repository calls it once a replaced model has drained)."""
+        self.ready = False
+        if self._batcher is not None:
+            self._batcher.stop()
+            self._batcher = None
+        self.engine = None
 
     # ---------------------------------------------------------------- preprocess
     def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> _Parsed:
@@ -426,18 +518,27 @@ class UnissPredictor(kserve.Model):
         return _Parsed("v2", rows, request_id=req.id)
 
     # ---------------------------------------------------------------- predict
-    async def predict(self, payload: _Parsed, headers: dict[str, str] | None = None) -> Any:
-        """Run the rows through the micro-batcher and encode the protocol's response.
+    async def predict(self, payload: _Parsed, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None) -> Any:
+        """Run the rows through the micro-batcher and encode the protocol's response; the served
+        :attr:`version` goes into ``response_headers`` (:data:`VERSION_HEADER`).
 
         Raises:
             kserve.errors.InvalidInput: a typed :class:`UnissError` from the engine (bad option).
             NoSpeechOutputError: an output without usable speech (HTTP 422, see :func:`output_wav_bytes`).
+            RequestTimeoutError: not done within ``ServeConfig.request_timeout_s`` (HTTP 504).
         """
         if not isinstance(payload, _Parsed):  # called without our preprocess
             payload = self.preprocess(payload, headers)
+        if response_headers is not None:
+            response_headers[VERSION_HEADER] = self.version
         assert self._batcher is not None, "load() not called"
+        limit = self.config.request_timeout_s or None
         try:
-            results = await self._batcher.submit(payload.rows)
+            results = await asyncio.wait_for(self._batcher.submit(payload.rows), limit)
+        except asyncio.TimeoutError:
+            raise RequestTimeoutError(
+                f"request: not translated within {limit:g} s (UNISS_SERVE_REQUEST_TIMEOUT_S); the server is busy "
+                "or the clip is long: retry later or send a shorter clip") from None
         except UnissError as e:
             raise _invalid(f"request: {e}") from None
         if payload.protocol == "v1":
@@ -475,7 +576,8 @@ class UnissPredictor(kserve.Model):
             bytes_out("audio", [base64.b64encode(a) for a in audio]),
             dur,
         ]
-        return InferResponse(response_id=payload.request_id or "", model_name=self.name, infer_outputs=outs)
+        return InferResponse(response_id=payload.request_id or "", model_name=self.name, infer_outputs=outs,
+                             model_version=self.version or None)
 
 
 # --------------------------------------------------------------------------------------- server
@@ -512,54 +614,42 @@ async def _no_speech_output(request: Any, exc: Exception) -> Any:
     return JSONResponse(status_code=NO_SPEECH_STATUS, content={"error": str(exc)})
 
 
+async def _timed_out(request: Any, exc: Exception) -> Any:
+    return JSONResponse(status_code=TIMEOUT_STATUS, content={"error": str(exc)})
+
+
+def http_status(exc: BaseException) -> int:
+    """The HTTP status the server answers ``exc`` with (the handlers registered by KServe and by
+    :func:`add_exception_handlers`): 400 bad request, 404 unknown model, 422 no speech, 503 not
+    ready, 504 timeout, 500 anything else."""
+    from kserve.errors import ModelNotFound, ModelNotReady
+
+    for cls, code in ((InvalidInput, 400), (NoSpeechOutputError, NO_SPEECH_STATUS), (RequestTimeoutError, TIMEOUT_STATUS),
+                      (ModelNotFound, 404), (ModelNotReady, 503)):
+        if isinstance(exc, cls):
+            return code
+    return 400 if _is_bytes_not_text(exc) else 500
+
+
 def add_exception_handlers(app: Any) -> None:
     """Register this module's HTTP mappings on KServe's FastAPI ``app`` (after KServe's own):
-    the BYTES-not-text failure -> 400 (:func:`_add_bytes_decode_handler`) and
-    :class:`NoSpeechOutputError` -> :data:`NO_SPEECH_STATUS` (422), both with KServe's error body
+    the BYTES-not-text failure -> 400 (:func:`_add_bytes_decode_handler`),
+    :class:`NoSpeechOutputError` -> :data:`NO_SPEECH_STATUS` (422) and :class:`RequestTimeoutError`
+    -> :data:`TIMEOUT_STATUS` (504), all with KServe's error body
     ``{"error": "..."}``. Starlette picks the handler of the most specific class in the exception's
     MRO, so the subclass handler wins over the ``InferenceError`` one."""
     _add_bytes_decode_handler(app)
     app.add_exception_handler(NoSpeechOutputError, _no_speech_output)
-
-
-class LoopbackModelServer(kserve.ModelServer):
-    """A ``kserve.ModelServer`` bound to ``host`` (default loopback), gRPC off, one worker (see the
-    module docstring).
-
-    Args:
-        host: bind address; ``0.0.0.0`` only inside a container (the InferenceService manifest).
-        kw: ``ModelServer`` arguments (``http_port`` ...).
-    """
-
-    def __init__(self, *, host: str = "127.0.0.1", **kw: Any) -> None:
-        kw["workers"] = 1  # the multi-process server re-binds sockets itself; one worker keeps the host
-        kw.setdefault("enable_grpc", False)
-        super().__init__(**kw)
-        self.host = host
-
-    async def _serve(self) -> None:
-        rest = self._rest_server
-        if rest is not None:
-            rest.config.host = self.host
-            build = rest.create_application  # runs inside rest.start(), awaited below
-
-            def create_application() -> None:
-                build()
-                from kserve.model_server import app  # the module-level FastAPI app build() filled
-
-                add_exception_handlers(app)
-
-            rest.create_application = create_application
-        await super()._serve()
+    app.add_exception_handler(RequestTimeoutError, _timed_out)
 
 
 def serve(model: str | Path | None = None, *, engine: Any = None, host: str = "127.0.0.1", port: int = 8080, config: ServeConfig | None = None) -> None:
     """Load the model (a local bundle or released checkpoint dir, or ``engine``) and serve it until
-    SIGINT/SIGTERM (blocking).
+    SIGINT/SIGTERM (blocking); :func:`serving.server.serve_model` with a fixed source.
 
     Raises:
         serving.engine.ModelLoadError: the model cannot be loaded (before binding the port).
     """
-    pred = UnissPredictor(MODEL_NAME, model_uri=None if model is None else str(model), engine=engine, config=config)
-    pred.load()
-    LoopbackModelServer(host=host, http_port=int(port)).start([pred])
+    from serving.server import serve_model
+
+    serve_model(None if model is None else str(model), engine=engine, host=host, port=port, config=config)

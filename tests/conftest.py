@@ -40,7 +40,8 @@ import pytest
 
 #: SeaweedFS also binds HTTP port + 10000 for gRPC (see infra.local.stack.GRPC_OFFSET).
 _GRPC_OFFSET = 10000
-_PORT_FIELDS = ("s3_port", "mlflow_port", "weed_master_port", "weed_volume_port", "weed_filer_port", "weed_admin_port")
+_PORT_FIELDS = ("s3_port", "mlflow_port", "weed_master_port", "weed_volume_port", "weed_filer_port", "weed_admin_port",
+                "model_server_port")
 
 
 def _free(port: int) -> bool:
@@ -53,8 +54,8 @@ def _free(port: int) -> bool:
 
 
 def free_stack_ports() -> dict[str, int]:
-    """Distinct free loopback ports for every stack port setting (each weed port with its +10000
-    gRPC twin free too), drawn from 20000-45000."""
+    """Distinct free loopback ports for every stack port setting (each port with its +10000 twin
+    free too: SeaweedFS's gRPC ports; harmless for the others), drawn from 20000-45000."""
     chosen: set[int] = set()
     out: dict[str, int] = {}
     rng = random.Random()

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
         artifacts_bucket: bucket where MLflow proxies artifacts (``--artifacts-destination``).
         data_bucket: bucket of the DVC remote.
         mlflow_tracking_uri: MLflow server URL when not the embedded one.
+        model_server: whether ``uniss stack up`` also runs the local model server (``uniss serve``
+            of ``models:/uniss-s2st@champion``; ``UNISS_MODEL_SERVER=false`` leaves it out).
+        model_server_port: HTTP port of that model server (default 8090, so a hand-started
+            ``uniss serve`` keeps its default 8080).
     """
 
     model_config = SettingsConfigDict(env_prefix="UNISS_", extra="ignore")
@@ -96,6 +100,8 @@ class Settings(BaseSettings):
     artifacts_bucket: str = "mlflow"
     data_bucket: str = "uniss-data"
     mlflow_tracking_uri: str | None = None
+    model_server: bool = True
+    model_server_port: int = Field(8090, ge=1, le=65535)
 
     @property
     def home_dir(self) -> Path:
@@ -126,6 +132,11 @@ class Settings(BaseSettings):
     def tracking_uri(self) -> str:
         """MLflow tracking URI."""
         return self.mlflow_tracking_uri or f"http://{self.host}:{self.mlflow_port}"
+
+    @property
+    def model_server_url(self) -> str:
+        """URL of the embedded stack's model server (``http://host:model_server_port``)."""
+        return f"http://{self.host}:{self.model_server_port}"
 
     @property
     def embedded_s3(self) -> bool:

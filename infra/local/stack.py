@@ -1,4 +1,4 @@
-"""The embedded stack: a real S3 object store and a real MLflow tracking server on 127.0.0.1.
+"""The embedded stack: a real S3 object store, a real MLflow tracking server and the model server on 127.0.0.1.
 
 What runs (all state under ``settings.home_dir``, ``UNISS_HOME``, default ``./.uniss``):
 
@@ -12,6 +12,16 @@ What runs (all state under ``settings.home_dir``, ``UNISS_HOME``, default ``./.u
   ``home/mlflow/mlflow.db``, artifacts proxied to ``s3://<artifacts_bucket>/`` in the store
   above, one worker, ``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false`` (the job runner costs ~2 GB RSS,
   ../shared/FACTS.md). The S3 keys reach the server process only, through its environment.
+- ``serve``: the model server, ``python -m pipelines.cli serve --model models:/uniss-s2st@champion
+  --allow-no-model`` (KServe ``ModelServer``, :mod:`serving.server`) bound to ``settings.host`` on
+  ``settings.model_server_port``; on only when ``settings.model_server`` (``UNISS_MODEL_SERVER``,
+  default on). It starts before any champion exists (live, not ready) and loads the champion when
+  the pipeline's deploy step calls its ``POST /v2/repository/models/<name>/load`` (zero-downtime
+  reload, :func:`serving.manifests.deploy_step`). Health: ``GET /v2/health/live`` plus the
+  repository index (``POST /v2/repository/index``): healthy when it serves a model (the status
+  names the version) or is waiting for the first champion; a model that fails to load is
+  unhealthy, and ``up`` fails at once with the reason. The S3 keys and the MLflow URI reach it by
+  environment (it downloads the champion from the registry).
 
 Files: ``credentials.json`` (0600, generated on first ``up`` by
 :meth:`uniss.settings.Settings.ensure_credentials`), ``run/<service>.pid`` (JSON: pid, process
@@ -46,7 +56,7 @@ from infra.local import processes as proc
 from infra.local.processes import DEFAULT_STOP_TIMEOUT_S
 from registry.storage import AUTH_ERROR_CODES, ensure_buckets, minio_client
 from uniss.errors import UnissError
-from uniss.settings import Settings, get_settings
+from uniss.settings import MODEL_NAME, Settings, get_settings
 
 #: Seconds ``up`` waits for a service to answer its health check before giving up.
 DEFAULT_HEALTH_TIMEOUT_S = 180.0
@@ -59,7 +69,12 @@ POLL_INTERVAL_S = 0.5
 #: Seconds ``up`` keeps retrying bucket creation while the SeaweedFS filer warms up.
 BUCKET_TIMEOUT_S = 30.0
 
-SERVICES = ("s3", "mlflow")
+SERVICES = ("s3", "mlflow", "serve")
+#: Seconds ``down`` gives the model server after SIGTERM: in-flight requests finish first
+#: (``ServeConfig.grace_period_s`` is 30 s by default).
+SERVE_STOP_TIMEOUT_S = 40.0
+#: What the stack's model server serves: the current champion, reloaded by the deploy step.
+SERVED_SOURCE = f"models:/{MODEL_NAME}@champion"
 
 _console = Console(stderr=True)
 
@@ -73,7 +88,7 @@ class ServiceStatus:
     """Health of one service.
 
     Attributes:
-        name: ``s3`` or ``mlflow``.
+        name: ``s3``, ``mlflow`` or ``serve``.
         url: endpoint clients use.
         embedded: True when this workspace runs it (False: external endpoint from settings).
         pid: PID of the process this workspace started (None when not running / external).
@@ -82,6 +97,7 @@ class ServiceStatus:
         detail: what failed, or what was checked.
         rss_mb: resident memory of the process and its descendants (MiB), when running.
         pids: the PID and every descendant PID.
+        model_version: (``serve``) registered version being served; ``None`` when none.
     """
 
     name: str
@@ -93,6 +109,7 @@ class ServiceStatus:
     detail: str = ""
     rss_mb: float | None = None
     pids: list[int] = field(default_factory=list)
+    model_version: str | None = None
 
 
 @dataclass
@@ -244,17 +261,70 @@ def _mlflow_command(s: Settings, access: str, secret: str) -> tuple[list[str], d
     return cmd, env, d
 
 
+def _serve_command(s: Settings, access: str, secret: str) -> tuple[list[str], dict[str, str], Path]:
+    d = s.home_dir / "serve"
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cmd = [
+        sys.executable, "-m", "pipelines.cli", "serve", "--model", SERVED_SOURCE,
+        "--host", s.host, "--port", str(s.model_server_port), "--allow-no-model",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
+    env.update(s.s3_env())  # keys by environment, never argv; MLFLOW_TRACKING_URI = this stack's server
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    return cmd, env, d
+
+
+#: Repository root: the model server runs ``python -m pipelines.cli`` from this checkout.
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _services(s: Settings) -> tuple[str, ...]:
+    """The services of this stack (``serve`` only when ``settings.model_server``)."""
+    return tuple(n for n in SERVICES if n != "serve" or s.model_server)
+
+
 def _service_url(s: Settings, name: str) -> str:
-    return s.s3_url if name == "s3" else s.tracking_uri
+    return {"s3": s.s3_url, "mlflow": s.tracking_uri}.get(name) or s.model_server_url
 
 
 def _embedded(s: Settings, name: str) -> bool:
-    return s.embedded_s3 if name == "s3" else s.embedded_mlflow
+    return {"s3": s.embedded_s3, "mlflow": s.embedded_mlflow}.get(name, True)
+
+
+#: Prefix of a ``serve`` probe detail that means the model failed to load (``up`` stops waiting).
+LOAD_FAILED = "model failed to load"
+
+
+def _probe_serve(s: Settings) -> tuple[bool, str, str | None]:
+    """Model server health: ``GET /v2/health/live``, then the repository index (``POST
+    /v2/repository/index``, :mod:`serving.server`). Returns (healthy, detail, served version)."""
+    url = s.model_server_url
+    try:
+        r = httpx.get(url + "/v2/health/live", timeout=PROBE_TIMEOUT_S)
+        if r.status_code != 200:
+            return False, f"{url}/v2/health/live: HTTP {r.status_code}", None
+        r = httpx.post(url + "/v2/repository/index", timeout=PROBE_TIMEOUT_S)
+        if r.status_code != 200:
+            return False, f"{url}/v2/repository/index: HTTP {r.status_code}", None
+        row = next(x for x in r.json() if x.get("name") == MODEL_NAME)
+    except (httpx.HTTPError, ValueError, StopIteration, AttributeError) as e:
+        return False, f"{url}: {type(e).__name__}", None
+    loading = " (loading a new version)" if row.get("loading") else ""
+    if row.get("state") == "READY":
+        note = f"; last load failed: {row['reason']}" if row.get("reason") else ""
+        return True, f"serving {MODEL_NAME} version {row.get('version') or '?'} ({row.get('source')}){loading}{note}", str(row.get("version") or "")
+    if row.get("waiting_for_model"):
+        return True, f"no model yet: {row.get('reason')}; the pipeline's deploy step loads the champion{loading}", None
+    if row.get("loading"):
+        return False, f"loading {row.get('source')}", None
+    return False, f"{LOAD_FAILED}: {row.get('reason')} (fix or roll back the champion: `uniss rollback`; or UNISS_MODEL_SERVER=false)", None
 
 
 def _probe(s: Settings, name: str) -> tuple[bool, str]:
     """One health check: S3 ``GET /healthz`` then an authenticated ``ListBuckets`` with our keys;
     MLflow ``GET /health`` (MLflow REST docs)."""
+    if name == "serve":
+        return _probe_serve(s)[:2]
     url = _service_url(s, name).rstrip("/")
     path = "/healthz" if name == "s3" else "/health"
     try:
@@ -285,10 +355,13 @@ def _service_status(s: Settings, name: str) -> ServiceStatus:
         if p is not None:
             fam = proc.family(p)
             st.pid, st.running, st.pids, st.rss_mb = p.pid, True, sorted(q.pid for q in fam), proc.rss_mb(fam)
-    st.healthy, st.detail = _probe(s, name)
+    if name == "serve":
+        st.healthy, st.detail, st.model_version = _probe_serve(s)
+    else:
+        st.healthy, st.detail = _probe(s, name)
     if st.embedded and not st.running:
         answered = st.healthy or st.detail.startswith("authenticated")
-        st.healthy = False
+        st.healthy, st.model_version = False, None
         st.detail = (
             f"something answers at {st.url} but it is not this workspace's process ({st.detail})" if answered else "not running"
         )
@@ -299,11 +372,12 @@ def status(settings: Settings | None = None) -> StackStatus:
     """Health of each service (no side effects besides removing unreadable PID files).
 
     Returns:
-        StackStatus; ``.healthy`` is True when S3 (healthz + authenticated ListBuckets) and MLflow
-        (``/health``) both answer and, for embedded services, are the processes this workspace started.
+        StackStatus; ``.healthy`` is True when S3 (healthz + authenticated ListBuckets), MLflow
+        (``/health``) and the model server (live, and serving a model or waiting for the first
+        champion) answer and, for embedded services, are the processes this workspace started.
     """
     s = settings or get_settings()
-    return StackStatus(home=str(s.home_dir), services={n: _service_status(s, n) for n in SERVICES})
+    return StackStatus(home=str(s.home_dir), services={n: _service_status(s, n) for n in _services(s)})
 
 
 def _start(s: Settings, name: str, access: str, secret: str) -> psutil.Process:
@@ -311,10 +385,14 @@ def _start(s: Settings, name: str, access: str, secret: str) -> psutil.Process:
         cmd, env, cwd = _s3_command(s, access, secret)
         ports = _weed_ports(s)
         port_vars = "UNISS_S3_PORT / UNISS_WEED_{MASTER,VOLUME,FILER,ADMIN}_PORT (each also uses port+10000)"
-    else:
+    elif name == "mlflow":
         cmd, env, cwd = _mlflow_command(s, access, secret)
         ports = [s.mlflow_port]
         port_vars = "UNISS_MLFLOW_PORT"
+    else:
+        cmd, env, cwd = _serve_command(s, access, secret)
+        ports = [s.model_server_port]
+        port_vars = "UNISS_MODEL_SERVER_PORT (or UNISS_MODEL_SERVER=false)"
     taken = [p for p in ports if not proc.port_free(s.host, p)]
     if taken:
         raise StackError(f"{name}: port(s) {taken} on {s.host} already in use by another program; choose others with {port_vars}")
@@ -330,6 +408,8 @@ def _wait_healthy(s: Settings, name: str, p: psutil.Process | None, timeout_s: f
             proc.reap(p.pid)
             raise StackError(f"{name} exited during start-up; log {_log_file(s, name)}:\n{proc.log_tail(_log_file(s, name))}")
         ok, detail = _probe(s, name)
+        if not ok and detail.startswith(LOAD_FAILED):
+            raise StackError(f"{name}: {detail}; log {_log_file(s, name)}")
         if not ok and any(code in detail for code in AUTH_ERROR_CODES):
             raise StackError(
                 f"{name} at {_service_url(s, name)} rejects the configured keys ({detail}); a server started with "
@@ -405,7 +485,7 @@ def up(settings: Settings | None = None, *, timeout_s: float = DEFAULT_HEALTH_TI
     access, secret = s.ensure_credentials()
     spinner = contextlib.nullcontext() if quiet else _console.status("uniss stack up")
     with proc.workspace_lock(_run_dir(s)), spinner as sp:
-        for name in SERVICES:
+        for name in _services(s):
             if not _embedded(s, name):
                 if sp:
                     sp.update(f"checking external {name} at {_service_url(s, name)}")
@@ -424,7 +504,7 @@ def up(settings: Settings | None = None, *, timeout_s: float = DEFAULT_HEALTH_TI
                     _wait_healthy(s, name, p, timeout_s)
                 except StackError:
                     if started:
-                        _stop(s, name, DEFAULT_STOP_TIMEOUT_S)
+                        _stop(s, name, _stop_timeout(name, DEFAULT_STOP_TIMEOUT_S))
                     raise
             if name == "s3":
                 if sp:
@@ -435,6 +515,12 @@ def up(settings: Settings | None = None, *, timeout_s: float = DEFAULT_HEALTH_TI
         bad = "; ".join(f"{n}: {v.detail}" for n, v in st.services.items() if not v.healthy)
         raise StackError(f"stack started but not healthy: {bad}")
     return st
+
+
+def _stop_timeout(name: str, timeout_s: float) -> float:
+    """SIGTERM-to-SIGKILL wait of one service: the model server gets at least
+    :data:`SERVE_STOP_TIMEOUT_S` to finish its in-flight requests."""
+    return max(timeout_s, SERVE_STOP_TIMEOUT_S) if name == "serve" else timeout_s
 
 
 def _stop(s: Settings, name: str, timeout_s: float) -> list[int]:
@@ -449,7 +535,9 @@ def _stop_many(s: Settings, names: list[str], timeout_s: float) -> list[int]:
 
 
 def down(settings: Settings | None = None, *, timeout_s: float = DEFAULT_STOP_TIMEOUT_S) -> list[int]:
-    """Stop exactly the processes ``up`` started in this workspace (SIGTERM to MLflow, then S3; waited together).
+    """Stop exactly the processes ``up`` started in this workspace: the model server first (SIGTERM:
+    it finishes in-flight requests, up to :data:`SERVE_STOP_TIMEOUT_S`), then MLflow and S3 (SIGTERM,
+    waited together). The model server is stopped even when ``settings.model_server`` is now off.
 
     Only PIDs from the PID files whose create time and command line still match are signalled
     (plus their descendants / session members); data, logs and credentials stay.
@@ -462,8 +550,10 @@ def down(settings: Settings | None = None, *, timeout_s: float = DEFAULT_STOP_TI
         return []
     stopped: list[int] = []
     with proc.workspace_lock(_run_dir(s)):
-        stopped = _stop_many(s, list(reversed(SERVICES)), timeout_s)
-    return stopped
+        # the model server first, on its own: it finishes in-flight requests (and may still read MLflow/S3)
+        stopped = _stop(s, "serve", _stop_timeout("serve", timeout_s))
+        stopped += _stop_many(s, [n for n in reversed(SERVICES) if n != "serve"], timeout_s)
+    return sorted(stopped)
 
 
 def ensure_stack(settings: Settings | None = None, *, timeout_s: float = DEFAULT_HEALTH_TIMEOUT_S) -> StackStatus:

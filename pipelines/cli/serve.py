@@ -28,8 +28,14 @@ def serve(
     gpus: int = typer.Option(1, "--gpus", min=0, help="With --emit-manifest: nvidia.com/gpu limit."),
     max_audio_s: float | None = typer.Option(None, "--max-audio-s", help="Longest accepted clip, seconds (env UNISS_SERVE_MAX_AUDIO_S)."),
     max_batch: int | None = typer.Option(None, "--max-batch", help="Most utterances per request and per batch."),
+    request_timeout_s: float | None = typer.Option(None, "--request-timeout-s", help="Answer 504 past this many seconds; 0 = none (env UNISS_SERVE_REQUEST_TIMEOUT_S)."),
+    allow_no_model: bool = typer.Option(False, "--allow-no-model", help="Start even when the model cannot be loaded yet (not ready until POST /v2/repository/models/NAME/load)."),
 ) -> None:
-    """Serve a UniSS model with KServe (v1 + v2 REST) on HOST:PORT, or emit its InferenceService manifest."""
+    """Serve a UniSS model with KServe (v1 + v2 REST) on HOST:PORT, or emit its InferenceService manifest.
+
+    The model source is resolved again on ``POST /v2/repository/models/NAME/load`` (loopback
+    clients only): serving ``models:/NAME@champion``, that call reloads the current champion with
+    no downtime. SIGTERM finishes the requests in flight before exiting."""
     if emit_manifest:
         from serving.manifests import ServiceSpec, write_manifest
 
@@ -39,12 +45,42 @@ def serve(
         else:
             console.print(f"wrote {manifest_out}")
         return
-    from registry.models import resolve_model_source
-    from serving.predictor import ServeConfig, serve as run_server
+    from serving.predictor import ServeConfig
+    from serving.server import serve_model
 
-    overrides = {k: v for k, v in {"max_audio_s": max_audio_s, "max_batch": max_batch}.items() if v is not None}
+    overrides = {k: v for k, v in {"max_audio_s": max_audio_s, "max_batch": max_batch,
+                                   "request_timeout_s": request_timeout_s}.items() if v is not None}
     config = ServeConfig(**overrides)
-    run_server(resolve_model_source(model), host=host, port=port, config=config)
+    serve_model(model, resolve=resolve_served_model, allow_no_model=allow_no_model, host=host, port=port, config=config)
+
+
+def resolve_served_model(source: str):
+    """``source`` -> ``serving.server.ResolvedModel`` (bundle dir + registered version) for the
+    model server; called at start and on every reload.
+
+    ``models:/NAME@ALIAS`` is pinned to the version holding the alias *now*
+    (``registry.models.alias_version``), then downloaded as ``models:/NAME/VERSION``
+    (``registry.models.resolve_model_source``, cached per version), so the version reported is the
+    one loaded even if the alias moves meanwhile. Any other source is a local directory (version ``""``).
+
+    Raises:
+        serving.server.NoModelYet: the alias (or the registered model) does not exist yet.
+        registry.models.RegistryError: the version cannot be downloaded.
+    """
+    from registry.models import alias_version, resolve_model_source
+    from serving.server import NoModelYet, ResolvedModel
+
+    if not source.startswith("models:/"):
+        return ResolvedModel(Path(source), "")
+    body = source[len("models:/"):]
+    if "@" in body:
+        name, alias = body.split("@", 1)
+        version = alias_version(alias, name)
+        if version is None:
+            raise NoModelYet(f"{name} has no alias {alias!r} yet (the pipeline's promote step sets it; `uniss promote VERSION`)")
+    else:
+        name, _, version = body.partition("/")
+    return ResolvedModel(resolve_model_source(f"models:/{name}/{version}"), str(version))
 
 
 def translate(

@@ -1,4 +1,4 @@
-"""``uniss stack up|down|status``: the embedded S3 (SeaweedFS) + MLflow stack (``infra.local.stack``).
+"""``uniss stack up|down|status``: the embedded S3 (SeaweedFS) + MLflow + model server stack (``infra.local.stack``).
 
 Exit codes: 0 healthy / done; 1 ``status`` found a service unhealthy; 2 a typed error (port taken,
 server failed to start: the message quotes its log tail).
@@ -14,12 +14,12 @@ from rich.table import Table
 
 from pipelines.cli._common import console, friendly_errors
 
-app = typer.Typer(name="stack", help="Embedded object store (SeaweedFS S3) and MLflow tracking server on 127.0.0.1.", no_args_is_help=True)
+app = typer.Typer(name="stack", help="Embedded object store (SeaweedFS S3), MLflow tracking server and model server on 127.0.0.1.", no_args_is_help=True)
 
 
 def _table(st) -> Table:
     t = Table(title=f"uniss stack ({st.home})")
-    for col in ("service", "url", "pid(s)", "RSS MiB", "healthy", "detail"):
+    for col in ("service", "url", "pid(s)", "RSS MiB", "healthy", "model", "detail"):
         t.add_column(col, no_wrap=col in ("service", "url"))
     for s in st.services.values():
         t.add_row(
@@ -28,6 +28,7 @@ def _table(st) -> Table:
             ",".join(map(str, s.pids)) or "-",
             f"{s.rss_mb:.0f}" if s.rss_mb is not None else "-",
             "[green]yes[/]" if s.healthy else "[red]no[/]",
+            f"v{s.model_version}" if s.model_version else "-",
             s.detail,
         )
     return t
@@ -38,7 +39,7 @@ def _table(st) -> Table:
 def up_cmd(
     timeout_s: float = typer.Option(180.0, "--timeout-s", help="Seconds to wait for each service to become healthy."),
 ) -> None:
-    """Start S3 and MLflow (idempotent), wait until healthy, create the buckets."""
+    """Start S3, MLflow and the model server (idempotent), wait until healthy, create the buckets."""
     from infra.local import stack
 
     t0 = time.perf_counter()

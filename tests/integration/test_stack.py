@@ -2,6 +2,7 @@
 
 One stack instance of its own (fresh workspace and ports from ``stack_settings_factory``) so
 that ``down`` can be tested without disturbing the session ``stack`` fixture other parts use.
+The stack includes the model server (no champion in this workspace: live, waiting).
 The tests run in file order: up -> status -> idempotent up -> S3 write/read -> MLflow metric +
 artifact landing in the bucket -> bad keys rejected -> CLI status -> down -> nothing left.
 """
@@ -53,6 +54,9 @@ def test_up_status_healthy(own):
         assert svc.embedded
     assert st.services["s3"].url == f"http://127.0.0.1:{s.s3_port}"
     assert st.services["mlflow"].url == f"http://127.0.0.1:{s.mlflow_port}"
+    serve = st.services["serve"]  # the model server: live, waiting for the first champion
+    assert serve.running and serve.url == f"http://127.0.0.1:{s.model_server_port}" and serve.model_version is None
+    assert serve.detail.startswith("no model yet") and "no alias 'champion'" in serve.detail, serve.detail
     # only loopback: every listening socket of our processes is on 127.0.0.1
     ours = {p for v in st.services.values() for p in v.pids}
     listening = [c for c in psutil.net_connections("inet") if c.status == psutil.CONN_LISTEN and c.pid in ours]
@@ -183,13 +187,15 @@ def test_cli_status_healthy_exit_zero(own):
     s, _ = own
     env = {**os.environ, "UNISS_HOME": str(s.home_dir)}
     env.update({f"UNISS_{k.upper()}": str(getattr(s, k)) for k in
-                ("s3_port", "mlflow_port", "weed_master_port", "weed_volume_port", "weed_filer_port", "weed_admin_port")})
+                ("s3_port", "mlflow_port", "weed_master_port", "weed_volume_port", "weed_filer_port", "weed_admin_port",
+              "model_server_port")})
     for k in ("UNISS_S3_ENDPOINT", "UNISS_MLFLOW_TRACKING_URI", "UNISS_S3_ACCESS_KEY", "UNISS_S3_SECRET_KEY"):
         env.pop(k, None)
     r = subprocess.run([*UNISS, "stack", "status", "--json"], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
-    assert d["healthy"] is True and set(d["services"]) == {"s3", "mlflow"}
+    assert d["healthy"] is True and set(d["services"]) == {"s3", "mlflow", "serve"}
+    assert d["services"]["serve"]["model_version"] is None  # nothing promoted in this workspace
 
 
 def test_down_leaves_no_process(own):

@@ -68,8 +68,11 @@ def test_corrupt_pid_file_is_ignored(settings):
 def test_status_of_stopped_stack(settings):
     st = stack.status(settings)
     assert not st.healthy
-    assert {n: v.detail for n, v in st.services.items()} == {"s3": "not running", "mlflow": "not running"}
+    assert {n: v.detail for n, v in st.services.items()} == {"s3": "not running", "mlflow": "not running", "serve": "not running"}
+    assert st.services["serve"].url == f"http://127.0.0.1:{settings.model_server_port}" and st.services["serve"].model_version is None
     assert json.loads(json.dumps(st.to_dict()))["healthy"] is False
+    off = settings.model_copy(update={"model_server": False})
+    assert set(stack.status(off).services) == {"s3", "mlflow"}
 
 
 def test_port_in_use_is_a_typed_error(settings):

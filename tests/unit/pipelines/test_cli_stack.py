@@ -14,7 +14,8 @@ def test_cli_status_and_down_of_stopped_stack(tmp_path, stack_settings_factory, 
 
     settings = stack_settings_factory(tmp_path / "ws")
     monkeypatch.setenv("UNISS_HOME", str(settings.home_dir))
-    for k in ("s3_port", "mlflow_port", "weed_master_port", "weed_volume_port", "weed_filer_port", "weed_admin_port"):
+    for k in ("s3_port", "mlflow_port", "weed_master_port", "weed_volume_port", "weed_filer_port", "weed_admin_port",
+              "model_server_port"):
         monkeypatch.setenv(f"UNISS_{k.upper()}", str(getattr(settings, k)))
     for k in ("UNISS_S3_ENDPOINT", "UNISS_MLFLOW_TRACKING_URI"):
         monkeypatch.delenv(k, raising=False)
