@@ -14,7 +14,8 @@ from typing import Any
 
 import typer
 
-from pipelines.cli._common import console, friendly_errors
+from pipelines.cli._common import (DIRECTION_HELP, LIMIT_HELP, SOURCE_HELP, SPLIT_HELP, console, friendly_errors,
+                                   parse_sources, sources_spec)
 from uniss.settings import get_settings, tracking_uri
 
 app = typer.Typer(name="data", help="UniST data: build, validate, version (DVC + S3), roll back.",
@@ -98,16 +99,28 @@ def build(
     push: bool = typer.Option(True, "--push/--no-push", help="dvc push the version to the S3 remote"),
     params_file: Path = typer.Option(None, "--params", help="params.yaml (default: the repository's)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+    source: list[str] = typer.Option([], "--source", callback=parse_sources, metavar="KIND:PATH", help=SOURCE_HELP),
+    direction: list[str] = typer.Option([], "--direction", help=DIRECTION_HELP),
+    split: str = typer.Option("speaker", help=SPLIT_HELP),
+    limit: int = typer.Option(0, min=0, help=LIMIT_HELP),
+    test_share: float = typer.Option(0.2, min=0.0, max=0.9, help="speaker split: target share of test utterances"),
+    dev_share: float = typer.Option(0.1, min=0.0, max=0.9, help="speaker split: target share of dev utterances"),
 ) -> None:
-    """Build a UniST dataset end to end (source -> synthesis -> codec -> tokens -> GE gate -> version)."""
+    """Build a UniST dataset end to end (source -> synthesis -> codec -> tokens -> GE gate -> version).
+
+    With ``--source KIND:PATH`` the source is your own corpus (real recordings with transcripts and
+    reference translations) instead of the demo corpus; ``--size`` then only picks the codec preset.
+    """
     from registry.data import DataRegistry
     from uniss.unist.params import load_params
     from uniss.unist.steps import build as run
 
-    out = out or _default_out(size)
+    spec = sources_spec(source, direction, split, limit, test_share, dev_share)
+    label = size if not spec or all(s.startswith("demo") for s in spec["sources"]) else "custom"
+    out = out or _default_out(label)
     summary = run(size, out, codec_dir=codec, params=load_params(params_file), push=push and register,
-                  registry=DataRegistry() if register else None)
-    summary["mlflow_run_id"] = log_data_run(summary, out, size)
+                  registry=DataRegistry() if register else None, sources=spec or None)
+    summary["mlflow_run_id"] = log_data_run(summary, out, label)
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
         return
@@ -122,12 +135,18 @@ def source(
     size: str = typer.Option("tiny", help="tiny | demo"),
     out: Path = typer.Option(..., help="source folder"),
     params_file: Path = typer.Option(None, "--params"),
+    source_: list[str] = typer.Option([], "--source", callback=parse_sources, metavar="KIND:PATH", help=SOURCE_HELP),
+    direction: list[str] = typer.Option([], "--direction", help=DIRECTION_HELP),
+    split: str = typer.Option("speaker", help=SPLIT_HELP),
+    limit: int = typer.Option(0, min=0, help=LIMIT_HELP),
 ) -> None:
-    """dvc stage 1: generate the demo source corpus (TTS voices, both directions) + LibriVox clips."""
+    """dvc stage 1: generate the demo source corpus (TTS voices, both directions) + LibriVox clips,
+    or read your own corpus (``--source KIND:PATH``)."""
     from uniss.unist.params import load_params
     from uniss.unist.steps import build_source
 
-    s = build_source(size, out, params=load_params(params_file))
+    spec = sources_spec(source_, direction, split, limit, 0.2, 0.1)
+    s = build_source(size, out, params=load_params(params_file), sources=spec or None)
     console.print(f"source: {s['rows']} utterances ({s['dropped']} quarantined), {s['real_speech_rows']} real clips")
 
 

@@ -14,7 +14,8 @@ Expectations (suite ``unist_samples``):
 - no dev/test row's normalised source or target text occurs in the train split of its direction
   (contamination gate);
 - data with voice columns: ``voice_preserved`` a non-null bool, ``voice_set`` in seen/heldout/real,
-  and held-out voices only in the test split (speaker-disjoint evaluation).
+  held-out voices only in the test split, and no recorded dev/test speaker among the training
+  speakers (speaker-disjoint evaluation, :func:`heldout_disjoint`).
 
 Checks that GE has no built-in for are computed here as boolean columns (``chk_*``) and fed to GE as
 ``expect_column_values_to_be_in_set([True])``, so every failure still comes out of GE with the
@@ -138,10 +139,28 @@ def check_columns(df: pd.DataFrame, params: DataParams) -> pd.DataFrame:
                         zip(df["src_audio"], df["src_duration_s"], df["tgt_audio"], df["tgt_duration_s"])]
     out["chk_no_contamination"] = contamination_free(df)
     if "voice_set" in df:
-        heldout = set(df.loc[df["voice_set"] == "heldout", "src_voice"])
-        out["chk_heldout_disjoint"] = [(vs != "heldout" or sp == "test") and not (sp != "test" and v in heldout)
-                                       for vs, sp, v in zip(df["voice_set"], df["split"], df["src_voice"])]
+        out["chk_heldout_disjoint"] = heldout_disjoint(df)
     return out
+
+
+def heldout_disjoint(df: pd.DataFrame) -> list[bool]:
+    """Per row: False when it breaks speaker-disjoint evaluation (needs ``voice_set``, ``split``, ``src_voice``).
+
+    - a ``heldout`` (synthetic voice kept out of training) row outside the test split, or a non-test
+      row spoken in a held-out voice;
+    - a recorded speaker (``voice_set == "real"``, ``src_voice`` = the corpus speaker) of a dev/test
+      row who also speaks a training row: both the dev/test row and those training rows fail
+      (issue 19: held-out speakers are disjoint from training speakers; the speaker split of
+      ``uniss.unist.ingest.speaker_split`` guarantees it for the user's corpora).
+    """
+    vs_, sp_, v_ = df["voice_set"].fillna(""), df["split"], df["src_voice"]
+    heldout = set(v_[vs_ == "heldout"])
+    train_voices = set(v_[sp_ == "train"])
+    real_eval = set(v_[(vs_ == "real") & (sp_ != "train")])
+    return [(vs != "heldout" or sp == "test") and not (sp != "test" and v in heldout)
+            and not (vs == "real" and sp != "train" and v in train_voices)
+            and not (sp == "train" and v in real_eval)
+            for vs, sp, v in zip(vs_, sp_, v_)]
 
 
 def build_suite(params: DataParams, *, voice_columns: bool = False) -> Any:
