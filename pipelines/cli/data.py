@@ -197,6 +197,35 @@ def validate(
     console.print(f"[green]passed[/] {r['expectations']} expectations on {r['rows']} rows")
 
 
+@app.command("import-unist")
+@friendly_errors
+def import_unist(
+    files: list[Path] = typer.Argument(..., help="released UniST Parquet shard(s)"),
+    out: Path = typer.Option(None, help="dataset dir (default UNISS_HOME/data/unist-release)"),
+    register: bool = typer.Option(True, "--register/--no-register", help="commit a version to the DVC registry"),
+    push: bool = typer.Option(True, "--push/--no-push", help="dvc push the version to the S3 remote"),
+    params_file: Path = typer.Option(None, "--params"),
+) -> None:
+    """The released UniST (token ids, no audio) as a gated, versioned token-only dataset in the paper
+    layout (phases 2 and 3 train on it; evaluation refuses it: no speech to score)."""
+    from registry.data import DataRegistry
+    from uniss.unist.params import load_params
+    from uniss.unist.released import build_released
+    from uniss.unist.steps import validate as run_validate
+
+    out = out or _default_out("unist-release")
+    s = build_released([str(f) for f in files], out, params=load_params(params_file))
+    r = run_validate(out)
+    tag = None
+    if register:
+        reg = DataRegistry()
+        tag = reg.add(out)
+        if push:
+            reg.push()
+    console.print(f"[green]imported[/] {s['rows']} token-only samples into {out}; gate passed "
+                  f"({r['expectations']} expectations); version={tag}")
+
+
 @app.command("push")
 @friendly_errors
 def push_cmd() -> None:

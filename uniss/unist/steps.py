@@ -257,7 +257,8 @@ def validate(data_dir: str | Path, out_dir: str | Path | None = None, *, raise_o
     src = Path(data_dir)
     m = read_manifest(src)
     df = read_all(src, verify=False)
-    result = validate_samples(df, DataParams(**m["params"]))
+    token_only = (m.get("codec") or {}).get("sizes") if m.get("token_only") else None  # released UniST: no audio
+    result = validate_samples(df, DataParams(**m["params"]), token_only_sizes=token_only)
     from uniss.unist.shards import verify_md5s
 
     bad = sorted(p for p, ok in verify_md5s(src).items() if not ok)
