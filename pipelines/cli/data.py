@@ -197,6 +197,21 @@ def validate(
     console.print(f"[green]passed[/] {r['expectations']} expectations on {r['rows']} rows")
 
 
+@app.command("real-corpus")
+@friendly_errors
+def real_corpus(
+    out: Path = typer.Argument(..., help="folder to write the corpus into"),
+    fmt: str = typer.Option("csv", "--format", help="csv | jsonl (both directions) | librispeech (English only)"),
+) -> None:
+    """Write the small corpus of real recordings on this machine (Asterisk prompts + LibriVox clips,
+    English; gcin-voice Mandarin sentences; reference translations) for ``--source``."""
+    from uniss.unist.real import write_real_corpus
+
+    path = write_real_corpus(out, fmt)
+    kind = "librispeech" if fmt == "librispeech" else "manifest"
+    console.print(f"wrote {path}; use --source {kind}:{path}", highlight=False)
+
+
 @app.command("import-unist")
 @friendly_errors
 def import_unist(
