@@ -10,16 +10,17 @@ from uniss.version import PROJECT_IMAGE as BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE)
-def build_source(size: str, seed: int, source: Output[Dataset]) -> int:
-    """Generate the demo source corpus (TTS voices, both directions) of a size preset.
+def build_source(size: str, seed: int, sources: dict, source: Output[Dataset]) -> int:
+    """Generate the demo source corpus (TTS voices, both directions) of a size preset, or read the
+    user's corpora named by ``sources`` (``uniss.unist.ingest.IngestSpec`` as a dict; ``{}`` = demo).
 
     Returns the number of source utterances.
     """
     from components.tracking import step_run
     from uniss.unist.steps import build_source as run
 
-    with step_run("build_source", {"size": size, "seed": seed}):
-        summary = run(size=size, out_dir=source.path, seed=seed)
+    with step_run("build_source", {"size": size, "seed": seed, "sources": sources}):
+        summary = run(size=size, out_dir=source.path, seed=seed, sources=sources)
     source.metadata.update(summary)
     return int(summary["rows"])
 

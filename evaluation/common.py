@@ -39,6 +39,11 @@ class EvaluationError(UnissError, ValueError):
     """Bad evaluation request: unknown direction/mode, no test rows, bad audio in the split."""
 
 
+class TokenOnlyDataError(EvaluationError):
+    """The dataset holds token ids only (the released UniST: no source audio, no BiCodec / GLM-4-Voice
+    checkpoints), so there is no speech to translate and no speech to score against."""
+
+
 def slice_key(metric: str, direction: str, mode: str, slice: str) -> str:
     """Flat metric name of one slice: ``speech_bleu.en-zh.quality`` for ``all`` (the gate's key,
     ``uniss.metrics.metric_key``), ``speech_bleu.en-zh.quality/seen`` for a slice ("/" is legal in

@@ -38,6 +38,7 @@ from evaluation.common import (
     TOPLINE_REFERENCE,
     TOPLINES,
     EvaluationError,
+    TokenOnlyDataError,
     slice_key,
 )
 from evaluation.report import AudioMap, EvalReport, log_report, write_report_files
@@ -90,8 +91,13 @@ def _load_rows(data: Any, split: str) -> Any:
 
     if isinstance(data, pd.DataFrame):
         return data[data["split"] == split] if "split" in data.columns else data
-    from uniss.unist.dataset import load_samples
+    from uniss.unist.dataset import load_samples, read_manifest
 
+    if read_manifest(data).get("token_only"):
+        raise TokenOnlyDataError(
+            f"{data} is a token-only dataset (released UniST token ids: no audio, codec without checkpoints): "
+            "speech evaluation needs source audio to translate and the paper codec's BiCodec decoder to turn "
+            "semantic tokens into speech; evaluate on a dataset with audio (uniss data build) instead")
     return load_samples(data, split=split, subset="general")
 
 

@@ -88,6 +88,7 @@ def make_retrain_pipeline(target: str = "cluster", code_versions: dict[str, str]
         seed: int = 0,
         data_version: str = "",
         data_params: dict = {},  # noqa: B006 - KFP pipeline parameter default
+        sources: dict = {},  # noqa: B006 - the user's corpora (uniss.unist.ingest.IngestSpec); {} = demo corpus
         model_size: str = "tiny",
         train_overrides: list = [],  # noqa: B006
         nproc: int = 2,
@@ -99,7 +100,7 @@ def make_retrain_pipeline(target: str = "cluster", code_versions: dict[str, str]
     ) -> str:
         # ---- data: build a new version, or reuse an existing tag ------------------------------
         with dsl.If(data_version == "", name="build-new-data"):
-            src = common(build_source(size=size, seed=seed))
+            src = common(build_source(size=size, seed=seed, sources=sources))
             syn = common(synthesize_unist(source=src.outputs["source"], data_params=data_params))
             cod = common(fit_codec(unist=syn.outputs["unist"], preset=size))
             tok = common(tokenize_unist(unist=syn.outputs["unist"], codec=cod.outputs["codec"]))

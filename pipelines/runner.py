@@ -86,19 +86,37 @@ def retrain_arguments(
     seed: int = 0,
     nproc: int = 2,
     params: dict[str, Any] | None = None,
+    sources: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Pipeline arguments of ``uniss-retrain`` for a size preset (``tiny`` | ``demo``): the data
     section of params.yaml, and the preset's training overrides / evaluation limit from its
     ``pipeline.<size>`` section, then the caller's overrides.
 
+    Args:
+        sources: the user's corpora (``uniss.unist.ingest.IngestSpec`` as a dict, e.g. from
+            ``pipelines.cli._common.sources_spec``); also restricts ``eval_directions`` to its
+            ``directions``. None / ``{}``: the demo corpus of ``size``.
+
     Raises:
-        PipelineError: unknown size.
+        PipelineError: unknown size, or an invalid sources spec.
     """
     if size not in ("tiny", "demo"):
         raise PipelineError(f"unknown size {size!r}; expected tiny or demo")
     params = load_params() if params is None else params
     preset = dict(params.get("pipeline", {}).get(size, {}))
-    return {
+    extra: dict[str, Any] = {}
+    if sources:
+        from uniss.unist.errors import UnistError
+        from uniss.unist.ingest import ingest_spec
+
+        try:
+            spec = ingest_spec(sources)
+        except UnistError as e:
+            raise PipelineError(str(e)) from None
+        extra = {"sources": dict(sources)}
+        if spec is not None and not spec.is_demo:
+            extra["eval_directions"] = list(spec.directions)
+    return {**extra,
         "size": size,
         "seed": seed,
         "data_version": data_version,

@@ -44,3 +44,53 @@ def parse_int_list(value: str, name: str) -> list[int]:
         return [int(x) for x in value.split(",") if x.strip()]
     except ValueError:
         raise typer.BadParameter(f"{name} must be comma-separated integers, got {value!r}") from None
+
+
+def parse_sources(values: list[str] | None) -> list[str]:
+    """typer callback of ``--source``: each ``KIND:PATH`` is checked (known kind, existing path of the
+    right type, :func:`uniss.unist.ingest.parse_source`) and returned normalised (absolute path).
+
+    Raises:
+        typer.BadParameter: unknown kind or missing path (the CLI exits with code 2 naming ``--source``).
+    """
+    from uniss.unist.errors import UnistError
+    from uniss.unist.ingest import parse_source
+
+    out = []
+    for v in values or []:
+        try:
+            out.append(str(parse_source(v)))
+        except UnistError as e:
+            raise typer.BadParameter(str(e)) from None
+    return out
+
+
+def sources_spec(sources: list[str], directions: list[str], split: str, limit: int,
+                 test_share: float, dev_share: float) -> dict[str, Any]:
+    """The ``sources`` pipeline parameter (:class:`uniss.unist.ingest.IngestSpec` as a dict) of the
+    ``--source/--direction/--split/--limit/--test-share/--dev-share`` options; ``{}`` without ``--source``.
+
+    Raises:
+        typer.BadParameter: an unknown direction or split (names the option).
+    """
+    from uniss.unist.ingest import DIRECTIONS
+
+    if not sources:
+        return {}
+    bad = [d for d in directions if d not in DIRECTIONS]
+    if bad:
+        raise typer.BadParameter(f"unknown direction {bad[0]!r}; expected one of {list(DIRECTIONS)}",
+                                 param_hint="'--direction'")
+    if split not in ("speaker", "given"):
+        raise typer.BadParameter(f"split must be 'speaker' or 'given', got {split!r}", param_hint="'--split'")
+    return {"sources": list(sources), "directions": list(directions or DIRECTIONS), "split": split,
+            "limit": int(limit), "test_share": float(test_share), "dev_share": float(dev_share)}
+
+
+#: Help texts of the source options shared by ``uniss data build`` and ``uniss retrain``.
+SOURCE_HELP = ("corpus KIND:PATH (repeatable): manifest:FILE (.csv/.tsv/.jsonl), librispeech:DIR, "
+               "covost2:TSV, cvss:DIR, or demo (the built-in corpus); default: the demo corpus of --size")
+DIRECTION_HELP = "keep this translation direction (repeatable: en-zh, zh-en; default both)"
+SPLIT_HELP = ("speaker: whole speakers go to dev/test so held-out speakers never speak a training row; "
+              "given: keep the corpus's own split")
+LIMIT_HELP = "at most N utterances per direction (0 = all)"

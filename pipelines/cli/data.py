@@ -14,7 +14,8 @@ from typing import Any
 
 import typer
 
-from pipelines.cli._common import console, friendly_errors
+from pipelines.cli._common import (DIRECTION_HELP, LIMIT_HELP, SOURCE_HELP, SPLIT_HELP, console, friendly_errors,
+                                   parse_sources, sources_spec)
 from uniss.settings import get_settings, tracking_uri
 
 app = typer.Typer(name="data", help="UniST data: build, validate, version (DVC + S3), roll back.",
@@ -98,16 +99,28 @@ def build(
     push: bool = typer.Option(True, "--push/--no-push", help="dvc push the version to the S3 remote"),
     params_file: Path = typer.Option(None, "--params", help="params.yaml (default: the repository's)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+    source: list[str] = typer.Option([], "--source", callback=parse_sources, metavar="KIND:PATH", help=SOURCE_HELP),
+    direction: list[str] = typer.Option([], "--direction", help=DIRECTION_HELP),
+    split: str = typer.Option("speaker", help=SPLIT_HELP),
+    limit: int = typer.Option(0, min=0, help=LIMIT_HELP),
+    test_share: float = typer.Option(0.2, min=0.0, max=0.9, help="speaker split: target share of test utterances"),
+    dev_share: float = typer.Option(0.1, min=0.0, max=0.9, help="speaker split: target share of dev utterances"),
 ) -> None:
-    """Build a UniST dataset end to end (source -> synthesis -> codec -> tokens -> GE gate -> version)."""
+    """Build a UniST dataset end to end (source -> synthesis -> codec -> tokens -> GE gate -> version).
+
+    With ``--source KIND:PATH`` the source is your own corpus (real recordings with transcripts and
+    reference translations) instead of the demo corpus; ``--size`` then only picks the codec preset.
+    """
     from registry.data import DataRegistry
     from uniss.unist.params import load_params
     from uniss.unist.steps import build as run
 
-    out = out or _default_out(size)
+    spec = sources_spec(source, direction, split, limit, test_share, dev_share)
+    label = size if not spec or all(s.startswith("demo") for s in spec["sources"]) else "custom"
+    out = out or _default_out(label)
     summary = run(size, out, codec_dir=codec, params=load_params(params_file), push=push and register,
-                  registry=DataRegistry() if register else None)
-    summary["mlflow_run_id"] = log_data_run(summary, out, size)
+                  registry=DataRegistry() if register else None, sources=spec or None)
+    summary["mlflow_run_id"] = log_data_run(summary, out, label)
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
         return
@@ -122,12 +135,18 @@ def source(
     size: str = typer.Option("tiny", help="tiny | demo"),
     out: Path = typer.Option(..., help="source folder"),
     params_file: Path = typer.Option(None, "--params"),
+    source_: list[str] = typer.Option([], "--source", callback=parse_sources, metavar="KIND:PATH", help=SOURCE_HELP),
+    direction: list[str] = typer.Option([], "--direction", help=DIRECTION_HELP),
+    split: str = typer.Option("speaker", help=SPLIT_HELP),
+    limit: int = typer.Option(0, min=0, help=LIMIT_HELP),
 ) -> None:
-    """dvc stage 1: generate the demo source corpus (TTS voices, both directions) + LibriVox clips."""
+    """dvc stage 1: generate the demo source corpus (TTS voices, both directions) + LibriVox clips,
+    or read your own corpus (``--source KIND:PATH``)."""
     from uniss.unist.params import load_params
     from uniss.unist.steps import build_source
 
-    s = build_source(size, out, params=load_params(params_file))
+    spec = sources_spec(source_, direction, split, limit, 0.2, 0.1)
+    s = build_source(size, out, params=load_params(params_file), sources=spec or None)
     console.print(f"source: {s['rows']} utterances ({s['dropped']} quarantined), {s['real_speech_rows']} real clips")
 
 
@@ -176,6 +195,50 @@ def validate(
 
     r = run(data_dir, out)
     console.print(f"[green]passed[/] {r['expectations']} expectations on {r['rows']} rows")
+
+
+@app.command("real-corpus")
+@friendly_errors
+def real_corpus(
+    out: Path = typer.Argument(..., help="folder to write the corpus into"),
+    fmt: str = typer.Option("csv", "--format", help="csv | jsonl (both directions) | librispeech (English only)"),
+) -> None:
+    """Write the small corpus of real recordings on this machine (Asterisk prompts + LibriVox clips,
+    English; gcin-voice Mandarin sentences; reference translations) for ``--source``."""
+    from uniss.unist.real import write_real_corpus
+
+    path = write_real_corpus(out, fmt)
+    kind = "librispeech" if fmt == "librispeech" else "manifest"
+    console.print(f"wrote {path}; use --source {kind}:{path}", highlight=False)
+
+
+@app.command("import-unist")
+@friendly_errors
+def import_unist(
+    files: list[Path] = typer.Argument(..., help="released UniST Parquet shard(s)"),
+    out: Path = typer.Option(None, help="dataset dir (default UNISS_HOME/data/unist-release)"),
+    register: bool = typer.Option(True, "--register/--no-register", help="commit a version to the DVC registry"),
+    push: bool = typer.Option(True, "--push/--no-push", help="dvc push the version to the S3 remote"),
+    params_file: Path = typer.Option(None, "--params"),
+) -> None:
+    """The released UniST (token ids, no audio) as a gated, versioned token-only dataset in the paper
+    layout (phases 2 and 3 train on it; evaluation refuses it: no speech to score)."""
+    from registry.data import DataRegistry
+    from uniss.unist.params import load_params
+    from uniss.unist.released import build_released
+    from uniss.unist.steps import validate as run_validate
+
+    out = out or _default_out("unist-release")
+    s = build_released([str(f) for f in files], out, params=load_params(params_file))
+    r = run_validate(out)
+    tag = None
+    if register:
+        reg = DataRegistry()
+        tag = reg.add(out)
+        if push:
+            reg.push()
+    console.print(f"[green]imported[/] {s['rows']} token-only samples into {out}; gate passed "
+                  f"({r['expectations']} expectations); version={tag}")
 
 
 @app.command("push")

@@ -206,6 +206,9 @@ class PaperCodec(ManifestFingerprint):
             raise CodecError(f"{directory} holds a {m.backend!r} codec, not paper")
         if m.sizes != PAPER_SIZES:
             raise CodecError(f"{directory}: paper codec sizes must be {PAPER_SIZES}, got {m.sizes}")
+        if m.config.get(TOKEN_ONLY_KEY):
+            raise CodecError(f"{directory} is a token-only paper layout (released UniST token ids) with no BiCodec / "
+                             "GLM-4-Voice checkpoints: it cannot encode or decode speech")
         c = cls(m.config.get("bicodec_dir"), m.config.get("glm_tokenizer_dir"), device=device)
         c._manifest = m
         return c
@@ -229,3 +232,28 @@ def write_paper_manifest(directory: str | Path, bicodec_dir: str | Path, glm_tok
         files={},
     )
     return write_manifest(d, m)
+
+
+#: ``config`` key of a weightless paper-codec manifest (a dataset of released token ids, no audio).
+TOKEN_ONLY_KEY = "token_only"
+
+
+def write_token_only_manifest(directory: str | Path) -> Path:
+    """Write a paper-codec ``manifest.json`` with no checkpoint behind it: the layout (sizes) of the
+    released UniST token ids (issue 19 item 2). It fixes the 180,407-id paper layout for training;
+    :meth:`PaperCodec.load` on it raises :class:`CodecError` (nothing can be encoded or decoded).
+
+    Returns:
+        the manifest path.
+    """
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    m = CodecManifest(backend="paper", version=PAPER_VERSION, sizes=dict(PAPER_SIZES),
+                      config={TOKEN_ONLY_KEY: True, "source": "released UniST token ids (no audio, no checkpoints)"},
+                      files={})
+    return write_manifest(d, m)
+
+
+def is_token_only(directory: str | Path) -> bool:
+    """True when ``directory`` holds a weightless token-only paper manifest (:func:`write_token_only_manifest`)."""
+    return bool(read_manifest(directory, verify=False).config.get(TOKEN_ONLY_KEY))

@@ -14,7 +14,8 @@ Expectations (suite ``unist_samples``):
 - no dev/test row's normalised source or target text occurs in the train split of its direction
   (contamination gate);
 - data with voice columns: ``voice_preserved`` a non-null bool, ``voice_set`` in seen/heldout/real,
-  and held-out voices only in the test split (speaker-disjoint evaluation).
+  held-out voices only in the test split, and no recorded dev/test speaker among the training
+  speakers (speaker-disjoint evaluation, :func:`heldout_disjoint`).
 
 Checks that GE has no built-in for are computed here as boolean columns (``chk_*``) and fed to GE as
 ``expect_column_values_to_be_in_set([True])``, so every failure still comes out of GE with the
@@ -138,10 +139,78 @@ def check_columns(df: pd.DataFrame, params: DataParams) -> pd.DataFrame:
                         zip(df["src_audio"], df["src_duration_s"], df["tgt_audio"], df["tgt_duration_s"])]
     out["chk_no_contamination"] = contamination_free(df)
     if "voice_set" in df:
-        heldout = set(df.loc[df["voice_set"] == "heldout", "src_voice"])
-        out["chk_heldout_disjoint"] = [(vs != "heldout" or sp == "test") and not (sp != "test" and v in heldout)
-                                       for vs, sp, v in zip(df["voice_set"], df["split"], df["src_voice"])]
+        out["chk_heldout_disjoint"] = heldout_disjoint(df)
     return out
+
+
+def heldout_disjoint(df: pd.DataFrame) -> list[bool]:
+    """Per row: False when it breaks speaker-disjoint evaluation (needs ``voice_set``, ``split``, ``src_voice``).
+
+    - a ``heldout`` (synthetic voice kept out of training) row outside the test split, or a non-test
+      row spoken in a held-out voice;
+    - a recorded speaker (``voice_set == "real"``, ``src_voice`` = the corpus speaker) of a dev/test
+      row who also speaks a training row: both the dev/test row and those training rows fail
+      (issue 19: held-out speakers are disjoint from training speakers; the speaker split of
+      ``uniss.unist.ingest.speaker_split`` guarantees it for the user's corpora).
+    """
+    vs_, sp_, v_ = df["voice_set"].fillna(""), df["split"], df["src_voice"]
+    heldout = set(v_[vs_ == "heldout"])
+    train_voices = set(v_[sp_ == "train"])
+    real_eval = set(v_[(vs_ == "real") & (sp_ != "train")])
+    return [(vs != "heldout" or sp == "test") and not (sp != "test" and v in heldout)
+            and not (vs == "real" and sp != "train" and v in train_voices)
+            and not (sp == "train" and v in real_eval)
+            for vs, sp, v in zip(vs_, sp_, v_)]
+
+
+def token_only_checks(df: pd.DataFrame, sizes: dict[str, int]) -> pd.DataFrame:
+    """Check columns of a token-only dataset (released UniST, no audio; issue 19 item 2).
+
+    Returns:
+        a copy with ``chk_speed``, ``chk_speaker32`` (32 source speaker tokens), ``chk_token_range``
+        (every token of every column within its codebook ``sizes``), ``chk_s2st_tokens`` (non-empty
+        source linguistic and target semantic tokens), ``chk_text`` (non-empty texts) and
+        ``chk_no_contamination``.
+    """
+    fam = {"speaker": sizes["speaker"], "linguistic": sizes["linguistic"], "semantic": sizes["semantic"]}
+
+    def in_range(r: Any) -> bool:
+        for col in TOKEN_COLUMNS:
+            n = fam[col.split("_", 1)[1]]
+            v = getattr(r, col)
+            if v is None or any(not 0 <= int(x) < n for x in v):
+                return False
+        return True
+
+    out = df.copy()
+    out["chk_speed"] = [_speed_ok(r, i) for r, i in zip(df["ratio"], df["speed_index"])]
+    out["chk_speaker32"] = [v is not None and len(v) == N_SPEAKER_TOKENS for v in df["src_speaker"]]
+    out["chk_token_range"] = [in_range(r) for r in df.itertuples(index=False)]
+    out["chk_s2st_tokens"] = [a is not None and b is not None and len(a) > 0 and len(b) > 0
+                              for a, b in zip(df["src_linguistic"], df["tgt_semantic"])]
+    out["chk_text"] = [bool(str(a or "").strip()) and bool(str(b or "").strip()) for a, b in zip(df["src_text"], df["tgt_text"])]
+    out["chk_no_contamination"] = contamination_free(df)
+    return out
+
+
+def build_token_only_suite(params: DataParams) -> Any:
+    """The GE suite of a token-only dataset: ids, languages, splits, General ratio range and the
+    :func:`token_only_checks` columns (no audio, WER or duration-rate expectations: the release has none)."""
+    import great_expectations as gx
+
+    E = gx.expectations
+    lo, hi = params.general_ratio
+    exps = [E.ExpectColumnValuesToNotBeNull(column="id"), E.ExpectColumnValuesToBeUnique(column="id"),
+            E.ExpectColumnValuesToBeInSet(column="src_lang", value_set=list(params.languages)),
+            E.ExpectColumnValuesToBeInSet(column="tgt_lang", value_set=list(params.languages)),
+            E.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "dev", "test"]),
+            E.ExpectColumnValuesToBeBetween(column="ratio", min_value=lo, max_value=hi)]
+    exps += [E.ExpectColumnValuesToBeInSet(column=c, value_set=[True]) for c in
+             ("chk_speed", "chk_speaker32", "chk_token_range", "chk_s2st_tokens", "chk_text", "chk_no_contamination")]
+    suite = gx.ExpectationSuite(name=SUITE_NAME + "_token_only")
+    for e in exps:
+        suite.add_expectation(e)
+    return suite
 
 
 def build_suite(params: DataParams, *, voice_columns: bool = False) -> Any:
@@ -181,12 +250,14 @@ def build_suite(params: DataParams, *, voice_columns: bool = False) -> Any:
     return suite
 
 
-def validate_samples(df: pd.DataFrame, params: DataParams) -> dict[str, Any]:
+def validate_samples(df: pd.DataFrame, params: DataParams, *, token_only_sizes: dict[str, int] | None = None) -> dict[str, Any]:
     """Run the suite on the sample table.
 
     Args:
         df: sample table (docs/design.md columns, token columns included).
         params: data params.
+        token_only_sizes: codebook sizes of a token-only dataset (released UniST, no audio): run
+            :func:`build_token_only_suite` instead of the full suite.
 
     Returns:
         ``{"passed", "suite", "expectations", "failures": [{"expectation", "column",
@@ -196,13 +267,14 @@ def validate_samples(df: pd.DataFrame, params: DataParams) -> dict[str, Any]:
     import great_expectations as gx
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
-    table = check_columns(df, params)
+    table = check_columns(df, params) if token_only_sizes is None else token_only_checks(df, token_only_sizes)
     # GE cannot hash list/bytes cells for its own metrics: give it only the scalar columns.
     scalar = table[[c for c in table.columns if c not in (*TOKEN_COLUMNS, "src_audio", "tgt_audio")]]
     ctx = gx.get_context(mode="ephemeral")
     batch = (ctx.data_sources.add_pandas("unist").add_dataframe_asset("samples")
              .add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": scalar}))
-    suite = ctx.suites.add(build_suite(params, voice_columns="voice_set" in df and "voice_preserved" in df))
+    suite = ctx.suites.add(build_suite(params, voice_columns="voice_set" in df and "voice_preserved" in df)
+                           if token_only_sizes is None else build_token_only_suite(params))
     res = batch.validate(suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["id"]})
     failures = []
     for r in res.results:
@@ -220,7 +292,7 @@ def validate_samples(df: pd.DataFrame, params: DataParams) -> dict[str, Any]:
         })
     stats = res.statistics or {}
     return {
-        "passed": bool(res.success), "suite": SUITE_NAME, "expectations": len(res.results),
+        "passed": bool(res.success), "suite": suite.name, "expectations": len(res.results),
         "failures": failures,
         "statistics": {k: float(v) if v is not None else None for k, v in stats.items()},
         "rows": int(len(df)), "validated_at": datetime.now(UTC).isoformat(timespec="seconds"),

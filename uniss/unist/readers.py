@@ -141,8 +141,14 @@ def read_librispeech(root: str | Path, *, language: str = "en", split: Split = "
     """LibriSpeech-style folder: ``ROOT/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt`` with lines
     ``<utt-id> <TRANSCRIPT>`` and audio ``<utt-id><audio_ext>`` beside it (Panayotov et al. 2015).
 
+    Translations (this project's extension; LibriSpeech has none): an optional
+    ``<speaker>-<chapter>.trans.<tgt>.txt`` beside a transcript file (``tgt`` = the other language,
+    e.g. ``.trans.zh.txt``) with lines ``<utt-id> <TRANSLATION>`` gives those utterances a reference
+    translation.
+
     Raises:
-        ManifestError: a transcript line without text, or a missing audio file.
+        ManifestError: a transcript line without text, a missing audio file, or a translation line
+            whose utterance is not in the transcript file.
         UnistError: no ``*.trans.txt`` under ``root``.
     """
     root = Path(root)
@@ -150,7 +156,10 @@ def read_librispeech(root: str | Path, *, language: str = "en", split: Split = "
     if not files:
         raise UnistError(f"no *.trans.txt files under {root}")
     out = []
+    tgt = "zh" if language == "en" else "en"
     for tf in files:
+        trans = _librispeech_translations(tf.with_name(tf.name.replace(".trans.txt", f".trans.{tgt}.txt")))
+        utts = set()
         for line, raw in enumerate(tf.read_text(encoding="utf-8").splitlines(), start=1):
             if not raw.strip():
                 continue
@@ -160,8 +169,33 @@ def read_librispeech(root: str | Path, *, language: str = "en", split: Split = "
             audio = tf.parent / f"{utt}{audio_ext}"
             if not audio.exists():
                 raise ManifestError(f"{tf}:{line}: field 'audio': {audio} does not exist")
+            utts.add(utt)
             out.append(_record(str(tf), line, id=utt, audio=str(audio), transcript=text.lower(),
-                               language=language, speaker=utt.split("-")[0], split=split, origin="librispeech"))
+                               language=language, speaker=utt.split("-")[0], split=split, origin="librispeech",
+                               translation=trans.get(utt, (0, None))[1], tgt_lang=tgt))
+        for utt, (line, _) in trans.items():
+            if utt not in utts:
+                raise ManifestError(f"{tf.with_name(tf.name.replace('.trans.txt', f'.trans.{tgt}.txt'))}:{line}: "
+                                    f"field 'utt-id': {utt!r} is not in {tf.name}")
+    return out
+
+
+def _librispeech_translations(path: Path) -> dict[str, tuple[int, str]]:
+    """``<utt-id> <TRANSLATION>`` lines -> ``{utt: (line, translation)}`` (``{}`` when the file is absent).
+
+    Raises:
+        ManifestError: a line without a translation.
+    """
+    if not path.exists():
+        return {}
+    out: dict[str, tuple[int, str]] = {}
+    for line, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not raw.strip():
+            continue
+        utt, _, text = raw.strip().partition(" ")
+        if not text.strip():
+            raise ManifestError(f"{path}:{line}: field 'translation': empty for {utt!r}")
+        out[utt] = (line, text.strip())
     return out
 
 

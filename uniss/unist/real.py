@@ -204,5 +204,143 @@ def gcin_records(pairs: list[lexicon.SentencePair], *, speakers: tuple[str, ...]
     return recs, bad
 
 
+#: Asterisk prompts of the small real corpus with Chinese reference translations written for this
+#: project (issue 19; no Chinese translation of them ships offline). Speaker ``asterisk-allison``.
+ASTERISK_ZH: dict[str, str] = {
+    "agent-loginok": "座席已登录。",
+    "all-circuits-busy-now": "现在所有线路都忙。",
+    "cannot-complete-as-dialed": "您拨打的电话无法接通。",
+    "check-number-dial-again": "请检查号码后重新拨打。",
+    "conf-extended": "会议已经延长。",
+    "conf-full": "那个会议已满。",
+    "conf-getpin": "请输入会议密码。",
+    "conf-leaderhasleft": "主持人已经离开会议。",
+    "conf-locked": "这个会议已锁定！",
+    "conf-noempty": "目前没有空闲的会议。",
+    "conf-now-muted": "会议现在已静音。",
+    "conf-now-recording": "会议现在正在录音。",
+    "conf-now-unmuted": "会议现在已取消静音。",
+    "conf-placeintoconf": "现在将把您接入会议。",
+    "conf-waitforleader": "主持人到达后会议将开始。",
+    "confbridge-conf-end": "会议已经结束。",
+}
+#: LibriVox clips (Debian ``pocketsphinx-testdata``, speaker ``librivox-austen``) of the small real
+#: corpus with Chinese reference translations written for this project: a second English speaker,
+#: so the speaker split can hold one out.
+LIBRIVOX_ZH: dict[str, str] = {
+    "0880": "他并不是一个心肠不好的年轻人。",
+    "0890": "除非说有点冷漠和自私就算心肠不好。",
+    "0930": "他甚至自己也可能变得和蔼可亲。",
+}
+#: Mandarin sentences per gcin-voice speaker in the small real corpus (ZH->EN, demo-lexicon pairs).
+REAL_CORPUS_GCIN: dict[str, int] = {"gcin-3": 8, "gcin-5": 3}
+
+
+def real_corpus_records(*, seed: int = 19, gcin_dir: Path = GCIN_DIR) -> list[SourceRecord]:
+    """A small corpus of real recordings with reference translations, both directions (issue 19):
+
+    - EN->ZH: the :data:`ASTERISK_ZH` prompts (speaker ``asterisk-allison``) and the
+      :data:`LIBRIVOX_ZH` LibriVox clips (speaker ``librivox-austen``);
+    - ZH->EN: demo-lexicon sentences (seeded, at most 12 hanzi) read syllable by syllable by the
+      gcin-voice speakers (:func:`speak_gcin`; :data:`REAL_CORPUS_GCIN` sentences each), with the
+      English side as reference translation.
+
+    Every record has ``split="train"`` (the speaker split of ``uniss.unist.ingest`` decides).
+
+    Returns:
+        records with audio paths (Asterisk, LibriVox) or FLAC bytes (gcin), sorted by id.
+
+    Raises:
+        UnistError: a Debian package is missing (asterisk-core-sounds-en(-wav), pocketsphinx-testdata,
+            gcin-voice), or a prompt/clip/syllable is absent.
+    """
+    from uniss.unist.readers import LIBRIVOX_DIR, read_librivox
+
+    ast = {r.id.removeprefix("asterisk-"): r for r in read_asterisk(None, min_words=1, max_words=20)}
+    missing = sorted(set(ASTERISK_ZH) - set(ast))
+    if missing:
+        raise UnistError(f"Asterisk prompts {missing} not found under {ASTERISK_DIR}")
+    out = [ast[k].model_copy(update={"translation": zh, "tgt_lang": "zh", "split": "train"})
+           for k, zh in ASTERISK_ZH.items()]
+    lv = {r.id.removeprefix("librivox-"): r for r in read_librivox(LIBRIVOX_DIR)}
+    out += [lv[k].model_copy(update={"translation": zh, "tgt_lang": "zh", "split": "train"})
+            for k, zh in LIBRIVOX_ZH.items()]
+    want = sum(REAL_CORPUS_GCIN.values())
+    pairs = [p for p in lexicon.generate_pairs({"train": 4 * want}, seed=seed) if len(_CJK.findall(p.zh)) <= 12][:want]
+    i = 0
+    for spk, n in REAL_CORPUS_GCIN.items():
+        for p in pairs[i:i + n]:
+            i += 1
+            wav = speak_gcin(p.zh, spk, gcin_dir=gcin_dir)
+            out.append(SourceRecord(id=f"{spk}-{i:03d}", audio=flac_bytes(wav), transcript=p.zh, language="zh",
+                                    tgt_lang="en", translation=p.en, speaker=spk, split="train", origin="gcin"))
+    return sorted(out, key=lambda r: r.id)
+
+
+def write_real_corpus(out_dir: str | Path, fmt: str = "csv", *, seed: int = 19) -> Path:
+    """Write :func:`real_corpus_records` as a corpus the readers take (audio as 16 kHz FLAC files).
+
+    Args:
+        out_dir: folder (created).
+        fmt: ``csv`` / ``jsonl`` (``OUT/manifest.<fmt>``, every record, both directions) or
+            ``librispeech`` (``OUT/<speaker>/1/<speaker>-1.trans.txt`` + ``.trans.zh.txt``
+            translations, English records only: LibriSpeech is an English layout).
+
+    Returns:
+        the path to give as ``--source``: the manifest file, or the LibriSpeech root folder.
+
+    Raises:
+        UnistError: unknown format, or a missing Debian package (:func:`real_corpus_records`).
+    """
+    import csv
+    import json
+
+    import soundfile as sf
+
+    if fmt not in ("csv", "jsonl", "librispeech"):
+        raise UnistError(f"real corpus format must be csv, jsonl or librispeech, got {fmt!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    recs = real_corpus_records(seed=seed)
+
+    def audio_file(r: SourceRecord, path: Path) -> None:
+        wav = load_audio(r.audio) if isinstance(r.audio, str) else load_audio(r.audio)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), wav, SAMPLE_RATE_HZ, format="FLAC")
+
+    if fmt == "librispeech":
+        by_spk: dict[str, list[SourceRecord]] = {}
+        for r in recs:
+            if r.language == "en":
+                by_spk.setdefault(r.speaker.replace("-", "_"), []).append(r)
+        for spk, rs in by_spk.items():
+            d = out / spk / "1"
+            lines, zh = [], []
+            for j, r in enumerate(rs):
+                utt = f"{spk}-1-{j:04d}"
+                audio_file(r, d / f"{utt}.flac")
+                lines.append(f"{utt} {' '.join(_WORD.findall(r.transcript.lower())).upper()}")
+                zh.append(f"{utt} {r.translation}")
+            (d / f"{spk}-1.trans.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+            (d / f"{spk}-1.trans.zh.txt").write_text("\n".join(zh) + "\n", encoding="utf-8")
+        return out
+    rows = []
+    for r in recs:
+        rel = Path("audio") / f"{r.id}.flac"
+        audio_file(r, out / rel)
+        rows.append({"id": r.id, "audio": str(rel), "transcript": r.transcript, "language": r.language,
+                     "speaker": r.speaker, "translation": r.translation, "tgt_lang": r.target_language()})
+    path = out / f"manifest.{fmt}"
+    if fmt == "csv":
+        with path.open("w", encoding="utf-8", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    else:
+        path.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows), encoding="utf-8")
+    return path
+
+
 __all__ = ["ASTERISK_DIR", "ASTERISK_TRANSCRIPTS", "GCIN_DIR", "GCIN_SPEAKERS", "GCIN_DEMO_SPEAKERS", "read_asterisk", "zhuyin_syllables",
-           "speak_gcin", "gcin_records"]
+           "speak_gcin", "gcin_records", "ASTERISK_ZH", "LIBRIVOX_ZH", "REAL_CORPUS_GCIN", "real_corpus_records",
+           "write_real_corpus"]

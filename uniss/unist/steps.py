@@ -39,24 +39,36 @@ def _params(params: DataParams | dict | None) -> DataParams:
 
 
 def build_source(size: str, out_dir: str | Path, seed: int | None = None, *, params: DataParams | dict | None = None,
-                 tts: Any = None, cache: StepCache | None = None) -> dict[str, Any]:
+                 tts: Any = None, cache: StepCache | None = None, sources: Any = None) -> dict[str, Any]:
     """Generate the demo source corpus (TTS voices, both directions, gcin-voice real test pairs) + the
-    LibriVox / Asterisk real-speech set.
+    LibriVox / Asterisk real-speech set, or read the user's corpora (``sources``).
 
     Args:
         size: ``tiny`` | ``demo`` (``params.sizes``).
         out_dir: source folder (``source.parquet``, ``real_speech.parquet``, ``source.json``).
         seed: overrides ``params.seed``.
         tts: a ``TTSEngine`` (default: the ``params.tts`` engine, ``uniss.unist.synthesize.tts_engine``).
+        sources: an :class:`uniss.unist.ingest.IngestSpec` or its dict (the pipeline parameter);
+            ``None`` / ``{}`` / only ``demo`` sources: the demo corpus of ``size``
+            (``demo:<size>`` picks another preset).
 
     Returns:
         summary dict (``rows``, counts, voices, timings).
+
+    Raises:
+        UnistError: an invalid sources spec or unreadable source (:mod:`uniss.unist.ingest`).
     """
+    from uniss.unist.ingest import build_external_source, ingest_spec
     from uniss.unist.sources import build_demo_source
 
     p = _params(params)
     if seed is not None:
         p = p.model_copy(update={"seed": int(seed)})
+    spec = ingest_spec(sources)
+    if spec is not None and not spec.is_demo:
+        return build_external_source(spec, out_dir, params=p)
+    if spec is not None and spec.sources[0].path:
+        size = spec.sources[0].path
     if tts is None:
         from uniss.unist.synthesize import tts_engine
 
@@ -245,7 +257,8 @@ def validate(data_dir: str | Path, out_dir: str | Path | None = None, *, raise_o
     src = Path(data_dir)
     m = read_manifest(src)
     df = read_all(src, verify=False)
-    result = validate_samples(df, DataParams(**m["params"]))
+    token_only = (m.get("codec") or {}).get("sizes") if m.get("token_only") else None  # released UniST: no audio
+    result = validate_samples(df, DataParams(**m["params"]), token_only_sizes=token_only)
     from uniss.unist.shards import verify_md5s
 
     bad = sorted(p for p, ok in verify_md5s(src).items() if not ok)
@@ -304,7 +317,7 @@ def _register(data_dir: Path, registry: DatasetRegistry, push: bool) -> str:
 def build(size: str, out_dir: str | Path, *, codec_dir: str | Path | None = None, work_dir: str | Path | None = None,
           params: DataParams | dict | None = None, push: bool = True,
           engines: Any = None, tts: Any = None, cache: StepCache | None = None,
-          registry: DatasetRegistry | None = None, codec: Any = None) -> dict[str, Any]:
+          registry: DatasetRegistry | None = None, codec: Any = None, sources: Any = None) -> dict[str, Any]:
     """The whole data build: source -> synthesize -> (fit lite codec) -> tokenize -> validate -> version.
 
     Args:
@@ -318,6 +331,7 @@ def build(size: str, out_dir: str | Path, *, codec_dir: str | Path | None = None
         engines, tts, cache, codec: injected engines / step cache / loaded codec (defaults: the real ones).
         registry: where the validated dataset is committed as a version (the caller passes
             ``registry.data.DataRegistry()``); None: no version (``version`` is None).
+        sources: the user's corpora (:func:`build_source`; None: the demo corpus of ``size``).
 
     Returns:
         summary: ``rows``, ``version`` (tag or None), ``counts``, ``timings`` (s), ``cache``, ``data_dir``.
@@ -329,7 +343,11 @@ def build(size: str, out_dir: str | Path, *, codec_dir: str | Path | None = None
     p = _params(params)
     cache = cache or default_cache()
     out = Path(out_dir)
-    work = Path(work_dir) if work_dir else get_settings().home_dir / "work" / size
+    from uniss.unist.ingest import ingest_spec
+
+    spec = ingest_spec(sources)
+    label = size if spec is None or spec.is_demo else f"{size}-{spec.digest()}"
+    work = Path(work_dir) if work_dir else get_settings().home_dir / "work" / label
     timings: dict[str, float] = {}
 
     def timed(name: str, fn: Any, *a: Any, **k: Any) -> Any:
@@ -338,7 +356,8 @@ def build(size: str, out_dir: str | Path, *, codec_dir: str | Path | None = None
         timings[name] = round(time.perf_counter() - s, 3)
         return r
 
-    timed("source_s", build_source, size, work / "source", params=p, tts=tts or (engines.tts if engines else None), cache=cache)
+    timed("source_s", build_source, size, work / "source", params=p, tts=tts or (engines.tts if engines else None),
+          cache=cache, sources=sources)
     timed("synthesize_s", synthesize, work / "source", work / "synth", p, engines=engines, cache=cache)
     out.mkdir(parents=True, exist_ok=True)
     codec_out: Path | None = out / "codec"

@@ -197,3 +197,33 @@ def test_test_text_in_train_split_fails_contamination_gate(built: Path):
         steps.validate(built)
     by = {(f["expectation"], f["column"]): f for f in e.value.failures}
     assert by[("expect_column_values_to_be_in_set", "chk_no_contamination")]["row_ids"] == [df.loc[same[0], "id"]]
+
+
+def test_validate_cli_names_contaminated_dev_row_and_shared_heldout_speaker(built: Path):
+    """Issue 19 item 4: a dev row whose normalised target text is a training target of its direction,
+    and a recorded held-out test speaker who also speaks a training row: ``uniss data validate``
+    exits 2 and names exactly those rows under the two expectations."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    m = read_manifest(built)
+    p = built / m["shards"][0]["path"]
+    df = read_table(p)
+    train = df.index[df["split"] == "train"]
+    test = df.index[df["split"] == "test"]
+    tr = df.loc[train[0]]
+    same = next(i for i in test if (df.at[i, "src_lang"], df.at[i, "tgt_lang"]) == (tr.src_lang, tr.tgt_lang))
+    df.loc[same, "split"] = "dev"
+    df.loc[same, "tgt_text"] = "  " + tr.tgt_text.upper() + "!!"  # same text after App. C.1 normalisation
+    spk = next(i for i in test if i != same)
+    df.loc[[spk, train[1]], "voice_set"] = "real"
+    df.loc[[spk, train[1]], "src_voice"] = "recorded-speaker-7"  # held-out speaker also in training
+    write_table(df, p)
+    r = CliRunner().invoke(app, ["data", "validate", str(built)], env={"COLUMNS": "400"})
+    assert r.exit_code == 2, r.output
+    out = " ".join(r.output.split())
+    assert f"expect_column_values_to_be_in_set(chk_no_contamination): 1 rows: {df.at[same, 'id']}" in out
+    leak = ", ".join(sorted([df.at[spk, "id"], df.at[train[1], "id"]]))
+    assert f"expect_column_values_to_be_in_set(chk_heldout_disjoint): 2 rows: {leak}" in out
+    assert "Traceback" not in r.output
