@@ -22,6 +22,7 @@ from uniss.errors import UnissError
 
 __all__ = [
     "CONFIG_DIR",
+    "ClusterConfig",
     "ConfigError",
     "DataConfig",
     "OptimConfig",
@@ -120,6 +121,20 @@ class ZeroConfig(_Frozen):
     offload_param: Literal["none", "cpu"] = "none"
 
 
+class ClusterConfig(_Frozen):
+    """How many GPU nodes a phase asks for on a cluster (a Kubeflow Trainer ``TrainJob``,
+    training/trainjob.py); ignored by the local ``torchrun`` engine.
+
+    Attributes:
+        nodes: training nodes (``TrainJob.spec.trainer.numNodes``). Paper §5.1: 16 H800 GPUs =
+            2 nodes x 8 for the 1.5B model.
+        gpus_per_node: GPUs per node = processes (ranks) per node (``numProcPerNode``).
+    """
+
+    nodes: int = Field(default=1, ge=1)
+    gpus_per_node: int = Field(default=1, ge=1)
+
+
 class TrainConfig(_Frozen):
     """One phase of progressive training (paper §3.3).
 
@@ -142,7 +157,7 @@ class TrainConfig(_Frozen):
         log_every: optimizer steps between logged metrics.
         precision: ``auto`` (bf16 where the device supports it, else fp32), ``bf16``, ``fp32``.
         seed: data-order and init seed.
-        optim, data, zero: see the section classes.
+        optim, data, zero, cluster: see the section classes.
     """
 
     size: Literal["tiny", "0_5b", "1_5b"]
@@ -164,6 +179,7 @@ class TrainConfig(_Frozen):
     optim: OptimConfig
     data: DataConfig
     zero: ZeroConfig = ZeroConfig()
+    cluster: ClusterConfig = ClusterConfig()
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
