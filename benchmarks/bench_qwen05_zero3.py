@@ -51,11 +51,11 @@ class RssSampler(threading.Thread):
 
     def __init__(self, every_s: float = 0.5) -> None:
         super().__init__(daemon=True)
-        self.every_s, self.peak_total, self.peak_one, self._stop = every_s, 0, 0, threading.Event()
+        self.every_s, self.peak_total, self.peak_one, self._halt = every_s, 0, 0, threading.Event()
 
     def run(self) -> None:
         me = psutil.Process()
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             rss = []
             for p in me.children(recursive=True):
                 try:
@@ -68,7 +68,7 @@ class RssSampler(threading.Thread):
             time.sleep(self.every_s)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
 
