@@ -90,8 +90,8 @@ def main() -> None:
         overrides = [f"pretrained={args.model}", f"seq_len={args.seq_len}", f"batch_tokens={2 * args.seq_len}",
                      f"max_steps={args.steps}", f"checkpoint_every={10 * args.steps}", "keep_checkpoints=1", "epochs=100",
                      "log_every=1", "precision=fp32", f"optim.lr={args.lr}", "optim.warmup_steps=1",
-                     "zero.overlap_comm=false", "zero.reduce_bucket_size=50000000",
-                     "zero.stage3_prefetch_bucket_size=50000000", "zero.stage3_param_persistence_threshold=10000"]
+                     "zero.overlap_comm=false", "zero.reduce_bucket_size=5000000",
+                     "zero.stage3_prefetch_bucket_size=5000000", "zero.stage3_param_persistence_threshold=10000"]
         os.environ.pop("UNISS_MLFLOW_TRACKING_URI", None)
         t0 = time.perf_counter()
         wd = prepare_phase(1, "0_5b_phase1.yaml", data, overrides=overrides, work_dir=tmpd / "work")
