@@ -39,7 +39,7 @@ import psutil
 from training.launch import TorchrunLauncher
 from training.metric_logging import read_jsonl
 from training.synthetic import make_synthetic_dataset
-from training.workdir import METRICS_FILE, prepare_phase
+from training.workdir import METRICS_FILE, TrainError, prepare_phase
 from uniss.settings import get_settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -91,7 +91,10 @@ def main() -> None:
                      f"max_steps={args.steps}", f"checkpoint_every={10 * args.steps}", "keep_checkpoints=1", "epochs=100",
                      "log_every=1", "precision=fp32", f"optim.lr={args.lr}", "optim.warmup_steps=1",
                      "zero.overlap_comm=false", "zero.reduce_bucket_size=5000000",
-                     "zero.stage3_prefetch_bucket_size=5000000", "zero.stage3_param_persistence_threshold=10000"]
+                     "zero.stage3_prefetch_bucket_size=5000000", "zero.stage3_param_persistence_threshold=10000",
+                     # at most ~10M gathered parameters alive per rank (DeepSpeed's default 1e9 keeps
+                     # the whole gathered model: two ranks OOM-killed at ~10 GB each on 24 GiB)
+                     "zero.stage3_max_live_parameters=10000000", "zero.stage3_max_reuse_distance=10000000"]
         os.environ.pop("UNISS_MLFLOW_TRACKING_URI", None)
         t0 = time.perf_counter()
         wd = prepare_phase(1, "0_5b_phase1.yaml", data, overrides=overrides, work_dir=tmpd / "work")
@@ -99,18 +102,23 @@ def main() -> None:
         sampler = RssSampler()
         sampler.start()
         t1 = time.perf_counter()
+        error = None
         try:
             TorchrunLauncher().launch(wd, 2)
+        except TrainError as e:  # e.g. a rank OOM-killed: keep what was measured up to there
+            error = str(e)[-1500:]
         finally:
             sampler.stop()
         train_s = time.perf_counter() - t1
-        recs = [r for r in read_jsonl(wd / METRICS_FILE) if r.get("kind") == "metrics" and "loss" in r]
+        mf = wd / METRICS_FILE
+        recs = [r for r in (read_jsonl(mf) if mf.is_file() else []) if r.get("kind") == "metrics" and "loss" in r]
         run = json.loads((wd / "run.json").read_text())
         vocab = json.loads((wd / "start" / "vocab.json").read_text())
     losses = [float(r["loss"]) for r in recs]
     step_s = [float(r["step_s"]) for r in recs]
     tok_s = [float(r["tokens_per_s"]) for r in recs]
     out = {
+        "status": "ok" if error is None else "failed", "error_tail": error,
         "what": "phase-1 DeepSpeed ZeRO-3 steps of Qwen2.5-Coder-0.5B-Instruct (real checkpoint) expanded to the "
                 "released 180,407-id layout, synthetic UniST-shaped data, 2 CPU ranks (gloo, DS_ACCELERATOR=cpu), fp32",
         "model": args.model, "vocab_total": vocab.get("total"), "world_size": 2, "seq_len": args.seq_len,
@@ -128,7 +136,9 @@ def main() -> None:
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
-    print(json.dumps({k: v for k, v in out.items() if k not in ("losses", "step_s")}, indent=2))
+    print(json.dumps({k: v for k, v in out.items() if k not in ("losses", "step_s", "error_tail")}, indent=2))
+    if error is not None:
+        raise SystemExit(f"training failed (partial figures in {args.out}): {error[-300:]}")
 
 
 if __name__ == "__main__":

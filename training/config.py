@@ -107,6 +107,9 @@ class ZeroConfig(_Frozen):
             state partitioned across ranks).
         overlap_comm, contiguous_gradients, reduce_bucket_size, stage3_prefetch_bucket_size,
         stage3_param_persistence_threshold: passed through unchanged.
+        stage3_max_live_parameters, stage3_max_reuse_distance: ZeRO-3 caps on gathered parameters
+            kept alive (``null`` = DeepSpeed's default, 1e9 each, i.e. up to a whole 0.5B model
+            gathered per rank; set ~1e7 where host memory is tight).
         offload_optimizer: ``none`` or ``cpu`` (ZeRO-Offload of optimizer state on GPU clusters).
         offload_param: ``none`` or ``cpu``.
     """
@@ -117,6 +120,8 @@ class ZeroConfig(_Frozen):
     reduce_bucket_size: int = 50_000_000
     stage3_prefetch_bucket_size: int = 50_000_000
     stage3_param_persistence_threshold: int = 10_000
+    stage3_max_live_parameters: int | None = Field(default=None, gt=0)
+    stage3_max_reuse_distance: int | None = Field(default=None, ge=0)
     offload_optimizer: Literal["none", "cpu"] = "none"
     offload_param: Literal["none", "cpu"] = "none"
 
@@ -293,6 +298,9 @@ def deepspeed_config(cfg: TrainConfig, world_size: int, *, bf16: bool) -> dict[s
             "stage3_param_persistence_threshold": z.stage3_param_persistence_threshold,
             "stage3_gather_16bit_weights_on_model_save": True,
         })
+        for k in ("stage3_max_live_parameters", "stage3_max_reuse_distance"):
+            if getattr(z, k) is not None:
+                zero[k] = getattr(z, k)
         if z.offload_param != "none":
             zero["offload_param"] = {"device": z.offload_param}
     if z.offload_optimizer != "none":
