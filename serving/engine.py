@@ -353,8 +353,8 @@ class TranslationEngine:
         ``path/glm-4-voice-tokenizer`` (or listed in ``path/codec.json``). ``codec.json`` may
         instead name a lite codec (``{"backend": "lite", "codec_dir": DIR}``, as
         ``uniss.lm.save_released`` writes for a checkpoint without BiCodec/GLM-4-Voice weights):
-        its codes are written with the released token spellings, so each of its codebooks must fit
-        the paper range (4,096 / 8,192 / 16,384)."""
+        its codes are written with the released token spellings, so its codebooks must have the
+        paper sizes (4,096 / 8,192 / 16,384)."""
         codec_json = path / "codec.json"
         if codec_json.is_file():
             cfg = json.loads(codec_json.read_text())
@@ -368,9 +368,10 @@ class TranslationEngine:
             if not cdir.is_dir():
                 raise ModelLoadError(f"released UniSS checkpoint {path}: codec.json names lite codec_dir={cdir}, which does not exist")
             codec = load_codec(cdir)
-            too_big = {k: v for k, v in codec.sizes.items() if v > vocab.sizes[k]}
-            if too_big:
-                raise ModelLoadError(f"{path}: lite codec sizes {too_big} exceed the released layout's {vocab.sizes}")
+            differ = {k: v for k, v in codec.sizes.items() if v != vocab.sizes[k]}
+            if differ:  # checked before the 2 GB+ model load; the engine maps codes 1:1 onto the ranges
+                raise ModelLoadError(f"{path}: lite codec {cdir} has codebook sizes {differ}; a released (180,407-id) "
+                                     "checkpoint needs the paper's speaker 4096 / semantic 8192 / linguistic 16384")
         else:
             missing = [k for k in ("bicodec_dir", "glm_tokenizer_dir") if not Path(cfg.get(k, "")).is_dir()]
             if missing:
