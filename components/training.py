@@ -16,11 +16,16 @@ def train_phase(
     nproc: int,
     bundle: Output[Model],
     init: Input[Model] = None,
+    engine: str = "torchrun",
+    nodes: int = 0,
+    gpus_per_node: int = 0,
 ) -> str:
     """Train one phase from the previous phase's bundle (``init``; none for phase 1 or the
     ``w/o phase 1`` ablation) and export a model bundle. Checkpoints live in a stable directory
     keyed by the inputs, so a killed run resumes from its last checkpoint when rerun. The codec the
-    data was tokenized with travels inside the dataset (``data/codec``) and into the bundle."""
+    data was tokenized with travels inside the dataset (``data/codec``) and into the bundle.
+    ``engine``: ``torchrun`` (``nproc`` ranks in this pod) or ``trainjob`` (a Kubeflow Trainer
+    TrainJob of ``nodes`` x ``gpus_per_node`` ranks; 0 = the phase config's ``cluster`` section)."""
     from training.launch import run_phase_step as run
 
     info = run(
@@ -32,6 +37,9 @@ def train_phase(
         overrides=list(overrides),
         nproc=nproc,
         out_dir=bundle.path,
+        engine=engine,
+        nodes=nodes,
+        gpus_per_node=gpus_per_node,
     )
     bundle.metadata.update(info)
     return str(info.get("mlflow_run_id", ""))

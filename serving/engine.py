@@ -363,29 +363,46 @@ class TranslationEngine:
     def _load_released(cls, path: Path, *, device: str) -> TranslationEngine:
         """The released UniSS layout: ``path`` is the HF Qwen2 dir with the expanded 180,407-id
         tokenizer; the codec dirs are ``path/BiCodec`` (with ``path/wav2vec2-large-xlsr-53``) and
-        ``path/glm-4-voice-tokenizer`` (or listed in ``path/codec.json``)."""
+        ``path/glm-4-voice-tokenizer`` (or listed in ``path/codec.json``). ``codec.json`` may
+        instead name a lite codec (``{"backend": "lite", "codec_dir": DIR}``, as
+        ``uniss.lm.save_released`` writes for a checkpoint without BiCodec/GLM-4-Voice weights):
+        its codes are written with the released token spellings, so its codebooks must have the
+        paper sizes (4,096 / 8,192 / 16,384)."""
         codec_json = path / "codec.json"
         if codec_json.is_file():
             cfg = json.loads(codec_json.read_text())
         else:
             cfg = {"backend": "paper", "bicodec_dir": str(path / "BiCodec"), "glm_tokenizer_dir": str(path / "glm-4-voice-tokenizer")}
-        missing = [k for k in ("bicodec_dir", "glm_tokenizer_dir") if not Path(cfg.get(k, "")).is_dir()]
-        if missing:
-            raise ModelLoadError(
-                f"released UniSS checkpoint {path}: missing codec directories "
-                + ", ".join(f"{k}={cfg.get(k)}" for k in missing)
-                + " (put BiCodec/ and glm-4-voice-tokenizer/ next to the model, or list them in codec.json)"
-            )
-        from uniss.codecs.paper import PaperCodec
+        vocab = SpeechVocab.paper()
+        if cfg.get("backend") == "lite":
+            from uniss.codecs import load_codec
 
-        codec = PaperCodec(cfg["bicodec_dir"], cfg["glm_tokenizer_dir"], device=device)
+            cdir = Path(cfg.get("codec_dir", ""))
+            if not cdir.is_dir():
+                raise ModelLoadError(f"released UniSS checkpoint {path}: codec.json names lite codec_dir={cdir}, which does not exist")
+            codec = load_codec(cdir)
+            differ = {k: v for k, v in codec.sizes.items() if v != vocab.sizes[k]}
+            if differ:  # checked before the 2 GB+ model load; the engine maps codes 1:1 onto the ranges
+                raise ModelLoadError(f"{path}: lite codec {cdir} has codebook sizes {differ}; a released (180,407-id) "
+                                     "checkpoint needs the paper's speaker 4096 / semantic 8192 / linguistic 16384")
+        else:
+            missing = [k for k in ("bicodec_dir", "glm_tokenizer_dir") if not Path(cfg.get(k, "")).is_dir()]
+            if missing:
+                raise ModelLoadError(
+                    f"released UniSS checkpoint {path}: missing codec directories "
+                    + ", ".join(f"{k}={cfg.get(k)}" for k in missing)
+                    + " (put BiCodec/ and glm-4-voice-tokenizer/ next to the model, or list them in codec.json)"
+                )
+            from uniss.codecs.paper import PaperCodec
+
+            codec = PaperCodec(cfg["bicodec_dir"], cfg["glm_tokenizer_dir"], device=device)
         from uniss.lm import load_pretrained
 
         lm, tok = load_pretrained(path)
-        vocab = SpeechVocab.paper()
         if len(tok) != vocab.total:
             raise ModelLoadError(f"{path}: tokenizer has {len(tok)} ids, the released layout needs {vocab.total}")
-        return cls(lm, tok, vocab, codec, meta={"format": "released-uniss", "path": str(path)}, device=device)
+        return cls(lm, tok, vocab, codec, meta={"format": "released-uniss", "path": str(path), "codec_backend": cfg.get("backend", "paper")},
+                   device=device)
 
     # ------------------------------------------------------------------ helpers
     def _encode_text(self, s: str) -> list[int]:

@@ -20,7 +20,32 @@ from typing import Any
 
 from training.workdir import TrainError
 
-__all__ = ["ZeroCheckpointer"]
+__all__ = ["ZeroCheckpointer", "check_resume_tag", "latest_tag"]
+
+
+def latest_tag(ds_dir: str | Path) -> str | None:
+    """The tag (``step<N>``) of the last complete checkpoint in ``ds_dir`` (DeepSpeed's
+    ``latest`` file), or ``None`` when there is none."""
+    p = Path(ds_dir) / "latest"
+    return p.read_text().strip() if p.is_file() else None
+
+
+def check_resume_tag(ds_dir: str | Path, expected: str) -> None:
+    """Check that ``ds_dir`` holds checkpoint ``expected`` (or a later ``step<N>``) before ranks
+    start: a cluster launcher passes the tag it saw (training/trainjob.py), so a node that does
+    not see the shared checkpoint volume fails at once instead of silently training from step 0.
+
+    Raises:
+        TrainError: no checkpoint, or an older one than ``expected``.
+    """
+    got = latest_tag(ds_dir)
+
+    def step(tag: str) -> int:
+        return int(tag[4:]) if tag.startswith("step") and tag[4:].isdigit() else -1
+
+    if got is None or step(got) < step(expected):
+        raise TrainError(f"asked to resume from checkpoint {expected} but {ds_dir} holds {got or 'no checkpoint'}: "
+                         "is the checkpoint volume shared with this node?")
 
 
 @dataclass

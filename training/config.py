@@ -22,6 +22,7 @@ from uniss.errors import UnissError
 
 __all__ = [
     "CONFIG_DIR",
+    "ClusterConfig",
     "ConfigError",
     "DataConfig",
     "OptimConfig",
@@ -106,6 +107,9 @@ class ZeroConfig(_Frozen):
             state partitioned across ranks).
         overlap_comm, contiguous_gradients, reduce_bucket_size, stage3_prefetch_bucket_size,
         stage3_param_persistence_threshold: passed through unchanged.
+        stage3_max_live_parameters, stage3_max_reuse_distance: ZeRO-3 caps on gathered parameters
+            kept alive (``null`` = DeepSpeed's default, 1e9 each, i.e. up to a whole 0.5B model
+            gathered per rank; set ~1e7 where host memory is tight).
         offload_optimizer: ``none`` or ``cpu`` (ZeRO-Offload of optimizer state on GPU clusters).
         offload_param: ``none`` or ``cpu``.
     """
@@ -116,8 +120,24 @@ class ZeroConfig(_Frozen):
     reduce_bucket_size: int = 50_000_000
     stage3_prefetch_bucket_size: int = 50_000_000
     stage3_param_persistence_threshold: int = 10_000
+    stage3_max_live_parameters: int | None = Field(default=None, gt=0)
+    stage3_max_reuse_distance: int | None = Field(default=None, ge=0)
     offload_optimizer: Literal["none", "cpu"] = "none"
     offload_param: Literal["none", "cpu"] = "none"
+
+
+class ClusterConfig(_Frozen):
+    """How many GPU nodes a phase asks for on a cluster (a Kubeflow Trainer ``TrainJob``,
+    training/trainjob.py); ignored by the local ``torchrun`` engine.
+
+    Attributes:
+        nodes: training nodes (``TrainJob.spec.trainer.numNodes``). Paper §5.1: 16 H800 GPUs =
+            2 nodes x 8 for the 1.5B model.
+        gpus_per_node: GPUs per node = processes (ranks) per node (``numProcPerNode``).
+    """
+
+    nodes: int = Field(default=1, ge=1)
+    gpus_per_node: int = Field(default=1, ge=1)
 
 
 class TrainConfig(_Frozen):
@@ -142,7 +162,7 @@ class TrainConfig(_Frozen):
         log_every: optimizer steps between logged metrics.
         precision: ``auto`` (bf16 where the device supports it, else fp32), ``bf16``, ``fp32``.
         seed: data-order and init seed.
-        optim, data, zero: see the section classes.
+        optim, data, zero, cluster: see the section classes.
     """
 
     size: Literal["tiny", "0_5b", "1_5b"]
@@ -164,6 +184,7 @@ class TrainConfig(_Frozen):
     optim: OptimConfig
     data: DataConfig
     zero: ZeroConfig = ZeroConfig()
+    cluster: ClusterConfig = ClusterConfig()
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -277,6 +298,9 @@ def deepspeed_config(cfg: TrainConfig, world_size: int, *, bf16: bool) -> dict[s
             "stage3_param_persistence_threshold": z.stage3_param_persistence_threshold,
             "stage3_gather_16bit_weights_on_model_save": True,
         })
+        for k in ("stage3_max_live_parameters", "stage3_max_reuse_distance"):
+            if getattr(z, k) is not None:
+                zero[k] = getattr(z, k)
         if z.offload_param != "none":
             zero["offload_param"] = {"device": z.offload_param}
     if z.offload_optimizer != "none":

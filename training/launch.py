@@ -13,8 +13,9 @@ Library/CLI entry points::
 (training/recipe.py) until the phase is done, and exports the bundle
 (:func:`training.export.export_bundle`). A launcher is one engine behind a small interface; the
 local engine is :class:`TorchrunLauncher` (a ``torchrun`` subprocess with ``nproc`` ranks, gloo
-and ``DS_ACCELERATOR=cpu`` without CUDA), so it runs inside a KFP step. A cluster engine (a
-Kubeflow Trainer ``TrainJob``, ARCHITECTURE.md "training") plugs in behind the same interface.
+and ``DS_ACCELERATOR=cpu`` without CUDA), so it runs inside a KFP step. The cluster engine is
+:class:`training.trainjob.TrainJobLauncher`: a Kubeflow Trainer ``TrainJob`` of ``nodes`` x
+``gpus_per_node`` ranks (ARCHITECTURE.md "training"), created and followed from the pipeline step.
 
 Phases (ARCHITECTURE.md "Progressive training"): phase 1 starts from random weights + a corpus
 BPE (tiny) or a local Qwen2.5-Instruct checkpoint (``pretrained``); phases 2 and 3 start from the
@@ -40,6 +41,7 @@ __all__ = [
     "Launcher",
     "TorchrunLauncher",
     "TrainError",
+    "engine_launcher",
     "run_phase",
     "run_phase_step",
     "run_phases_step",
@@ -155,12 +157,42 @@ def run_phase(
     return export_bundle(wd, out_dir)
 
 
+ENGINES = ("torchrun", "trainjob")
+
+
+def engine_launcher(engine: str, config: str, overrides: list[str], nproc: int, *, nodes: int = 0,
+                    gpus_per_node: int = 0) -> tuple[Launcher, int]:
+    """The launcher and rank count of an engine name.
+
+    ``torchrun``: :class:`TorchrunLauncher` with ``nproc`` local ranks. ``trainjob``:
+    :class:`~training.trainjob.TrainJobLauncher` with ``nodes x gpus_per_node`` ranks (one per
+    GPU); 0 takes the phase config's ``cluster`` section (the 1.5B configs: 2 x 8, paper §5.1).
+
+    Raises:
+        TrainError: unknown engine; ConfigError: the config does not load.
+    """
+    if engine == "torchrun":
+        return TorchrunLauncher(), nproc
+    if engine != "trainjob":
+        raise TrainError(f"unknown training engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    from training.config import load_config
+    from training.trainjob import TrainJobLauncher, TrainJobSpec
+
+    cl = load_config(config, overrides).cluster
+    spec = TrainJobSpec(nodes=nodes or cl.nodes, gpus_per_node=gpus_per_node or cl.gpus_per_node)
+    return TrainJobLauncher(spec), spec.world_size
+
+
 def run_phase_step(*, phase: int, config: str, data_dir: str, data_version: str | None, init_bundle: str | None,
-                   overrides: list[str], nproc: int, out_dir: str) -> dict[str, Any]:
-    """KFP component body helper (``components/training.py::train_phase``): :func:`run_phase`
-    and the bundle metadata to record on the output artifact."""
-    b = run_phase(phase, config, data_dir, out_dir, init_bundle=init_bundle, overrides=overrides, nproc=nproc,
-                  data_version=data_version or None)
+                   overrides: list[str], nproc: int, out_dir: str, engine: str = "torchrun", nodes: int = 0,
+                   gpus_per_node: int = 0) -> dict[str, Any]:
+    """KFP component body helper (``components/training.py::train_phase``): :func:`run_phase` on
+    the engine (:func:`engine_launcher`: local ``torchrun`` with ``nproc`` ranks, or a
+    ``trainjob`` of ``nodes x gpus_per_node``) and the bundle metadata to record on the output
+    artifact."""
+    launcher, ranks = engine_launcher(engine, config, overrides, nproc, nodes=nodes, gpus_per_node=gpus_per_node)
+    b = run_phase(phase, config, data_dir, out_dir, init_bundle=init_bundle, overrides=overrides, nproc=ranks,
+                  data_version=data_version or None, launcher=launcher)
     meta = json.loads((b / "bundle.json").read_text())
     tm = meta.get("train_metrics", {})
     return {"phase": phase, "loss_start": tm.get("loss_start"), "loss_end": tm.get("loss_end"),

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from training.checkpointer import ZeroCheckpointer
+from training.checkpointer import ZeroCheckpointer, check_resume_tag
 from training.config import TrainConfig, deepspeed_config
 from training.metric_logging import (
     JsonlLogger,
@@ -323,8 +323,12 @@ def _main(argv: list[str] | None = None) -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     w = sub.add_parser("worker", help="one torchrun rank (see the module docstring)")
     w.add_argument("--work", required=True)
+    w.add_argument("--resume-from", default=None, metavar="TAG",
+                   help="checkpoint tag (step<N>) that must be in WORK/ds (set by the TrainJob launcher on a retry)")
     args = ap.parse_args(argv)
     if args.cmd == "worker":
+        if args.resume_from:
+            check_resume_tag(Path(args.work) / DS_DIR, args.resume_from)
         recipe_main(args.work)
 
 

@@ -79,8 +79,14 @@ def checkpoint_root() -> Path:
 def work_dir_for(cfg: TrainConfig, manifest: dict[str, Any], init_meta: dict[str, Any] | None, data_dir: str | Path) -> Path:
     """Stable work directory keyed by the inputs (config, shard md5s, init bundle identity; not the
     data path, which changes between KFP retries), so a rerun finds its checkpoints and resumes."""
+    # ``cluster`` (where the phase runs, training/trainjob.py) is left out, as the local rank
+    # count is: it does not change what is trained, and existing work directories keep their key.
+    conf = cfg.model_dump(mode="json", exclude={"cluster"})
+    for k in ("stage3_max_live_parameters", "stage3_max_reuse_distance"):  # unset = the key of before
+        if conf["zero"].get(k) is None:
+            conf["zero"].pop(k, None)
     key = {
-        "config": cfg.model_dump(mode="json"),
+        "config": conf,
         "shards": sorted(s.get("md5", s["path"]) for s in manifest.get("shards", [])),
         "init": None if init_meta is None else {k: init_meta.get(k) for k in ("created_at", "phase", "git_commit", "train_metrics")},
     }

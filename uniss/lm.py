@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from uniss.errors import UnissError
-from uniss.vocab import SpeechVocab
+from uniss.vocab import PAPER_SIZES, SpeechVocab
 
 __all__ = [
     "EMBED_MULTIPLE",
@@ -31,12 +31,14 @@ __all__ = [
     "TEXT_SPECIAL_TOKENS",
     "LMError",
     "build_lm",
+    "build_paper_lm",
     "build_speech_tokenizer",
     "expand_vocab",
     "load_checked_model",
     "load_pretrained",
     "load_text_tokenizer",
     "padded_rows",
+    "save_released",
     "train_text_tokenizer",
     "uniss_lm",
     "uniss_lm_0_5b",
@@ -374,3 +376,63 @@ def expand_vocab(model, vocab: SpeechVocab, *, tokenizer=None) -> int:
             model.get_output_embeddings().weight[n_real:] = mean_out
     model.config.vocab_size = rows
     return rows
+
+
+# ------------------------------------------------------------------ paper layout on a real Qwen2.5
+def build_paper_lm(pretrained: str | Path, *, attn_implementation: str = "sdpa"):
+    """A local Qwen2.5(-Instruct) checkpoint expanded to the released UniSS layout (paper §5.1):
+    the real Qwen2.5 tokenizer (151,665 text ids) plus every speech/speed/control token of
+    :meth:`SpeechVocab.paper` = exactly 180,407 ids; embeddings resized (new rows = mean of the
+    text rows) to 180,416 rows (a multiple of 64).
+
+    Args:
+        pretrained: ``save_pretrained`` directory of a Qwen2.5 model whose tokenizer has exactly
+            the 151,665 real text ids (``scripts/install_models.py --only qwen2.5-0.5b`` writes one;
+            a GGUF-converted tokenizer's ``[PAD151665]`` .. ``[PAD151935]`` placeholders are not
+            tokens and must be gone).
+
+    Returns:
+        ``(model, tokenizer, vocab)``: ``Qwen2ForCausalLM`` (float32), the model tokenizer with
+        ``len == 180_407``, and ``SpeechVocab.paper()``.
+
+    Raises:
+        LMError: the checkpoint does not load (:func:`load_pretrained`), or its tokenizer is not
+            the 151,665-id Qwen2.5 text range with ``<|endoftext|>``/``<|im_start|>``/``<|im_end|>``
+            at 151643/151644/151645.
+    """
+    model, text_tok = load_pretrained(pretrained, attn_implementation=attn_implementation)
+    want = SpeechVocab.paper()
+    if len(text_tok) != want.text_size:
+        raise LMError(f"{pretrained}: text tokenizer has {len(text_tok)} ids, the Qwen2.5 text range is {want.text_size} "
+                      "(drop placeholder tokens such as [PAD151665]; scripts/install_models.py does)")
+    sizes = {"speaker": PAPER_SIZES["speaker_size"], "semantic": PAPER_SIZES["semantic_size"],
+             "linguistic": PAPER_SIZES["linguistic_size"]}
+    vocab = vocab_for(text_tok, sizes, layout="paper")
+    if vocab.to_dict() != want.to_dict():
+        raise LMError(f"{pretrained}: special-token ids {vocab.pad_id}/{vocab.im_start_id}/{vocab.eos_id} differ from "
+                      f"Qwen2.5's {want.pad_id}/{want.im_start_id}/{want.eos_id}")
+    tok = build_speech_tokenizer(text_tok, vocab)
+    expand_vocab(model, vocab, tokenizer=tok)
+    return model, tok, vocab
+
+
+def save_released(out: str | Path, model, tokenizer, *, codec: dict | None = None) -> Path:
+    """Write the released UniSS checkpoint layout (what ``serving.engine`` loads from a directory
+    with ``config.json``): the HF Qwen2 model (safetensors) and the expanded tokenizer in one
+    directory, plus ``codec.json`` when ``codec`` is given (e.g. ``{"backend": "lite",
+    "codec_dir": ...}``; without it the loader expects ``BiCodec/`` and ``glm-4-voice-tokenizer/``
+    next to the model).
+
+    Raises:
+        LMError: the tokenizer length is not the model's layout (``SpeechVocab.paper().total``).
+    """
+    total = SpeechVocab.paper().total
+    if len(tokenizer) != total:
+        raise LMError(f"tokenizer has {len(tokenizer)} ids; the released layout has {total}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out), safe_serialization=True)
+    tokenizer.save_pretrained(str(out))
+    if codec is not None:
+        (out / "codec.json").write_text(json.dumps(codec, indent=2))
+    return out

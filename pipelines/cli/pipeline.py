@@ -89,9 +89,13 @@ def retrain(
 def compile_cmd(
     output: Path = typer.Option(Path("retrain.yaml"), "-o", "--output", help="where to write the KFP YAML"),
     pipeline: str = typer.Option("retrain", help="retrain | ablation"),
+    model_size: str = typer.Option("tiny", help="retrain: default model size (tiny | 0_5b | 1_5b)"),
+    nodes: int = typer.Option(None, min=1, help="retrain: GPU nodes per training TrainJob (default: the phase config's cluster.nodes; 1.5B: 2)"),
+    gpus_per_node: int = typer.Option(None, min=1, help="retrain: GPUs = ranks per node (default: the phase config's cluster.gpus_per_node; 1.5B: 8)"),
 ) -> None:
-    """Compile a pipeline for a cluster (GPU node pools, tolerations, accelerator limits, PVC, secrets)."""
-    path = compile_pipeline(pipeline, output)
+    """Compile a pipeline for a cluster: each training phase as a Kubeflow Trainer TrainJob of
+    NODES x GPUS_PER_NODE GPUs, evaluation on the GPU pool, the S3 secret and checkpoint PVC."""
+    path = compile_pipeline(pipeline, output, model_size=model_size, nodes=nodes, gpus_per_node=gpus_per_node)
     console.print(f"wrote {path}")
 
 

@@ -132,12 +132,43 @@ def test_secret_templates_hold_placeholders_only():
 
 
 def test_pipeline_and_serving_names_agree_with_manifests():
-    """The cluster names the compiled pipeline uses (pipelines/retrain.py) exist here."""
-    retrain = (REPO_ROOT / "pipelines" / "retrain.py").read_text()
+    """The cluster names the compiled pipeline and the TrainJob engine use (training/trainjob.py,
+    imported by pipelines/retrain.py) exist here."""
+    from training import trainjob
+
     pvc = _docs(K8S / "pipelines" / "checkpoints-pvc.yaml")[0]
-    if 'CHECKPOINT_PVC = "' in retrain:
-        assert f'CHECKPOINT_PVC = "{pvc["metadata"]["name"]}"' in retrain
-    if 'S3_SECRET = "' in retrain:
-        s3 = _docs(K8S / "secrets" / "s3.yaml")[0]
-        assert f'S3_SECRET = "{s3["metadata"]["name"]}"' in retrain
-        assert set(s3["stringData"]) == {"access_key", "secret_key"}
+    assert trainjob.CHECKPOINT_PVC == pvc["metadata"]["name"]
+    assert "ReadWriteMany" in pvc["spec"]["accessModes"], "every TrainJob node mounts the checkpoint volume"
+    s3 = _docs(K8S / "secrets" / "s3.yaml")[0]
+    assert trainjob.S3_SECRET == s3["metadata"]["name"]
+    assert set(s3["stringData"]) == set(trainjob.S3_SECRET_ENV) == {"access_key", "secret_key"}
+
+
+def test_trainer_runtime_and_rbac():
+    """infra/k8s/trainer: the ClusterTrainingRuntime the TrainJobs reference (a torch runtime whose
+    replicated job and container are both ``node``, the trainer step, the project image
+    repository) and RBAC that lets the KFP service account create, follow and replace TrainJobs
+    and read the rank-0 log, in the namespace of the pipelines kustomization."""
+    from training import trainjob
+    from uniss.version import IMAGE_REPOSITORY
+
+    kz = _docs(K8S / "trainer" / "kustomization.yaml")[0]
+    assert "namespace" not in kz, "the runtime is cluster-scoped; RBAC names its namespace"
+    objs = {d["kind"]: d for p in _kustomization_resources(K8S / "trainer") for d in _docs(p)}
+    rt = objs["ClusterTrainingRuntime"]
+    assert rt["apiVersion"] == f"{trainjob.TRAINJOB_GROUP}/{trainjob.TRAINJOB_VERSION}"
+    assert rt["metadata"]["name"] == trainjob.RUNTIME_NAME
+    assert "torch" in rt["spec"]["mlPolicy"]
+    (rj,) = rt["spec"]["template"]["spec"]["replicatedJobs"]
+    assert rj["name"] == trainjob.NODE_JOB
+    assert rj["template"]["metadata"]["labels"]["trainer.kubeflow.org/trainjob-ancestor-step"] == "trainer"
+    (c,) = rj["template"]["spec"]["template"]["spec"]["containers"]
+    assert c["name"] == trainjob.NODE_JOB and c["image"].split(":")[0] == IMAGE_REPOSITORY
+    kfp_ns = _docs(K8S / "pipelines" / "kustomization.yaml")[0]["namespace"]
+    role, rb = objs["Role"], objs["RoleBinding"]
+    assert role["metadata"]["namespace"] == rb["metadata"]["namespace"] == kfp_ns
+    verbs = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    assert {"create", "get", "delete"} <= verbs[(trainjob.TRAINJOB_GROUP, trainjob.TRAINJOB_PLURAL)]
+    assert "list" in verbs[("", "pods")] and "get" in verbs[("", "pods/log")]
+    assert rb["roleRef"]["name"] == role["metadata"]["name"]
+    assert [(s["kind"], s["name"]) for s in rb["subjects"]] == [("ServiceAccount", "pipeline-runner")]

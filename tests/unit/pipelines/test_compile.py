@@ -36,7 +36,8 @@ def test_pipeline_compiles_to_golden_yaml(name, tmp_path):
 
 
 _SECRET_ENV = [{"envVar": "UNISS_S3_ACCESS_KEY", "secretKey": "access_key"}, {"envVar": "UNISS_S3_SECRET_KEY", "secretKey": "secret_key"}]
-_GPU_EXECUTORS = {"exec-train-phase", "exec-train-phase-2", "exec-train-phase-3", "exec-evaluate-model"}
+_GPU_EXECUTORS = {"exec-evaluate-model"}
+_TRAIN_EXECUTORS = {"exec-train-phase", "exec-train-phase-2", "exec-train-phase-3"}
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +59,10 @@ def test_cluster_variant_equals_golden(cluster_spec):
 
 
 def test_retrain_cluster_spec_has_gpu_pools_secrets_and_gate(cluster_spec):
-    """The cluster config the deployment expects (literals, not the module's constants): the three
-    training phases and evaluation on the H100 pool with the GPU toleration, one GPU, 8 CPUs, 64 GB
-    and the checkpoint PVC; every step gets the S3 secret; promotion sits behind the gate."""
+    """The cluster config the deployment expects (literals, not the module's constants): evaluation
+    on the H100 pool with the GPU toleration, one GPU, 8 CPUs, 64 GB and the checkpoint PVC; the
+    three training steps hold no GPU (their TrainJob does) but the checkpoint PVC the TrainJob's
+    nodes share; every step gets the S3 secret; promotion sits behind the gate."""
     spec, text = cluster_spec
     dag = spec[0]["root"]["dag"]["tasks"]
     assert any("condition" in k for k in dag), sorted(dag)
@@ -77,6 +79,12 @@ def test_retrain_cluster_spec_has_gpu_pools_secrets_and_gate(cluster_spec):
             assert res["resourceCpuRequest"] == "8" and res["resourceMemoryRequest"] == "64G", name
             assert plat["nodeSelector"] == {"labels": {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"}}, name
             assert plat["tolerations"] == [{"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}], name
+            assert [(m["constant"], m["mountPath"]) for m in plat["pvcMount"]] == [("uniss-checkpoints", "/checkpoints")], name
+            env = {e["name"]: e["value"] for e in ex["container"].get("env", [])}
+            assert env.get("UNISS_CHECKPOINT_ROOT") == "/checkpoints", name
+        elif name in _TRAIN_EXECUTORS:
+            assert "accelerator" not in res and not {"nodeSelector", "tolerations"} & set(plat), name
+            assert res["resourceCpuRequest"] == "4" and res["resourceMemoryRequest"] == "32G", name
             assert [(m["constant"], m["mountPath"]) for m in plat["pvcMount"]] == [("uniss-checkpoints", "/checkpoints")], name
             env = {e["name"]: e["value"] for e in ex["container"].get("env", [])}
             assert env.get("UNISS_CHECKPOINT_ROOT") == "/checkpoints", name
@@ -100,3 +108,44 @@ def test_local_variant_has_no_platform_config_and_carries_code_version(tmp_path)
     assert "c0ffee-7ea" in text and "c0ffee-5e7-e7a-4e9" in text  # training/serving steps hash their own trees
     with pytest.raises(ValueError, match="target"):
         make_retrain_pipeline("moon")
+
+
+def _train_task_inputs(spec: dict) -> list[dict]:
+    dag = spec["root"]["dag"]["tasks"]
+    return [t["inputs"]["parameters"] for k, t in dag.items() if k.startswith("train-phase")]
+
+
+def test_cluster_training_runs_as_trainjob_without_nproc_mismatch(cluster_spec):
+    """Issue 18: each training step on the cluster creates a TrainJob (engine ``trainjob``) sized by
+    the ``nodes`` x ``gpus_per_node`` pipeline parameters, not ``nproc`` ranks in a one-GPU pod;
+    the tiny configs default to 1 x 1."""
+    spec = cluster_spec[0][0]
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params["nodes"]["defaultValue"] == 1 and params["gpus_per_node"]["defaultValue"] == 1
+    tasks = _train_task_inputs(spec)
+    assert len(tasks) == 3
+    for p in tasks:
+        assert p["engine"]["runtimeValue"]["constant"] == "trainjob"
+        assert p["nodes"]["componentInputParameter"] == "nodes"
+        assert p["gpus_per_node"]["componentInputParameter"] == "gpus_per_node"
+
+
+def test_compile_flags_and_paper_defaults(tmp_path):
+    """``uniss pipeline compile --model-size 1_5b`` defaults to the paper's 2 nodes x 8 GPUs (the
+    1.5B phase configs' ``cluster`` section); ``--nodes/--gpus-per-node`` override them; bad
+    values are a ``PipelineError``."""
+    from pipelines.runner import PipelineError
+
+    def params(**kw):
+        out = compile_pipeline("retrain", tmp_path / "r.yaml", **kw)
+        return next(yaml.safe_load_all(out.read_text()))["root"]["inputDefinitions"]["parameters"]
+
+    p = params(model_size="1_5b")
+    assert (p["nodes"]["defaultValue"], p["gpus_per_node"]["defaultValue"]) == (2, 8)
+    assert p["model_size"]["defaultValue"] == "1_5b"
+    p = params(model_size="1_5b", nodes=4, gpus_per_node=4)
+    assert (p["nodes"]["defaultValue"], p["gpus_per_node"]["defaultValue"]) == (4, 4)
+    with pytest.raises(PipelineError):
+        compile_pipeline("retrain", tmp_path / "x.yaml", model_size="7b")
+    with pytest.raises(PipelineError):
+        compile_pipeline("retrain", tmp_path / "x.yaml", nodes=0)

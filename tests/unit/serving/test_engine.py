@@ -201,6 +201,9 @@ def test_load_errors(tmp_path):
     (rel / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
     with pytest.raises(ModelLoadError, match="missing codec directories.*BiCodec"):
         TranslationEngine.load(rel)
+    (rel / "codec.json").write_text(json.dumps({"backend": "lite", "codec_dir": str(tmp_path / "no-codec")}))
+    with pytest.raises(ModelLoadError, match="lite codec_dir=.*no-codec"):  # released weights + lite codec (issue 18)
+        TranslationEngine.load(rel)
     with pytest.raises(ModelLoadError, match="registry URI: resolve it"):  # serving never imports registry
         TranslationEngine.load("models:/uniss-s2st@champion")
 
