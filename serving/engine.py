@@ -574,6 +574,7 @@ class TranslationEngine:
         reqs = [DecodeRequest(list(p), prog, n, do_sample=do_sample, temperature=temperature, top_p=top_p,
                               repetition_penalty=repetition_penalty, seed=s, tag=i)
                 for i, (p, prog, n, s) in enumerate(zip(prompts, programs, n_new, seeds, strict=True))]
+        self._decoder.stats = dict.fromkeys(self._decoder.stats, 0)
         self._decoder.run(reqs)
         self.last_stats = dict(self._decoder.stats)
         return [r.tokens for r in reqs]
