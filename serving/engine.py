@@ -438,7 +438,7 @@ class TranslationEngine:
         repetition_penalty: float = DEFAULT_REPETITION_PENALTY,
         max_new_tokens: int | None = None,
         do_sample: bool = True,
-        seed: int | Sequence[int] | None = None,
+        seed: int | Sequence[int | None] | None = None,
         max_duration_s: float | None = None,
         require_speech: bool = True,
     ) -> list[TranslationResult]:
@@ -645,13 +645,14 @@ class TranslationEngine:
 
 def _row_seeds(seed: int | Sequence[int] | None, n: int) -> list[int | None]:
     """Per-row sampler seeds: ``seed + i`` for row ``i`` of a scalar seed (each row its own
-    ``torch.Generator``, so a row's draw never depends on its batch-mates), a list as given, or
+    ``torch.Generator``, so a row's draw never depends on its batch-mates), a list as given (``None``
+    entries allowed), or
     ``None`` (seeds drawn from torch's global RNG at admission)."""
     if seed is None:
         return [None] * n
     if isinstance(seed, (int, np.integer)):
         return [int(seed) + i for i in range(n)]
-    seeds = [int(s) for s in seed]
+    seeds = [None if s is None else int(s) for s in seed]
     if len(seeds) != n:
         raise EngineError(f"seed list must have {n} entries, got {len(seeds)}")
     return seeds
