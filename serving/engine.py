@@ -1,8 +1,9 @@
 """Batched UniSS speech-to-speech translation engine (KV cache, left padding, constrained decoding).
 
-Size (~550 lines, over the house guide of ~500): prompt assembly, the stage-constrained decode
-loop and output parsing share one batch state; issue 17 (continuous batching, a vLLM runtime) will
-split the decode loop into its own module when it replaces it.
+Size (~650 lines, over the house guide of ~500): prompt assembly, the decoding program, output
+parsing and the three runtime adapters share one batch state. The decode loops live in
+:mod:`serving.decoder` (continuous batching) and :mod:`serving.vllm_runtime` (GPU); the ``hf``
+adapter (``generate`` + :class:`StageConstraint`) stays here as the benchmark baseline.
 
 Pipeline per batch (paper §3.2 cross-modal chain of thought; ARCHITECTURE.md "Token layout"):
 
@@ -10,10 +11,11 @@ Pipeline per batch (paper §3.2 cross-modal chain of thought; ARCHITECTURE.md "T
    codes (12.5 tok/s) with ``codec.encode`` (batched);
 2. ``uniss.prompts.build_prompt`` (Quality / Performance / Direct layout) -> ids through
    ``SpeechVocab.encode`` with the text tokenizer;
-3. one ``transformers`` ``generate`` call on the left-padded batch ``(B, T_max)`` with the KV cache,
-   sampling with the paper's defaults (§5.2.4: temperature 0.7, top-p 0.8, repetition penalty 1.1)
-   and a :class:`StageConstraint` logits processor that only allows the token family valid at each
-   stage of the continuation (text until ``<|end_content|>``, the fixed Quality middle forced,
+3. decoding by the engine's runtime (:data:`RUNTIMES`; default ``continuous``:
+   :class:`serving.decoder.ContinuousDecoder`, rows leave the batch when done and waiting rows take
+   their place), sampling with the paper's defaults (§5.2.4: temperature 0.7, top-p 0.8, repetition
+   penalty 1.1) under a per-row decoding program (:func:`decoding_program`; :class:`StageConstraint`
+   for ``generate``) that only allows the token family valid at each stage of the continuation (text until ``<|end_content|>``, the fixed Quality middle forced,
    semantic tokens until ``<|end_semantic_token|>``, then ``<|im_end|>``) with per-span token
    budgets derived from the source duration, so every row terminates and stays parseable;
 4. ``uniss.prompts.parse_output`` -> texts and semantic codes ``(T_s,)`` (50 tok/s);
