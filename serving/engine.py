@@ -1,8 +1,9 @@
 """Batched UniSS speech-to-speech translation engine (KV cache, left padding, constrained decoding).
 
-Size (~550 lines, over the house guide of ~500): prompt assembly, the stage-constrained decode
-loop and output parsing share one batch state; issue 17 (continuous batching, a vLLM runtime) will
-split the decode loop into its own module when it replaces it.
+Size (~650 lines, over the house guide of ~500): prompt assembly, the decoding program, output
+parsing and the three runtime adapters share one batch state. The decode loops live in
+:mod:`serving.decoder` (continuous batching) and :mod:`serving.vllm_runtime` (GPU); the ``hf``
+adapter (``generate`` + :class:`StageConstraint`) stays here as the benchmark baseline.
 
 Pipeline per batch (paper §3.2 cross-modal chain of thought; ARCHITECTURE.md "Token layout"):
 
@@ -10,10 +11,11 @@ Pipeline per batch (paper §3.2 cross-modal chain of thought; ARCHITECTURE.md "T
    codes (12.5 tok/s) with ``codec.encode`` (batched);
 2. ``uniss.prompts.build_prompt`` (Quality / Performance / Direct layout) -> ids through
    ``SpeechVocab.encode`` with the text tokenizer;
-3. one ``transformers`` ``generate`` call on the left-padded batch ``(B, T_max)`` with the KV cache,
-   sampling with the paper's defaults (§5.2.4: temperature 0.7, top-p 0.8, repetition penalty 1.1)
-   and a :class:`StageConstraint` logits processor that only allows the token family valid at each
-   stage of the continuation (text until ``<|end_content|>``, the fixed Quality middle forced,
+3. decoding by the engine's runtime (:data:`RUNTIMES`; default ``continuous``:
+   :class:`serving.decoder.ContinuousDecoder`, rows leave the batch when done and waiting rows take
+   their place), sampling with the paper's defaults (§5.2.4: temperature 0.7, top-p 0.8, repetition
+   penalty 1.1) under a per-row decoding program (:func:`decoding_program`; :class:`StageConstraint`
+   for ``generate``) that only allows the token family valid at each stage of the continuation (text until ``<|end_content|>``, the fixed Quality middle forced,
    semantic tokens until ``<|end_semantic_token|>``, then ``<|im_end|>``) with per-span token
    budgets derived from the source duration, so every row terminates and stays parseable;
 4. ``uniss.prompts.parse_output`` -> texts and semantic codes ``(T_s,)`` (50 tok/s);
@@ -54,6 +56,7 @@ __all__ = [
     "DEFAULT_REPETITION_PENALTY",
     "DEFAULT_TEMPERATURE",
     "DEFAULT_TOP_P",
+    "RUNTIMES",
     "SEMANTIC_RATE_HZ",
     "EngineError",
     "ModelLoadError",
@@ -63,6 +66,9 @@ __all__ = [
     "decoding_program",
     "token_budgets",
 ]
+
+#: Decoding runtimes of :class:`TranslationEngine` (step 3).
+RUNTIMES = ("continuous", "hf", "vllm")
 
 #: Sampling defaults of the paper (§5.2.4).
 DEFAULT_TEMPERATURE = 0.7
@@ -293,16 +299,30 @@ class TranslationEngine:
         vocab: the token layout.
         codec: a ``uniss.codecs`` ``SpeechCodec`` (``encode(wavs) -> [CodecTokens]``,
             ``decode(speaker, semantic) -> wav``).
-        meta: bundle metadata (``bundle.json``), shown by the predictor.
+        meta: bundle metadata (``bundle.json``), shown by the predictor; ``model_dir`` (the HF
+            model directory) is what the ``vllm`` runtime loads.
         device: torch device string.
+        runtime: how step 3 decodes (:data:`RUNTIMES`): ``continuous`` (default,
+            :class:`serving.decoder.ContinuousDecoder`: continuous batching with row compaction and
+            sampling restricted to the allowed family), ``hf`` (one ``transformers`` ``generate``
+            call per batch with :class:`StageConstraint`; the benchmark baseline), ``vllm``
+            (:class:`serving.vllm_runtime.VllmRuntime`, GPU, where ``vllm`` is installed).
+        max_batch: decode slots of the continuous runtime (rows decoded together).
 
     Raises:
         ModelLoadError: the model's embedding rows do not cover the vocabulary, or the codec's
             sizes disagree with the vocabulary.
+        EngineError: an unknown runtime or ``max_batch < 1``.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, vocab: SpeechVocab, codec: Any, *, meta: dict | None = None, device: str = "cpu") -> None:
+    def __init__(self, model: Any, tokenizer: Any, vocab: SpeechVocab, codec: Any, *, meta: dict | None = None, device: str = "cpu",
+                 runtime: str = "continuous", max_batch: int = 8) -> None:
         import torch
+
+        if runtime not in RUNTIMES:
+            raise EngineError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
+        if int(max_batch) < 1:
+            raise EngineError(f"max_batch must be >= 1, got {max_batch}")
 
         rows = int(model.get_input_embeddings().weight.shape[0])
         if rows < vocab.total:
@@ -326,11 +346,17 @@ class TranslationEngine:
             if int(i) < vocab.text_size:
                 excl.add(int(i))
         self.text_exclude = sorted(excl)
+        self.runtime = runtime
+        self.max_batch = int(max_batch)
+        self._decoder = None  # serving.decoder.ContinuousDecoder, built on first use
+        self._vllm_runtime = None  # serving.vllm_runtime.VllmRuntime, built on first use
+        self.last_stats: dict[str, int] = {}
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, model: str | Path, *, device: str = "cpu") -> TranslationEngine:
-        """Load from a local bundle dir or a released-UniSS checkpoint dir.
+    def load(cls, model: str | Path, *, device: str = "cpu", runtime: str = "continuous", max_batch: int = 8) -> TranslationEngine:
+        """Load from a local bundle dir or a released-UniSS checkpoint dir (``runtime``/``max_batch``
+        as in the constructor).
 
         Raises:
             ModelLoadError: the source does not exist or is not a recognised format; a released
@@ -344,23 +370,25 @@ class TranslationEngine:
         path = Path(src).expanduser()
         if not path.exists():
             raise ModelLoadError(f"model path {path} does not exist")
+        if runtime not in RUNTIMES:
+            raise EngineError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
         if (path / "bundle.json").is_file():
-            return cls._load_bundle(path, device=device)
+            return cls._load_bundle(path, device=device, runtime=runtime, max_batch=max_batch)
         if (path / "config.json").is_file():
-            return cls._load_released(path, device=device)
+            return cls._load_released(path, device=device, runtime=runtime, max_batch=max_batch)
         raise ModelLoadError(
             f"{path} is neither a model bundle (bundle.json) nor a released UniSS checkpoint (config.json)"
         )
 
     @classmethod
-    def _load_bundle(cls, path: Path, *, device: str) -> TranslationEngine:
+    def _load_bundle(cls, path: Path, *, device: str, **kw: Any) -> TranslationEngine:
         from uniss.bundle import load_bundle  # the bundle contract owner (docs/design.md)
 
         b = load_bundle(path, device=device)
-        return cls(b.model, b.tokenizer, b.vocab, b.codec, meta=b.meta, device=device)
+        return cls(b.model, b.tokenizer, b.vocab, b.codec, meta={**b.meta, "model_dir": str(path / "model")}, device=device, **kw)
 
     @classmethod
-    def _load_released(cls, path: Path, *, device: str) -> TranslationEngine:
+    def _load_released(cls, path: Path, *, device: str, **kw: Any) -> TranslationEngine:
         """The released UniSS layout: ``path`` is the HF Qwen2 dir with the expanded 180,407-id
         tokenizer; the codec dirs are ``path/BiCodec`` (with ``path/wav2vec2-large-xlsr-53``) and
         ``path/glm-4-voice-tokenizer`` (or listed in ``path/codec.json``). ``codec.json`` may
@@ -401,8 +429,9 @@ class TranslationEngine:
         lm, tok = load_pretrained(path)
         if len(tok) != vocab.total:
             raise ModelLoadError(f"{path}: tokenizer has {len(tok)} ids, the released layout needs {vocab.total}")
-        return cls(lm, tok, vocab, codec, meta={"format": "released-uniss", "path": str(path), "codec_backend": cfg.get("backend", "paper")},
-                   device=device)
+        return cls(lm, tok, vocab, codec,
+                   meta={"format": "released-uniss", "path": str(path), "model_dir": str(path), "codec_backend": cfg.get("backend", "paper")},
+                   device=device, **kw)
 
     # ------------------------------------------------------------------ helpers
     def _encode_text(self, s: str) -> list[int]:
@@ -429,11 +458,11 @@ class TranslationEngine:
         repetition_penalty: float = DEFAULT_REPETITION_PENALTY,
         max_new_tokens: int | None = None,
         do_sample: bool = True,
-        seed: int | None = None,
+        seed: int | Sequence[int | None] | None = None,
         max_duration_s: float | None = None,
         require_speech: bool = True,
     ) -> list[TranslationResult]:
-        """Translate a batch of source utterances in one ``generate`` call.
+        """Translate a batch of source utterances (decoded together by the engine's runtime).
 
         Args:
             wavs: ``B`` waveforms, each ``(N_i,)`` float32 mono 16 kHz (use ``uniss.audio.load_audio``).
@@ -444,7 +473,9 @@ class TranslationEngine:
             temperature, top_p, repetition_penalty: sampling (paper §5.2.4 defaults 0.7/0.8/1.1).
             max_new_tokens: overall cap; default = the program's budgets (see :func:`token_budgets`).
             do_sample: ``False`` = greedy decoding.
-            seed: seeds torch's RNG for reproducible sampling.
+            seed: sampler seed; row ``i`` samples from its own generator seeded ``seed + i`` (or
+                ``seed[i]`` for a list), so its output does not depend on the other rows; the
+                ``hf`` runtime seeds torch's global RNG with the first row's seed instead.
             max_duration_s: cap of the output speech duration (seconds).
             require_speech: check every row for speech with ``uniss.audio.require_speech``
                 (silero-vad) before any codec or model work; ``False`` when the caller already did
@@ -456,7 +487,7 @@ class TranslationEngine:
         Raises:
             AudioError: a waveform that is not 1-D float, empty or non-finite (``uniss.audio.check_waveform``).
             NoSpeechAudioError: with ``require_speech``, a row without speech (silence, DC, noise).
-            EngineError: empty batch, unknown mode/language,
+            EngineError: empty batch, unknown mode/language, a seed list of the wrong length,
                 speed or sampling values out of range.
         """
         torch = self._torch
@@ -493,53 +524,33 @@ class TranslationEngine:
             if s.shape != (N_SPEAKER_TOKENS,):
                 raise EngineError(f"codec returned {s.shape} speaker tokens for wavs[{i}], expected ({N_SPEAKER_TOKENS},)")
 
-        # 2. prompts -> left-padded ids
+        # 2. prompt ids (T_i,)
         prompts = [self.prompt_ids(speakers[i], np.asarray(toks[i].linguistic), mode=task.value, tgt=tgts[i], speed=speeds[i]) for i in range(B)]
-        T = max(len(p) for p in prompts)
-        input_ids = torch.full((B, T), self.vocab.pad_id, dtype=torch.long)  # (B, T)
-        attn = torch.zeros((B, T), dtype=torch.long)  # (B, T)
-        for i, p in enumerate(prompts):
-            input_ids[i, T - len(p):] = torch.as_tensor(p, dtype=torch.long)
-            attn[i, T - len(p):] = 1
 
         # 3. constrained, batched generation
         programs = [
             decoding_program(self.vocab, task, tgt=tgts[i], speed=speeds[i], budgets=token_budgets(src_dur[i], speeds[i], max_duration_s=max_duration_s))
             for i in range(B)
         ]
-        need = max(_program_length(p) for p in programs)
-        n_new = need if max_new_tokens is None else min(int(max_new_tokens), need)
-        n_logits = int(self.model.get_output_embeddings().weight.shape[0])
-        constraint = StageConstraint(self.vocab, programs, T, n_logits, self.text_exclude)
-        from transformers import GenerationConfig, LogitsProcessorList
-
-        gen_cfg = GenerationConfig(
-            max_new_tokens=n_new,
-            do_sample=do_sample,
-            temperature=temperature if do_sample else None,
-            top_p=top_p if do_sample else None,
-            top_k=None,
-            repetition_penalty=repetition_penalty,
-            eos_token_id=self.vocab.eos_id,
-            pad_token_id=self.vocab.pad_id,
-            use_cache=True,
-        )
-        if seed is not None:
-            torch.manual_seed(int(seed))
-        with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=input_ids.to(self.device),
-                attention_mask=attn.to(self.device),
-                generation_config=gen_cfg,
-                logits_processor=LogitsProcessorList([constraint]),
-            )  # (B, T + t)
-        gen = out[:, T:].cpu().numpy()  # (B, t)
+        n_new = [_program_length(p) if max_new_tokens is None else min(int(max_new_tokens), _program_length(p)) for p in programs]
+        seeds = _row_seeds(seed, B)
+        sampling = dict(do_sample=do_sample, temperature=temperature, top_p=top_p, repetition_penalty=repetition_penalty)
+        if self.runtime == "hf":
+            rows = self._generate_hf(prompts, programs, max(n_new), seed=seeds[0], **sampling)
+        elif self.runtime == "vllm":
+            rows = self._vllm().generate(prompts, programs, n_new, seeds=seeds, **sampling)
+        else:
+            rows = self._generate_continuous(prompts, programs, n_new, seeds=seeds, **sampling)
+        t_max = max(1, max(len(r) for r in rows))
+        gen = np.full((B, t_max), self.vocab.pad_id, dtype=np.int64)  # (B, t)
+        for i, r in enumerate(rows):
+            gen[i, : len(r)] = r
         t2 = time.perf_counter()
 
         # 4-5. parse, decode with the source speaker tokens
         results: list[TranslationResult] = []
         for i in range(B):
-            row = gen[i].tolist()
+            row = list(rows[i])
             if self.vocab.eos_id in row:
                 row = row[: row.index(self.vocab.eos_id) + 1]
             text = self.vocab.decode(row, self._decode_text)
@@ -571,9 +582,100 @@ class TranslationEngine:
         self.last_generated = gen  # (B, t) raw generated ids, for tests/benchmarks
         return results
 
+    # ------------------------------------------------------------------ runtimes
+    def _generate_continuous(self, prompts: list[list[int]], programs: list[list[Step]], n_new: list[int], *, seeds: list[int | None],
+                             do_sample: bool, temperature: float, top_p: float, repetition_penalty: float) -> list[list[int]]:
+        """Decode with :class:`serving.decoder.ContinuousDecoder` (``max_batch`` slots; rows past
+        it wait and take the place of finished ones). Returns the generated ids of each row."""
+        from serving.decoder import ContinuousDecoder, DecodeRequest
+
+        if self._decoder is None:
+            self._decoder = ContinuousDecoder(self.model, self.vocab, self.text_exclude, max_batch=self.max_batch, device=self.device)
+        reqs = [DecodeRequest(list(p), prog, n, do_sample=do_sample, temperature=temperature, top_p=top_p,
+                              repetition_penalty=repetition_penalty, seed=s, tag=i)
+                for i, (p, prog, n, s) in enumerate(zip(prompts, programs, n_new, seeds, strict=True))]
+        self._decoder.stats = dict.fromkeys(self._decoder.stats, 0)
+        self._decoder.run(reqs)
+        self.last_stats = dict(self._decoder.stats)
+        return [r.tokens for r in reqs]
+
+    def _generate_hf(self, prompts: list[list[int]], programs: list[list[Step]], n_new: int, *, seed: int | None,
+                     do_sample: bool, temperature: float, top_p: float, repetition_penalty: float) -> list[list[int]]:
+        """One ``transformers`` ``generate`` call over the left-padded batch with
+        :class:`StageConstraint` (the pre-issue-17 path, kept as the benchmark baseline). Rows are
+        cut after ``<|im_end|>``."""
+        torch = self._torch
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        B, T = len(prompts), max(len(p) for p in prompts)
+        input_ids = torch.full((B, T), self.vocab.pad_id, dtype=torch.long)  # (B, T)
+        attn = torch.zeros((B, T), dtype=torch.long)  # (B, T)
+        for i, p in enumerate(prompts):
+            input_ids[i, T - len(p):] = torch.as_tensor(p, dtype=torch.long)
+            attn[i, T - len(p):] = 1
+        n_logits = int(self.model.get_output_embeddings().weight.shape[0])
+        constraint = StageConstraint(self.vocab, programs, T, n_logits, self.text_exclude)
+        gen_cfg = GenerationConfig(
+            max_new_tokens=n_new,
+            do_sample=do_sample,
+            temperature=temperature if do_sample else None,
+            top_p=top_p if do_sample else None,
+            top_k=None,
+            repetition_penalty=repetition_penalty,
+            eos_token_id=self.vocab.eos_id,
+            pad_token_id=self.vocab.pad_id,
+            use_cache=True,
+        )
+        if seed is not None:
+            torch.manual_seed(int(seed))
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=input_ids.to(self.device),
+                attention_mask=attn.to(self.device),
+                generation_config=gen_cfg,
+                logits_processor=LogitsProcessorList([constraint]),
+            )  # (B, T + t)
+        rows = []
+        for r in out[:, T:].cpu().tolist():
+            rows.append(r[: r.index(self.vocab.eos_id) + 1] if self.vocab.eos_id in r else r)
+        return rows
+
+    def _vllm(self):
+        """The :class:`serving.vllm_runtime.VllmRuntime` over this engine's model directory (built once).
+
+        Raises:
+            ModelLoadError: no model directory known, or ``vllm`` is not installed.
+        """
+        if self._vllm_runtime is None:
+            from serving.vllm_runtime import VllmRuntime, VllmUnavailableError
+
+            model_dir = self.meta.get("model_dir")
+            if not model_dir:
+                raise ModelLoadError("the vllm runtime needs the model loaded from a directory (TranslationEngine.load)")
+            try:
+                self._vllm_runtime = VllmRuntime(model_dir, self.vocab, self.text_exclude)
+            except VllmUnavailableError as e:
+                raise ModelLoadError(str(e)) from None
+        return self._vllm_runtime
+
     def source_language(self, target_language: str) -> str:
         """The S2ST source language for a target (the other one of the EN<->ZH pair)."""
         return other_language(target_language)
+
+
+def _row_seeds(seed: int | Sequence[int] | None, n: int) -> list[int | None]:
+    """Per-row sampler seeds: ``seed + i`` for row ``i`` of a scalar seed (each row its own
+    ``torch.Generator``, so a row's draw never depends on its batch-mates), a list as given (``None``
+    entries allowed), or
+    ``None`` (seeds drawn from torch's global RNG at admission)."""
+    if seed is None:
+        return [None] * n
+    if isinstance(seed, (int, np.integer)):
+        return [int(seed) + i for i in range(n)]
+    seeds = [None if s is None else int(s) for s in seed]
+    if len(seeds) != n:
+        raise EngineError(f"seed list must have {n} entries, got {len(seeds)}")
+    return seeds
 
 
 def _program_length(program: list[Step]) -> int:

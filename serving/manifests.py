@@ -20,7 +20,7 @@ answering, and swaps.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -64,6 +64,10 @@ class ServiceSpec(BaseModel):
         min_replicas / max_replicas: autoscaling bounds.
         cpu / memory: requests and limits (Kubernetes quantities).
         env: extra environment (e.g. ``UNISS_SERVE_MAX_AUDIO_S``).
+        runtime: decoding runtime of the predictor (``uniss serve --runtime``): ``continuous``
+            (default; CPU or GPU, continuous batching in torch) or ``vllm`` (GPU only: needs
+            ``gpus >= 1`` and an image with ``vllm`` installed; UNTESTED ON A GPU, see
+            ``serving/vllm_runtime.py``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -84,13 +88,15 @@ class ServiceSpec(BaseModel):
     cpu: str = "4"
     memory: str = "16Gi"
     env: dict[str, str] = Field(default_factory=dict)
+    runtime: Literal["continuous", "vllm"] = "continuous"
 
 
 def build_inference_service(spec: ServiceSpec) -> Any:
     """``kserve.V1beta1InferenceService`` for the spec.
 
     Raises:
-        ManifestError: ``storage_uri`` is not ``s3://``; replica bounds inverted.
+        ManifestError: ``storage_uri`` is not ``s3://``; replica bounds inverted; ``runtime="vllm"``
+            without a GPU.
     """
     from kserve import V1beta1InferenceService, V1beta1InferenceServiceSpec, V1beta1PredictorSpec, constants
     from kubernetes.client import V1Container, V1ContainerPort, V1EnvVar, V1ObjectMeta, V1ResourceRequirements, V1Toleration
@@ -99,6 +105,8 @@ def build_inference_service(spec: ServiceSpec) -> Any:
         raise ManifestError(f"storage_uri must be an s3:// URI in MinIO, got {spec.storage_uri!r}")
     if spec.min_replicas > spec.max_replicas:
         raise ManifestError(f"min_replicas {spec.min_replicas} > max_replicas {spec.max_replicas}")
+    if spec.runtime == "vllm" and spec.gpus < 1:
+        raise ManifestError("runtime 'vllm' decodes on GPUs: set gpus >= 1 (or use runtime 'continuous' on CPU)")
     limits = {"cpu": spec.cpu, "memory": spec.memory}
     if spec.gpus:
         limits["nvidia.com/gpu"] = str(spec.gpus)
@@ -107,7 +115,8 @@ def build_inference_service(spec: ServiceSpec) -> Any:
         name="kserve-container",
         image=spec.image,
         command=["uniss", "serve"],
-        args=["--model", "/mnt/models", "--host", "0.0.0.0", "--port", "8080"],
+        args=["--model", "/mnt/models", "--host", "0.0.0.0", "--port", "8080"]
+        + (["--runtime", spec.runtime] if spec.runtime != "continuous" else []),
         ports=[V1ContainerPort(container_port=8080, protocol="TCP")],
         env=[V1EnvVar(name=k, value=v) for k, v in env.items()],
         resources=V1ResourceRequirements(requests={"cpu": spec.cpu, "memory": spec.memory}, limits=limits),

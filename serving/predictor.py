@@ -118,6 +118,9 @@ class ServeConfig(BaseSettings):
         grace_period_s: on SIGTERM/SIGINT, how long the server waits for in-flight requests to
             finish before it exits anyway, seconds (uvicorn ``timeout_graceful_shutdown``).
         device: torch device of the engine.
+        runtime: decoding runtime of the engine (``serving.engine.RUNTIMES``): ``continuous``
+            (CPU/GPU, continuous batching), ``hf`` (``transformers`` ``generate``), ``vllm`` (GPU,
+            needs ``vllm`` in the image; untested on a GPU).
     """
 
     model_config = SettingsConfigDict(env_prefix="UNISS_SERVE_", extra="ignore")
@@ -131,6 +134,7 @@ class ServeConfig(BaseSettings):
     request_timeout_s: float = Field(300.0, ge=0)
     grace_period_s: int = Field(30, ge=0)
     device: str = "cpu"
+    runtime: Literal["continuous", "hf", "vllm"] = "continuous"
 
 
 class V1Instance(BaseModel):
@@ -263,7 +267,9 @@ def output_wav_bytes(results: Sequence[Any], field: str) -> list[bytes]:
 # --------------------------------------------------------------------------------------- batcher
 class _MicroBatcher:
     """Merges concurrent requests into engine batches (one engine call at a time, in a worker
-    thread, so the event loop keeps answering health checks)."""
+    thread, so the event loop keeps answering health checks). Rows of one mode and sampling switch
+    go to one ``engine.translate`` call with per-row speed and seed; the engine's continuous
+    decoder (``serving.decoder``) lets rows finish independently inside it."""
 
     def __init__(self, engine: Any, max_batch: int, window_s: float) -> None:
         self.engine = engine
@@ -298,11 +304,11 @@ class _MicroBatcher:
                     break
             groups: dict[tuple, list] = {}
             items = [(r, f) for r, f in items if not f.done()]  # timed out while queued: not run
-            for r, f in items:
-                groups.setdefault((r.mode, r.speed, r.seed, r.do_sample), []).append((r, f))
-            for (mode, speed, seed, do_sample), grp in groups.items():
+            for r, f in items:  # speed and seed are per row: only the mode and greedy/sampling split a batch
+                groups.setdefault((r.mode, r.do_sample), []).append((r, f))
+            for (mode, do_sample), grp in groups.items():
                 try:
-                    res = await loop.run_in_executor(self._pool, self._translate, [r for r, _ in grp], mode, speed, seed, do_sample)
+                    res = await loop.run_in_executor(self._pool, self._translate, [r for r, _ in grp], mode, do_sample)
                 except Exception as e:  # noqa: BLE001 - delivered to each waiting request
                     for _, f in grp:
                         if not f.done():
@@ -318,11 +324,12 @@ class _MicroBatcher:
             self._task.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _translate(self, rows: list[Utterance], mode: str, speed: float, seed: int | None, do_sample: bool) -> list[Any]:
+    def _translate(self, rows: list[Utterance], mode: str, do_sample: bool) -> list[Any]:
         with self._lock:
             return self.engine.translate(
-                [r.wav for r in rows], target_language=[r.target_language for r in rows], mode=mode, speed=speed,
-                seed=seed, do_sample=do_sample, require_speech=False,  # checked in preprocess (ServeConfig.min_speech_s)
+                [r.wav for r in rows], target_language=[r.target_language for r in rows], mode=mode, speed=[r.speed for r in rows],
+                seed=[r.seed for r in rows],  # per row: a request samples the same tokens whatever its batch-mates
+                do_sample=do_sample, require_speech=False,  # checked in preprocess (ServeConfig.min_speech_s)
             )
 
 
@@ -364,7 +371,8 @@ class UnissPredictor(kserve.Model):
         if self.engine is None:
             if not self.model_uri:
                 raise ModelLoadError("no model given: pass model_uri or engine")
-            self.engine = TranslationEngine.load(self.model_uri, device=self.config.device)
+            self.engine = TranslationEngine.load(self.model_uri, device=self.config.device, runtime=self.config.runtime,
+                                                 max_batch=self.config.max_batch)
         self._batcher = _MicroBatcher(self.engine, self.config.max_batch, self.config.batch_window_ms / 1000.0)
         self.ready = True
         return self.ready
@@ -514,7 +522,8 @@ class UnissPredictor(kserve.Model):
                     pass  # left for the decoder, which names the field
             wav = decode_audio(item, field=field, min_s=self.config.min_audio_s, max_s=self.config.max_audio_s,
                                min_speech_s=self.config.min_speech_s)
-            rows.append(Utterance(wav, langs[i], params.mode, float(params.speed), params.seed, params.do_sample))
+            seed = None if params.seed is None else params.seed + i  # row i of a v2 request: seed + i
+            rows.append(Utterance(wav, langs[i], params.mode, float(params.speed), seed, params.do_sample))
         return _Parsed("v2", rows, request_id=req.id)
 
     # ---------------------------------------------------------------- predict

@@ -29,6 +29,7 @@ def serve(
     max_audio_s: float | None = typer.Option(None, "--max-audio-s", help="Longest accepted clip, seconds (env UNISS_SERVE_MAX_AUDIO_S)."),
     max_batch: int | None = typer.Option(None, "--max-batch", help="Most utterances per request and per batch."),
     request_timeout_s: float | None = typer.Option(None, "--request-timeout-s", help="Answer 504 past this many seconds; 0 = none (env UNISS_SERVE_REQUEST_TIMEOUT_S)."),
+    runtime: str | None = typer.Option(None, "--runtime", help="Decoding runtime: continuous (default, CPU/GPU), hf (transformers generate) or vllm (GPU, untested); with --emit-manifest: the InferenceService's runtime (env UNISS_SERVE_RUNTIME)."),
     allow_no_model: bool = typer.Option(False, "--allow-no-model", help="Start even when the model cannot be loaded yet (not ready until POST /v2/repository/models/NAME/load)."),
 ) -> None:
     """Serve a UniSS model with KServe (v1 + v2 REST) on HOST:PORT, or emit its InferenceService manifest.
@@ -36,10 +37,18 @@ def serve(
     The model source is resolved again on ``POST /v2/repository/models/NAME/load`` (loopback
     clients only): serving ``models:/NAME@champion``, that call reloads the current champion with
     no downtime. SIGTERM finishes the requests in flight before exiting."""
+    if runtime is not None and runtime not in ("continuous", "hf", "vllm"):
+        raise typer.BadParameter(f"{runtime!r} is not one of continuous, hf, vllm", param_hint="--runtime")
     if emit_manifest:
-        from serving.manifests import ServiceSpec, write_manifest
+        from serving.manifests import ManifestError, ServiceSpec, write_manifest
 
-        text = write_manifest(ServiceSpec(name=name, storage_uri=storage_uri, gpus=gpus, canary_traffic_percent=canary_percent), manifest_out)
+        if runtime == "hf":
+            raise typer.BadParameter("an InferenceService runs runtime continuous or vllm", param_hint="--runtime")
+        try:
+            text = write_manifest(ServiceSpec(name=name, storage_uri=storage_uri, gpus=gpus, canary_traffic_percent=canary_percent,
+                                              **({"runtime": runtime} if runtime else {})), manifest_out)
+        except ManifestError as e:
+            raise typer.BadParameter(str(e), param_hint="--runtime") from None
         if manifest_out is None:
             typer.echo(text, nl=False)
         else:
@@ -49,7 +58,7 @@ def serve(
     from serving.server import serve_model
 
     overrides = {k: v for k, v in {"max_audio_s": max_audio_s, "max_batch": max_batch,
-                                   "request_timeout_s": request_timeout_s}.items() if v is not None}
+                                   "request_timeout_s": request_timeout_s, "runtime": runtime}.items() if v is not None}
     config = ServeConfig(**overrides)
     serve_model(model, resolve=resolve_served_model, allow_no_model=allow_no_model, host=host, port=port, config=config)
 

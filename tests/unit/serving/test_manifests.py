@@ -59,3 +59,23 @@ def test_cli_emit_manifest_and_translate_errors(tmp_path):
     bad.write_bytes(b"not audio at all")
     r = CliRunner().invoke(app, ["translate", str(bad), "--to", "zh", "-o", str(tmp_path / "o.wav"), "--model", str(tmp_path)])
     assert r.exit_code == 2 and "bad.wav" in r.output and "audio" in r.output and "Traceback" not in r.output
+
+
+def test_vllm_runtime_manifest_selects_the_gpu_runtime():
+    c = yaml.safe_load(to_yaml(build_inference_service(ServiceSpec(runtime="vllm"))))["spec"]["predictor"]["containers"][0]
+    assert c["args"][-2:] == ["--runtime", "vllm"]
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert {e["name"]: e["value"] for e in c["env"]}["UNISS_SERVE_DEVICE"] == "cuda"
+    assert "--runtime" not in yaml.safe_load(to_yaml(build_inference_service(ServiceSpec())))["spec"]["predictor"]["containers"][0]["args"]
+    with pytest.raises(ManifestError, match="GPU"):
+        build_inference_service(ServiceSpec(runtime="vllm", gpus=0))
+
+
+def test_cli_emit_manifest_runtime():
+    r = CliRunner().invoke(app, ["serve", "--emit-manifest", "--runtime", "vllm"])
+    assert r.exit_code == 0, r.output
+    assert yaml.safe_load(r.output)["spec"]["predictor"]["containers"][0]["args"][-1] == "vllm"
+    r = CliRunner().invoke(app, ["serve", "--emit-manifest", "--runtime", "vllm", "--gpus", "0"])
+    assert r.exit_code == 2 and "GPU" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["serve", "--emit-manifest", "--runtime", "fast"])
+    assert r.exit_code == 2 and "--runtime" in r.output

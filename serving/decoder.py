@@ -1,0 +1,439 @@
+"""Continuous batching over a ``transformers`` KV cache with per-row stage constraints (issue 17).
+
+Why not transformers' own continuous batching: transformers 5.23's ``ContinuousBatchingManager``
+(``generate_batch``, paged attention) builds its logits processors from the generation config
+only (``model._get_logits_processor``) and hands each per-request processor one int32 argument per
+token (``ContinuousBatchingLogitsProcessor.prepare_tensor_args``); a custom processor is called
+with the packed ``(1, num_tokens)`` ids and cannot tell which request a row belongs to, so the
+per-row decoding program (stage, count in span) has nowhere to live. It also samples every row with
+one ``torch.multinomial`` on the global RNG (``model_runner._sample``), so a request's output would
+depend on its batch-mates. Hence this module: row compaction over a ``DynamicCache`` written here.
+
+Scheme (one :class:`ContinuousDecoder`, ``max_batch`` slots):
+
+* **admission**: waiting requests (FIFO) fill the free slots; their prompts are prefilled together
+  (left padded, position ids from the mask) into a fresh cache, which is merged into the running
+  one by left-padding the shorter of the two along the time axis and concatenating rows;
+* **step**: one forward of the last token of every active row ``(B, 1)`` with the 2-D mask
+  ``(B, L + 1)`` and explicit position ids;
+* **sampling restricted to the allowed family**: each row's :class:`ProgramCursor` names the ids
+  valid now (text ids, semantic ids, a terminator, one forced id). Rows sharing an allowed set are
+  gathered to ``(g, k)`` logits (``k`` = family size, not the vocabulary), get the repetition
+  penalty (HF ``RepetitionPenaltyLogitsProcessor`` rule over prompt + generated ids), then greedy
+  argmax, or temperature + top-p (HF ``TopPLogitsWarper`` rule: keep the smallest prefix of the
+  sorted distribution whose mass reaches ``top_p``) and an inverse-CDF draw with one uniform from
+  the row's own ``torch.Generator`` (seeded per request: the draw never depends on batch-mates);
+  forced steps and spent budgets (one allowed id) draw nothing;
+* **compaction**: a finished row (program done, ``<|im_end|>``, or its ``max_new_tokens``) leaves at
+  once: ``index_select`` of the kept rows on every layer's keys/values, mask, positions and the
+  seen-token table; leading columns that became padding for every row are cut.
+
+Under greedy decoding a row decodes the same tokens as alone (left padding is masked and positions
+follow the mask), up to float reassociation in padded matmuls.
+
+Shape legend: ``B`` active rows, ``L`` cached time steps (left padded), ``H`` KV heads, ``D`` head
+dim, ``V`` logit columns, ``k`` ids allowed in a stage.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from uniss.errors import UnissError
+from uniss.vocab import SpeechVocab
+
+__all__ = ["AllowedIds", "ContinuousDecoder", "DecodeRequest", "DecoderError", "ProgramCursor", "restricted_pick"]
+
+
+class DecoderError(UnissError, ValueError):
+    """Bad decode request: empty prompt, non-positive budget, sampling values out of range."""
+
+
+class AllowedIds:
+    """The id sets a decoding program can allow, as sorted ``LongTensor`` s, built once per vocab.
+
+    Keys: ``("text", terminator, open_end)``, ``("semantic", terminator, open_end)`` (the family,
+    plus the terminator when ``open_end``), ``("one", id)``. The text family excludes
+    ``text_exclude`` (the tokenizer's special ids); no padding row past ``vocab.total`` is ever in
+    a set. Source: ARCHITECTURE.md "Token layout".
+    """
+
+    def __init__(self, vocab: SpeechVocab, text_exclude: Sequence[int]) -> None:
+        import torch
+
+        self._torch = torch
+        self.vocab = vocab
+        excl = {int(i) for i in text_exclude}
+        self.family: dict[str, list[int]] = {}
+        for fam in ("text", "semantic"):
+            a, z = vocab.range(fam)
+            self.family[fam] = [i for i in range(a, z) if not (fam == "text" and i in excl)]
+        self._cache: dict[tuple, Any] = {}
+
+    def get(self, key: tuple):
+        """Sorted ``(k,)`` int64 ids of ``key`` (see class doc)."""
+        t = self._cache.get(key)
+        if t is None:
+            if key[0] == "one":
+                ids = [int(key[1])]
+            else:
+                ids = list(self.family[key[0]])
+                if key[2]:
+                    ids = sorted(set(ids) | {int(key[1])})
+            t = self._torch.as_tensor(ids, dtype=self._torch.long)
+            self._cache[key] = t
+        return t
+
+
+class ProgramCursor:
+    """Where one row stands in its decoding program (``serving.engine.decoding_program`` steps
+    ``("span", family, terminator, budget, min_len)`` / ``("force", id)``).
+
+    A span allows its family; its terminator only once ``min_len`` tokens were written (the speed
+    token's duration window) and alone once ``budget`` were; a forced step allows its one id; after
+    the program, only ``eos_id``. Same rule as :class:`serving.engine.StageConstraint`.
+    """
+
+    __slots__ = ("program", "step", "count", "eos_id")
+
+    def __init__(self, program: Sequence[tuple], eos_id: int) -> None:
+        self.program = list(program)
+        self.step = 0
+        self.count = 0
+        self.eos_id = int(eos_id)
+
+    @property
+    def done(self) -> bool:
+        """True once every step of the program was taken."""
+        return self.step >= len(self.program)
+
+    def key(self) -> tuple:
+        """The :class:`AllowedIds` key of the ids allowed now."""
+        if self.done:
+            return ("one", self.eos_id)
+        s = self.program[self.step]
+        if s[0] == "force":
+            return ("one", int(s[1]))
+        if self.count >= s[3]:
+            return ("one", int(s[2]))
+        min_len = s[4] if len(s) > 4 else 0
+        return (s[1], int(s[2]), self.count >= min_len)
+
+    def advance(self, token: int) -> None:
+        """Account for ``token`` having been generated in the current stage."""
+        if self.done:
+            return
+        s = self.program[self.step]
+        if s[0] == "force" or token == s[2]:
+            self.step += 1
+            self.count = 0
+        else:
+            self.count += 1
+
+
+@dataclass
+class DecodeRequest:
+    """One row to decode.
+
+    Attributes:
+        prompt: ``(T,)`` prompt ids.
+        program: decoding program (``serving.engine.decoding_program``).
+        max_new_tokens: cap on generated tokens (``<|im_end|>`` included).
+        do_sample: False = greedy.
+        temperature, top_p, repetition_penalty: sampling (paper §5.2.4 defaults 0.7 / 0.8 / 1.1).
+        seed: seed of this row's own ``torch.Generator`` (``None``: drawn from torch's global RNG
+            when the request is admitted).
+        tag: anything the caller wants back with the result.
+    """
+
+    prompt: list[int]
+    program: list[tuple]
+    max_new_tokens: int
+    do_sample: bool = True
+    temperature: float = 0.7
+    top_p: float = 0.8
+    repetition_penalty: float = 1.1
+    seed: int | None = None
+    tag: Any = None
+    tokens: list[int] = field(default_factory=list)
+
+    def check(self) -> None:
+        """Raises:
+            DecoderError: empty prompt, ``max_new_tokens < 1`` or sampling values out of range."""
+        if not self.prompt:
+            raise DecoderError("empty prompt")
+        if self.max_new_tokens < 1:
+            raise DecoderError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if not self.temperature > 0 or not 0 < self.top_p <= 1 or not self.repetition_penalty > 0:
+            raise DecoderError(f"bad sampling values temperature={self.temperature}, top_p={self.top_p}, "
+                               f"repetition_penalty={self.repetition_penalty}")
+
+
+def restricted_pick(logits, seen, penalty, *, greedy, temperature, top_p, uniforms):
+    """Pick one id index per row among ``k`` allowed ids.
+
+    Args:
+        logits: ``(g, k)`` float logits of the allowed ids only.
+        seen: ``(g, k)`` bool, id already in the row's prompt or output (repetition penalty).
+        penalty: ``(g, 1)`` repetition penalty (> 0; 1 = none). Rule of HF
+            ``RepetitionPenaltyLogitsProcessor``: a seen logit ``x`` becomes ``x / p`` if ``x > 0``
+            else ``x * p``.
+        greedy: ``(g,)`` bool, argmax rows (first maximum, as ``torch.argmax``).
+        temperature: ``(g, 1)`` > 0; top_p: ``(g, 1)`` in (0, 1] (HF ``TopPLogitsWarper`` rule:
+            keep the most probable ids until their mass reaches ``top_p``, at least one).
+        uniforms: ``(g,)`` floats in [0, 1), one draw per row (ignored for greedy rows).
+
+    Returns:
+        ``(g,)`` int64 indices into the ``k`` allowed ids.
+    """
+    import torch
+
+    x = torch.where(seen, torch.where(logits > 0, logits / penalty, logits * penalty), logits)  # (g, k)
+    pick = x.argmax(dim=-1)  # (g,)
+    if bool(greedy.all()):
+        return pick
+    probs = torch.softmax(x / temperature, dim=-1)  # (g, k)
+    sp, order = probs.sort(dim=-1, descending=True)  # (g, k)
+    cum = sp.cumsum(dim=-1)
+    keep = (cum - sp) < top_p  # mass before this id still short of top_p: keep it (first always kept)
+    sp = sp * keep
+    cum = sp.cumsum(dim=-1)  # (g, k)
+    target = (uniforms.to(cum.dtype) * cum[:, -1]).unsqueeze(1)  # (g, 1)
+    j = torch.searchsorted(cum, target, right=True).clamp_(max=cum.shape[1] - 1)  # (g, 1)
+    # zero-mass tail ids sit after the cut; searchsorted never lands on them unless u*total == total
+    sampled = order.gather(1, j).squeeze(1)  # (g,)
+    return torch.where(greedy, pick, sampled)
+
+
+class _Row:
+    __slots__ = ("req", "cursor", "gen", "last", "pos")
+
+    def __init__(self, req: DecodeRequest, cursor: ProgramCursor, gen: Any) -> None:
+        self.req, self.cursor, self.gen = req, cursor, gen
+        self.last = -1
+        self.pos = 0
+
+
+class ContinuousDecoder:
+    """Continuous batching decoder (see the module docstring for the scheme).
+
+    Args:
+        model: ``transformers`` causal LM (``Qwen2ForCausalLM``) in eval mode.
+        vocab: the token layout; text_exclude: text ids never allowed in a text span.
+        max_batch: decode slots (rows decoded together).
+        device: torch device string.
+
+    Use :meth:`add` then :meth:`run` (all at once), or :meth:`add` / :meth:`step` from a serving
+    loop (new requests join between steps).
+    """
+
+    def __init__(self, model: Any, vocab: SpeechVocab, text_exclude: Sequence[int], *, max_batch: int = 8, device: str = "cpu") -> None:
+        import torch
+
+        if max_batch < 1:
+            raise DecoderError(f"max_batch must be >= 1, got {max_batch}")
+        self._torch = torch
+        self.model = model
+        self.vocab = vocab
+        self.allowed = AllowedIds(vocab, text_exclude)
+        self.max_batch = int(max_batch)
+        self.device = device
+        self.n_logits = int(model.get_output_embeddings().weight.shape[0])
+        self.waiting: deque[DecodeRequest] = deque()
+        self.rows: list[_Row] = []
+        self.cache = None  # DynamicCache with B rows, L steps
+        self.mask = None  # (B, L) int64, 1 = real token
+        self.seen = None  # (B, V) bool, ids in the row's prompt or output
+        self.stats = {"steps": 0, "row_steps": 0, "admissions": 0, "compactions": 0}
+
+    # ----------------------------------------------------------------------------- queue
+    def add(self, req: DecodeRequest) -> None:
+        """Queue a request (admitted at the next :meth:`step` with a free slot).
+
+        Raises:
+            DecoderError: see :meth:`DecodeRequest.check`.
+        """
+        req.check()
+        self.waiting.append(req)
+
+    @property
+    def busy(self) -> bool:
+        """True while a request is active or waiting."""
+        return bool(self.rows or self.waiting)
+
+    def run(self, requests: Iterable[DecodeRequest] = ()) -> list[DecodeRequest]:
+        """Add ``requests`` and decode until nothing is left; finished requests in finishing order
+        (each with ``.tokens`` filled)."""
+        for r in requests:
+            self.add(r)
+        out: list[DecodeRequest] = []
+        while self.busy:
+            out.extend(self.step())
+        return out
+
+    # ----------------------------------------------------------------------------- cache ops
+    def _layers(self, cache: Any) -> list:
+        return cache.layers
+
+    def _prefill(self, reqs: list[DecodeRequest]):
+        """Prefill prompts ``(b, T)`` left padded -> (cache, mask (b, T), last logits (b, V))."""
+        torch = self._torch
+        from transformers import DynamicCache
+
+        T = max(len(r.prompt) for r in reqs)
+        ids = torch.full((len(reqs), T), self.vocab.pad_id, dtype=torch.long)  # (b, T)
+        mask = torch.zeros((len(reqs), T), dtype=torch.long)  # (b, T)
+        for i, r in enumerate(reqs):
+            ids[i, T - len(r.prompt):] = torch.as_tensor(r.prompt, dtype=torch.long)
+            mask[i, T - len(r.prompt):] = 1
+        pos = (mask.cumsum(1) - 1).clamp_(min=0)  # (b, T)
+        cache = DynamicCache(config=self.model.config)
+        out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), position_ids=pos.to(self.device),
+                         past_key_values=cache, use_cache=True, logits_to_keep=1)
+        return out.past_key_values, mask, out.logits[:, -1, :].float()  # (b, V)
+
+    def _merge(self, cache: Any, mask: Any) -> None:
+        """Append rows (``cache`` with mask ``(b, T)``) to the running cache, left padding the shorter."""
+        torch = self._torch
+        if self.cache is None:
+            self.cache, self.mask = cache, mask
+            return
+        La, Lb = self.mask.shape[1], mask.shape[1]
+        L = max(La, Lb)
+
+        def lpad(t, n):  # (b, H, l, D) -> (b, H, l + n, D)
+            return t if n == 0 else torch.cat([t.new_zeros(t.shape[0], t.shape[1], n, t.shape[3]), t], dim=2)
+
+        for la, lb in zip(self._layers(self.cache), self._layers(cache), strict=True):
+            la.keys = torch.cat([lpad(la.keys, L - La), lpad(lb.keys, L - Lb)], dim=0)
+            la.values = torch.cat([lpad(la.values, L - La), lpad(lb.values, L - Lb)], dim=0)
+        self.mask = torch.cat([torch.nn.functional.pad(self.mask, (L - La, 0)), torch.nn.functional.pad(mask, (L - Lb, 0))], dim=0)
+
+    def _keep(self, keep: list[int]) -> None:
+        """Row compaction: keep rows ``keep`` (indices) of cache, mask and seen; cut all-padding columns."""
+        torch = self._torch
+        self.stats["compactions"] += 1
+        if not keep:
+            self.cache = self.mask = self.seen = None
+            return
+        idx = torch.as_tensor(keep, dtype=torch.long)
+        self.mask = self.mask.index_select(0, idx)
+        cols = self.mask.any(dim=0).nonzero()
+        first = int(cols[0]) if cols.numel() else 0
+        self.mask = self.mask[:, first:]
+        dev_idx = idx.to(self.device)
+        for layer in self._layers(self.cache):
+            layer.keys = layer.keys.index_select(0, dev_idx)[:, :, first:, :]
+            layer.values = layer.values.index_select(0, dev_idx)[:, :, first:, :]
+        self.seen = self.seen.index_select(0, idx)
+
+    # ----------------------------------------------------------------------------- step
+    def _admit(self) -> tuple[list[_Row], Any]:
+        torch = self._torch
+        free = self.max_batch - len(self.rows)
+        if free <= 0 or not self.waiting:
+            return [], None
+        reqs = [self.waiting.popleft() for _ in range(min(free, len(self.waiting)))]
+        self.stats["admissions"] += 1
+        cache, mask, logits = self._prefill(reqs)
+        seen = torch.zeros((len(reqs), self.n_logits), dtype=torch.bool)  # (b, V)
+        new = []
+        for i, r in enumerate(reqs):
+            seen[i, torch.as_tensor(r.prompt, dtype=torch.long)] = True
+            seed = int(torch.randint(0, 2**62, (1,)).item()) if r.seed is None else int(r.seed)
+            gen = torch.Generator().manual_seed(seed)
+            row = _Row(r, ProgramCursor(r.program, self.vocab.eos_id), gen)
+            row.pos = len(r.prompt)
+            r.tokens = []
+            new.append(row)
+        self._merge(cache, mask)
+        self.seen = seen if self.seen is None else torch.cat([self.seen, seen], dim=0)
+        self.rows.extend(new)
+        return new, logits
+
+    def _pick(self, rows: list[_Row], row_index: list[int], logits) -> list[int]:
+        """Choose the next token of each of ``rows`` (their indices into ``self.seen``) from
+        ``logits`` ``(len(rows), V)``."""
+        torch = self._torch
+        groups: dict[tuple, list[int]] = {}
+        for j, row in enumerate(rows):
+            groups.setdefault(row.cursor.key(), []).append(j)
+        out = [0] * len(rows)
+        for key, js in groups.items():
+            ids = self.allowed.get(key)  # (k,)
+            if ids.numel() == 1:
+                for j in js:
+                    out[j] = int(ids[0])
+                continue
+            jt = torch.as_tensor(js, dtype=torch.long)
+            sub = logits.index_select(0, jt.to(logits.device)).index_select(1, ids.to(logits.device)).cpu()  # (g, k)
+            seen = self.seen.index_select(0, torch.as_tensor([row_index[j] for j in js], dtype=torch.long)).index_select(1, ids)  # (g, k)
+            reqs = [rows[j].req for j in js]
+            greedy = torch.as_tensor([not r.do_sample for r in reqs])
+            u = torch.stack([torch.rand((), generator=rows[j].gen) if rows[j].req.do_sample else torch.zeros(()) for j in js])
+            col = lambda vals: torch.as_tensor(vals, dtype=sub.dtype).unsqueeze(1)  # noqa: E731 - (g, 1)
+            k = restricted_pick(sub, seen, col([r.repetition_penalty for r in reqs]), greedy=greedy,
+                                temperature=col([r.temperature for r in reqs]), top_p=col([r.top_p for r in reqs]), uniforms=u)
+            for j, kk in zip(js, k.tolist(), strict=True):
+                out[j] = int(ids[kk])
+        return out
+
+    def _record(self, row: _Row, i: int, tok: int) -> bool:
+        """Store ``tok`` for row ``i``; True when the row is finished."""
+        row.req.tokens.append(tok)
+        row.last = tok
+        row.cursor.advance(tok)
+        self.seen[i, tok] = True
+        return tok == self.vocab.eos_id or len(row.req.tokens) >= row.req.max_new_tokens
+
+    def step(self) -> list[DecodeRequest]:
+        """Admit waiting requests into free slots, decode one token for every active row, and
+        drop finished rows from the cache.
+
+        Returns:
+            requests finished at this step (``.tokens`` = generated ids, ``<|im_end|>`` included).
+        """
+        torch = self._torch
+        done: list[int] = []
+        with torch.inference_mode():
+            old = [r for r in self.rows]
+            if old:
+                B = len(old)
+                ids = torch.as_tensor([[r.last] for r in old], dtype=torch.long)  # (B, 1)
+                pos = torch.as_tensor([[r.pos] for r in old], dtype=torch.long)  # (B, 1)
+                self.mask = torch.cat([self.mask, torch.ones((B, 1), dtype=torch.long)], dim=1)  # (B, L + 1)
+                out = self.model(input_ids=ids.to(self.device), attention_mask=self.mask.to(self.device), position_ids=pos.to(self.device),
+                                 past_key_values=self.cache, use_cache=True)
+                self.cache = out.past_key_values
+                logits = out.logits[:, -1, :].float()  # (B, V)
+                toks = self._pick(old, list(range(B)), logits)
+                for i, (row, tok) in enumerate(zip(old, toks, strict=True)):
+                    row.pos += 1
+                    if self._record(row, i, tok):
+                        done.append(i)
+                self.stats["steps"] += 1
+                self.stats["row_steps"] += B
+            if done:
+                finished = [self.rows[i].req for i in done]
+                keep = [i for i in range(len(self.rows)) if i not in set(done)]
+                self._keep(keep)
+                self.rows = [self.rows[i] for i in keep]
+            else:
+                finished = []
+            new, logits = self._admit()
+            if new:
+                base = len(self.rows) - len(new)
+                toks = self._pick(new, [base + j for j in range(len(new))], logits)
+                gone = []
+                for j, (row, tok) in enumerate(zip(new, toks, strict=True)):
+                    if self._record(row, base + j, tok):
+                        gone.append(base + j)
+                if gone:
+                    finished += [self.rows[i].req for i in gone]
+                    keep = [i for i in range(len(self.rows)) if i not in set(gone)]
+                    self._keep(keep)
+                    self.rows = [self.rows[i] for i in keep]
+        return finished

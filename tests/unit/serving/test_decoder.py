@@ -1,0 +1,145 @@
+"""ContinuousDecoder: row compaction and admission give the tokens of one-at-a-time decoding
+(greedy), restricted sampling, per-request seeded sampling."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tiny_model as tm  # noqa: E402
+
+from serving.decoder import AllowedIds, ContinuousDecoder, DecodeRequest, DecoderError, ProgramCursor, restricted_pick  # noqa: E402
+from serving.engine import TranslationEngine, decoding_program, token_budgets  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def engine() -> TranslationEngine:
+    return tm.tiny_engine(seed=0)
+
+
+def _requests(engine, durations, *, mode="performance", do_sample=False, seed=None):
+    """One request per source duration (seconds); prompts from tones, programs from the budgets."""
+    reqs = []
+    for i, d in enumerate(durations):
+        w = tm.tone(d, 150 + 40 * i)
+        t = engine.codec.encode([w])[0]
+        tgt = "zh" if i % 2 == 0 else "en"
+        prompt = engine.prompt_ids(np.asarray(t.speaker), np.asarray(t.linguistic), mode=mode, tgt=tgt, speed=1.0)
+        prog = decoding_program(engine.vocab, mode, tgt=tgt, speed=1.0, budgets=token_budgets(d, 1.0))
+        reqs.append(DecodeRequest(prompt, prog, 10_000, do_sample=do_sample, seed=None if seed is None else seed + i, tag=i))
+    return reqs
+
+
+def _alone(engine, reqs):
+    out = []
+    for r in reqs:
+        d = ContinuousDecoder(engine.model, engine.vocab, engine.text_exclude, max_batch=1)
+        one = DecodeRequest(r.prompt, r.program, r.max_new_tokens, do_sample=r.do_sample, seed=r.seed)
+        d.run([one])
+        out.append(one.tokens)
+    return out
+
+
+def test_rows_of_different_lengths_match_one_at_a_time_greedy(engine):
+    reqs = _requests(engine, [0.4, 1.3, 0.7, 1.0])
+    dec = ContinuousDecoder(engine.model, engine.vocab, engine.text_exclude, max_batch=4)
+    finished = dec.run(reqs)
+    assert {r.tag for r in finished} == {0, 1, 2, 3}
+    lengths = [len(r.tokens) for r in reqs]
+    assert len(set(lengths)) > 1  # rows really finish at different steps
+    assert dec.stats["compactions"] >= 2  # finished rows left the batch
+    assert dec.stats["row_steps"] < len(reqs) * max(lengths)  # no step spent on a finished row
+    assert [r.tokens for r in reqs] == _alone(engine, reqs)
+    for r in reqs:
+        assert r.tokens[-1] == engine.vocab.eos_id
+
+
+def test_waiting_requests_are_admitted_mid_run(engine):
+    reqs = _requests(engine, [0.3, 1.2, 0.5, 0.9, 0.4, 1.1])
+    dec = ContinuousDecoder(engine.model, engine.vocab, engine.text_exclude, max_batch=2)
+    for r in reqs:
+        dec.add(r)
+    seen_batch = []
+    while dec.busy:
+        dec.step()
+        seen_batch.append(len(dec.rows))
+        assert len(dec.rows) <= 2
+        if dec.rows:
+            assert dec.mask.shape == (len(dec.rows), dec.cache.layers[0].keys.shape[2])
+    assert dec.stats["admissions"] >= 3  # slots freed by finished rows were refilled
+    assert [r.tokens for r in reqs] == _alone(engine, reqs)
+
+
+def test_seeded_sampling_is_per_request(engine):
+    reqs = _requests(engine, [0.5, 0.9, 0.6], mode="direct", do_sample=True, seed=11)
+    ContinuousDecoder(engine.model, engine.vocab, engine.text_exclude, max_batch=3).run(reqs)
+    # the same request alone, or next to other requests, samples the same tokens
+    assert [r.tokens for r in reqs] == _alone(engine, reqs)
+    again = _requests(engine, [0.5, 0.9, 0.6], mode="direct", do_sample=True, seed=11)
+    ContinuousDecoder(engine.model, engine.vocab, engine.text_exclude, max_batch=2).run(again[::-1])
+    assert [r.tokens for r in again] == [r.tokens for r in reqs]
+
+
+def test_sampled_tokens_stay_in_the_allowed_family(engine):
+    reqs = _requests(engine, [0.6, 1.0], mode="quality", do_sample=True, seed=3)
+    ContinuousDecoder(engine.model, engine.vocab, engine.text_exclude, max_batch=2).run(reqs)
+    allowed = AllowedIds(engine.vocab, engine.text_exclude)
+    for r in reqs:
+        cur = ProgramCursor(r.program, engine.vocab.eos_id)
+        for tok in r.tokens:
+            assert tok in set(allowed.get(cur.key()).tolist())
+            cur.advance(tok)
+        assert cur.done and r.tokens[-1] == engine.vocab.eos_id
+
+
+def test_restricted_pick_greedy_penalty_and_top_p():
+    import torch
+
+    logits = torch.tensor([[1.0, 3.0, 2.0], [2.0, -1.0, 0.5]])
+    none = torch.zeros_like(logits, dtype=torch.bool)
+    one = torch.ones((2, 1))
+    greedy = torch.tensor([True, True])
+    assert restricted_pick(logits, none, one, greedy=greedy, temperature=one, top_p=one, uniforms=torch.zeros(2)).tolist() == [1, 0]
+    # repetition penalty 4 on the seen best id: 3/4 < 2 -> id 2 wins; a negative seen logit gets lower (x * p)
+    seen = torch.tensor([[False, True, False], [False, False, False]])
+    p = torch.full((2, 1), 4.0)
+    assert restricted_pick(logits, seen, p, greedy=greedy, temperature=one, top_p=one, uniforms=torch.zeros(2)).tolist() == [2, 0]
+    # top_p small keeps only the most probable id whatever the uniform draw
+    sample = torch.tensor([False, False])
+    tiny_p = torch.full((2, 1), 0.01)
+    for u in (0.0, 0.5, 0.999):
+        got = restricted_pick(logits, none, one, greedy=sample, temperature=one, top_p=tiny_p, uniforms=torch.full((2,), u))
+        assert got.tolist() == [1, 0]
+    # top_p 1: the inverse CDF walks the sorted distribution (probabilities of [3, 2, 1] logits)
+    pr = torch.softmax(torch.tensor([3.0, 2.0, 1.0]), 0)
+    row = torch.tensor([[1.0, 3.0, 2.0]])
+    pick = lambda u: int(restricted_pick(row, none[:1], one[:1], greedy=sample[:1], temperature=one[:1], top_p=one[:1],  # noqa: E731
+                                          uniforms=torch.tensor([u]))[0])
+    assert pick(float(pr[0]) - 0.01) == 1 and pick(float(pr[0]) + 0.01) == 2 and pick(0.999) == 0
+
+
+def test_bad_requests_raise(engine):
+    dec = ContinuousDecoder(engine.model, engine.vocab, engine.text_exclude)
+    prog = [("force", engine.vocab.eos_id)]
+    with pytest.raises(DecoderError, match="empty prompt"):
+        dec.add(DecodeRequest([], prog, 4))
+    with pytest.raises(DecoderError, match="max_new_tokens"):
+        dec.add(DecodeRequest([1], prog, 0))
+    with pytest.raises(DecoderError, match="sampling"):
+        dec.add(DecodeRequest([1], prog, 4, top_p=0.0))
+    with pytest.raises(DecoderError, match="max_batch"):
+        ContinuousDecoder(engine.model, engine.vocab, engine.text_exclude, max_batch=0)
+
+
+def test_engine_runtimes_agree_greedy(engine):
+    wavs = [tm.tone(0.5, 200), tm.tone(1.1, 260), tm.tone(0.8, 140)]
+    hf = TranslationEngine(engine.model, engine.tokenizer, engine.vocab, engine.codec, runtime="hf")
+    cb = TranslationEngine(engine.model, engine.tokenizer, engine.vocab, engine.codec, runtime="continuous", max_batch=2)
+    kw = dict(target_language=["zh", "en", "zh"], mode="performance", do_sample=False, require_speech=False)
+    for a, b in zip(hf.translate(wavs, **kw), cb.translate(wavs, **kw), strict=True):
+        np.testing.assert_array_equal(a.semantic, b.semantic)
+        assert a.target_text == b.target_text and a.output_tokens == b.output_tokens
