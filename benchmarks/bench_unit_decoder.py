@@ -1,0 +1,134 @@
+"""Where lite codec v3 loses intelligibility (issue 16): the vocoder ceiling vs the unit decoder.
+
+Reads the UniST data of a finished demo workspace (``synthesize-unist`` output of the newest
+``uniss retrain`` run under ``$UNISS_HOME/pipeline_root``, or ``--data DIR``) and measures, on its
+test-split TARGET clips (held-out sentences; seen, held-out and real voices):
+
+* **originals**: Whisper-base (``uniss.engines.asr.WhisperASR``) WER/CER and Speech-BLEU
+  (``uniss.metrics``) of the reference target speech (the reference topline of the evaluation);
+* **vocoder ceiling**: analysis mel -> MB-MelGAN (and Griffin-Lim), with the mel statistics
+  estimated from the train/dev clips as the codec fit does (:func:`uniss.codecs.lite.vocoder.estimate_mel_stats`):
+  what a perfect unit decoder would reach;
+* **unit decoder**: a v3 codec fitted on the train/dev clips (``--preset``, ``--decoder-cpu-s``),
+  then encode -> decode of the test clips: WER/CER, Speech-BLEU, resemblyzer cosine to the source
+  clip, the decoder's train / validation / test L1 in the normalised mel space.
+
+Every figure comes from one run on one machine; the JSON records the 1-minute load average (the
+machine may be shared: every wall time is an upper bound then).
+
+Run:  nice .venv/bin/python benchmarks/bench_unit_decoder.py [--decoder-cpu-s 300] [--skip-gl]
+Writes ``benchmarks/results/unit_decoder_<tag>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def _data_dir(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    from uniss.settings import get_settings
+
+    runs = sorted(glob.glob(str(get_settings().home / "pipeline_root" / "uniss-retrain-*" / "synthesize-unist" / "unist")))
+    if not runs:
+        raise SystemExit("no synthesize-unist output under $UNISS_HOME/pipeline_root: run `make demo` or pass --data")
+    return Path(runs[-1])
+
+
+def _clips(df, side: str) -> list[np.ndarray]:
+    from uniss.unist.io import decode_flac
+
+    return [decode_flac(b) for b in df[f"{side}_audio"]]
+
+
+def _score(asr, wavs: list[np.ndarray], texts: list[str], lang: str) -> dict:
+    from uniss.metrics import corpus_bleu, error_rate
+
+    hyps = asr.transcribe(list(wavs), lang)
+    return {"error_rate": round(error_rate(texts, hyps, lang), 3), "speech_bleu": round(corpus_bleu(hyps, texts, lang).score, 1),
+            "n": len(texts)}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=None, help="UniST dataset directory (default: the newest demo run's)")
+    ap.add_argument("--preset", default="demo-v3")
+    ap.add_argument("--decoder-cpu-s", type=float, default=300.0, help="unit decoder budget (CPU-seconds)")
+    ap.add_argument("--skip-gl", action="store_true", help="leave out the Griffin-Lim ceiling (slow)")
+    ap.add_argument("--tag", default="demo")
+    a = ap.parse_args(argv)
+
+    import pandas as pd
+
+    from uniss.codecs.lite import LiteCodecConfig, fit_lite_codec
+    from uniss.codecs.lite import vocoder as V
+    from uniss.engines.asr import WhisperASR
+    from uniss.engines.speaker import SpeakerEncoder
+    from uniss.metrics import cosine
+
+    d = _data_dir(a.data)
+    df = pd.concat([pd.read_parquet(f) for f in sorted(glob.glob(str(d / "shards" / "*.parquet")))], ignore_index=True)
+    fit_df, test_df = df[df.split.isin(["train", "dev"])], df[df.split == "test"]
+    fit_wavs = _clips(fit_df, "src") + _clips(fit_df, "tgt")
+    asr, spk = WhisperASR(), SpeakerEncoder()
+    out: dict = {"data": str(d), "fit_clips": len(fit_wavs), "fit_audio_s": round(sum(len(w) for w in fit_wavs) / 16000, 1),
+                 "load_avg_1m_start": os.getloadavg()[0], "cpus": os.cpu_count(), "by_language": {}}
+
+    stats = V.estimate_mel_stats([V.vocoder_log_mel(w) for w in fit_wavs])  # (2, 80)
+    t0 = time.perf_counter()
+    codec = fit_lite_codec(fit_wavs, LiteCodecConfig.preset(a.preset, decoder_cpu_s=a.decoder_cpu_s, train_steps=1_000_000),
+                           progress=False)
+    out["fit_s"] = round(time.perf_counter() - t0, 1)
+    out["codec_metrics"] = codec.metrics
+
+    for lang in ("en", "zh"):
+        sub = test_df[test_df.tgt_lang == lang]
+        if sub.empty:
+            continue
+        wavs, texts = _clips(sub, "tgt"), sub.tgt_text.tolist()
+        res: dict = {"original": _score(asr, wavs, texts, lang)}
+        vocs = ["mbmelgan"] + ([] if a.skip_gl else ["griffinlim"])
+        for voc in vocs:
+            outs = []
+            for w in wavs:
+                t_s = round(len(w) / 320)
+                mel = (V.vocoder_log_mel(w, t_s) - stats[0]) / stats[1]
+                outs.append(V.render(mel, t_s, voc, stats))
+            res[f"ceiling_{voc}"] = _score(asr, outs, texts, lang)
+        t0 = time.perf_counter()
+        toks = codec.encode(wavs)
+        t_enc = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        outs = [codec.decode(t.speaker, t.semantic) for t in toks]
+        t_dec = time.perf_counter() - t0
+        l1 = [float(np.abs(codec.decode_mel(t.speaker, t.semantic)
+                           - (V.vocoder_log_mel(w, len(t.semantic)) - codec.vocoder_stats[0]) / codec.vocoder_stats[1]).mean())
+              for t, w in zip(toks, wavs, strict=True)]
+        cos = [cosine(x, y) for x, y in zip(spk.embed_batch(outs), spk.embed_batch(wavs), strict=True)]
+        audio_s = sum(len(w) for w in wavs) / 16000
+        res["unit_decoder"] = {**_score(asr, outs, texts, lang), "speaker_cosine": round(float(np.mean(cos)), 3),
+                               "test_l1": round(float(np.mean(l1)), 3), "encode_x_realtime": round(audio_s / t_enc, 1),
+                               "decode_x_realtime": round(audio_s / t_dec, 1)}
+        out["by_language"][lang] = res
+        print(lang, json.dumps(res))
+    out["load_avg_1m_end"] = os.getloadavg()[0]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"unit_decoder_{a.tag}.json"
+    path.write_text(json.dumps(out, indent=2, default=str))
+    print(f"wrote {path}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
