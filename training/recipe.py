@@ -228,6 +228,7 @@ def train(st: RecipeState) -> None:
             eng.backward(out.loss)
             eng.step()
             loss_sum += torch.tensor([float(out.loss.detach()), 1.0])
+            del out  # the logits (L x vocab floats) are not kept through the next forward
             real += float(st.data["n_real"][rows].sum())
             st.packs_consumed += st.world * mbs
         torch.distributed.all_reduce(loss_sum)
