@@ -110,6 +110,9 @@ class ZeroConfig(_Frozen):
         stage3_max_live_parameters, stage3_max_reuse_distance: ZeRO-3 caps on gathered parameters
             kept alive (``null`` = DeepSpeed's default, 1e9 each, i.e. up to a whole 0.5B model
             gathered per rank; set ~1e7 where host memory is tight).
+        sub_group_size: parameters per optimizer sub-group (``null`` = DeepSpeed's default, 1e9,
+            i.e. one AdamW step over a rank's whole partition, whose temporaries are each as large
+            as that partition; ~1e7 bounds them where host memory is tight).
         offload_optimizer: ``none`` or ``cpu`` (ZeRO-Offload of optimizer state on GPU clusters).
         offload_param: ``none`` or ``cpu``.
     """
@@ -122,6 +125,7 @@ class ZeroConfig(_Frozen):
     stage3_param_persistence_threshold: int = 10_000
     stage3_max_live_parameters: int | None = Field(default=None, gt=0)
     stage3_max_reuse_distance: int | None = Field(default=None, ge=0)
+    sub_group_size: int | None = Field(default=None, gt=0)
     offload_optimizer: Literal["none", "cpu"] = "none"
     offload_param: Literal["none", "cpu"] = "none"
 
@@ -298,7 +302,7 @@ def deepspeed_config(cfg: TrainConfig, world_size: int, *, bf16: bool) -> dict[s
             "stage3_param_persistence_threshold": z.stage3_param_persistence_threshold,
             "stage3_gather_16bit_weights_on_model_save": True,
         })
-        for k in ("stage3_max_live_parameters", "stage3_max_reuse_distance"):
+        for k in ("stage3_max_live_parameters", "stage3_max_reuse_distance", "sub_group_size"):
             if getattr(z, k) is not None:
                 zero[k] = getattr(z, k)
         if z.offload_param != "none":

@@ -30,7 +30,9 @@ __all__ = [
 @runtime_checkable
 class MetricLogger(Protocol):
     """What the trainer calls. Metric names used: ``loss`` (mean token cross-entropy, nats),
-    ``lr``, ``tokens_per_s`` (real, non-padding tokens per second over all ranks), ``step_s``."""
+    ``lr``, ``tokens_per_s`` (real, non-padding tokens per second over all ranks), ``step_s``,
+    ``peak_rss_gib_rank<r>`` / ``peak_rss_gib_max`` (each rank's peak resident memory so far, GiB;
+    training/recipe.py ``peak_rss_gib_per_rank``)."""
 
     def log_params(self, params: dict[str, Any]) -> None:
         """Record run parameters (flat ``str -> scalar`` mapping)."""

@@ -67,7 +67,18 @@ from training.workdir import (
 )
 from uniss.jsonio import read_json
 
-__all__ = ["RecipeState", "cleanup", "die_with_parent", "lr_lambda", "recipe_main", "save_checkpoint", "setup", "train"]
+__all__ = [
+    "RecipeState",
+    "cleanup",
+    "die_with_parent",
+    "lr_lambda",
+    "peak_rss_gib_per_rank",
+    "recipe_main",
+    "release_freed_memory",
+    "save_checkpoint",
+    "setup",
+    "train",
+]
 
 
 @dataclass
@@ -155,6 +166,9 @@ def setup(work: Path) -> RecipeState:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, st.total_steps))
     ds_cfg = deepspeed_config(cfg, world, bf16=bf16)
     st.engine, _, _, _ = deepspeed.initialize(model=model, optimizer=opt, lr_scheduler=sched, config=ds_cfg)
+    del model, decay, no_decay
+    release_freed_memory()  # the full-size weights each rank loaded are partitioned now
+    init_peak = peak_rss_gib_per_rank(world, rank)
     # ---- resume
     st.checkpointer = ZeroCheckpointer(work / DS_DIR, keep=cfg.keep_checkpoints, rank=rank)
     resumed_at = st.checkpointer.load(st.engine)
@@ -170,6 +184,7 @@ def setup(work: Path) -> RecipeState:
         if os.environ.get("UNISS_TRAIN_STDOUT"):
             loggers.append(StdoutLogger())
         st.logger = MultiLogger(*loggers)
+        st.jsonl.log_event("memory", stage="engine_initialized", peak_rss_gib=init_peak)
         if resumed_at is not None:
             st.jsonl.log_event("resume", step=st.step, packs_consumed=st.packs_consumed, lr=float(sched.get_last_lr()[0]))
         else:
@@ -213,6 +228,7 @@ def train(st: RecipeState) -> None:
             eng.backward(out.loss)
             eng.step()
             loss_sum += torch.tensor([float(out.loss.detach()), 1.0])
+            del out  # the logits (L x vocab floats) are not kept through the next forward
             real += float(st.data["n_real"][rows].sum())
             st.packs_consumed += st.world * mbs
         torch.distributed.all_reduce(loss_sum)
@@ -223,12 +239,15 @@ def train(st: RecipeState) -> None:
         if st.first_loss is None:
             st.first_loss = loss
         st.last_loss = loss
+        log_now = st.step % cfg.log_every == 0 or st.step == st.total_steps
+        peak = peak_rss_gib_per_rank(st.world, st.rank) if log_now else []  # a collective: every rank
         if st.rank == 0:
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}")
-            if st.step % cfg.log_every == 0 or st.step == st.total_steps:
+            if log_now:
                 st.logger.log_metrics({"loss": loss, "lr": lr, "tokens_per_s": float(real) / dt, "step_s": dt,
-                                       "packs_consumed": st.packs_consumed}, st.step)
+                                       "packs_consumed": st.packs_consumed, "peak_rss_gib_max": max(peak),
+                                       **{f"peak_rss_gib_rank{r}": g for r, g in enumerate(peak)}}, st.step)
         if st.step % cfg.checkpoint_every == 0 and st.step < st.total_steps:
             save_checkpoint(st)
     bar.close()
@@ -283,6 +302,35 @@ def die_with_parent() -> None:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGKILL)
     except OSError:
+        pass
+
+
+def peak_rss_gib_per_rank(world: int, rank: int) -> list[float]:
+    """Peak resident memory (GiB) of every rank's process so far, indexed by rank.
+
+    Each rank reads its own high-water mark (``getrusage(RUSAGE_SELF).ru_maxrss``, KiB on Linux)
+    and the values are summed into a one-hot vector with ``all_reduce``, so every rank must call
+    this at the same point (a collective). Returns ``[]`` where ``resource`` is not available.
+    """
+    import torch
+
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return []
+    v = torch.zeros(world, dtype=torch.float64)
+    v[rank] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    torch.distributed.all_reduce(v)
+    return [round(float(x), 3) for x in v]
+
+
+def release_freed_memory() -> None:
+    """glibc ``malloc_trim(0)``: give freed heap pages back to the OS (the full-size weights a rank
+    loads before ZeRO-3 partitions them are mostly tensors under glibc's mmap threshold, whose
+    freed pages otherwise stay in the rank's RSS); a no-op where libc cannot be loaded."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
         pass
 
 

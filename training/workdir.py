@@ -82,7 +82,7 @@ def work_dir_for(cfg: TrainConfig, manifest: dict[str, Any], init_meta: dict[str
     # ``cluster`` (where the phase runs, training/trainjob.py) is left out, as the local rank
     # count is: it does not change what is trained, and existing work directories keep their key.
     conf = cfg.model_dump(mode="json", exclude={"cluster"})
-    for k in ("stage3_max_live_parameters", "stage3_max_reuse_distance"):  # unset = the key of before
+    for k in ("stage3_max_live_parameters", "stage3_max_reuse_distance", "sub_group_size"):  # unset = the key of before
         if conf["zero"].get(k) is None:
             conf["zero"].pop(k, None)
     key = {

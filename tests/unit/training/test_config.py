@@ -59,3 +59,13 @@ def test_missing_config_names_the_shipped_ones():
 def test_grad_accum_from_token_batch():
     cfg = load_config("tiny_phase1", ["batch_tokens=16384", "seq_len=2048"])
     assert cfg.grad_accum(2) == 4 and cfg.grad_accum(1) == 8
+
+
+def test_zero3_sub_group_size_is_opt_in():
+    """Unset: DeepSpeed's default (absent from the JSON); set: passed through (bounds the AdamW
+    temporaries of a ZeRO-3 rank, benchmarks/bench_qwen05_zero3.py)."""
+    assert "sub_group_size" not in deepspeed_config(load_config("0_5b_phase1"), 2, bf16=False)["zero_optimization"]
+    cfg = load_config("0_5b_phase1", ["zero.sub_group_size=10000000"])
+    assert deepspeed_config(cfg, 2, bf16=False)["zero_optimization"]["sub_group_size"] == 10_000_000
+    with pytest.raises(ConfigError, match="sub_group_size"):
+        load_config("0_5b_phase1", ["zero.sub_group_size=0"])

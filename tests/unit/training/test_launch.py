@@ -130,6 +130,11 @@ def test_zero3_two_rank_run_loss_falls_and_export_loads(killed_and_resumed):
     losses = {r["step"]: r["loss"] for r in _metrics(killed_and_resumed["work"])}  # last logged value per step
     assert sorted(losses) == list(range(1, 13))
     assert (losses[11] + losses[12]) / 2 < (losses[1] + losses[2]) / 2 - 0.2
+    for r in _metrics(killed_and_resumed["work"]):  # every rank's peak RSS (GiB) rides on each logged step
+        assert 0 < r["peak_rss_gib_rank0"] < 64 and 0 < r["peak_rss_gib_rank1"] < 64
+        assert r["peak_rss_gib_max"] == max(r["peak_rss_gib_rank0"], r["peak_rss_gib_rank1"])
+    mem = [r for r in read_jsonl(killed_and_resumed["work"] / "metrics.jsonl") if r.get("event") == "memory"]
+    assert mem and all(len(r["peak_rss_gib"]) == 2 for r in mem)
     mb = load_bundle(killed_and_resumed["bundle"], with_codec=False)
     meta = mb.meta
     assert meta["phase"] == 1 and meta["train_metrics"]["steps"] == 12 and meta["shard_md5s"]

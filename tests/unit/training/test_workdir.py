@@ -32,3 +32,16 @@ def test_mlflow_run_id_is_read_back(tmp_path):
     assert read_mlflow_run_id(tmp_path) is None
     (tmp_path / "mlflow_run_id").write_text("abc123\n")
     assert read_mlflow_run_id(tmp_path) == "abc123"
+
+
+def test_work_dir_keys_of_before_are_kept(tmp_path, monkeypatch):
+    """Optional ZeRO knobs left unset keep the work-dir keys of before (values computed at
+    151cc13, before ``sub_group_size`` existed), so existing checkpoints still resume; set, they
+    change the key."""
+    monkeypatch.setenv("UNISS_CHECKPOINT_ROOT", str(tmp_path))
+    manifest = {"shards": [{"path": "a.parquet", "md5": "m1"}]}
+    for name, key in (("tiny_phase1", "d132b64d6f09e04b"), ("tiny_phase2", "37d5536a39648120"),
+                      ("tiny_phase3", "cbee274945509dfd"), ("0_5b_phase1", "19dee7c0152b8f43")):
+        assert work_dir_for(load_config(name), manifest, None, "/d").name == f"{name}_{key}"
+    set_ = load_config("0_5b_phase1", ["zero.sub_group_size=10000000"])
+    assert work_dir_for(set_, manifest, None, "/d").name != "0_5b_phase1_19dee7c0152b8f43"
