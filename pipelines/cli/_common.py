@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -94,3 +94,12 @@ DIRECTION_HELP = "keep this translation direction (repeatable: en-zh, zh-en; def
 SPLIT_HELP = ("speaker: whole speakers go to dev/test so held-out speakers never speak a training row; "
               "given: keep the corpus's own split")
 LIMIT_HELP = "at most N utterances per direction (0 = all)"
+
+#: The own-data options shared by ``uniss data build|source`` and ``uniss retrain`` (issue 19), as
+#: ``Annotated`` typer options so each command declares them in one line each.
+SourceOption = Annotated[list[str], typer.Option("--source", callback=parse_sources, metavar="KIND:PATH", help=SOURCE_HELP)]
+DirectionOption = Annotated[list[str], typer.Option("--direction", help=DIRECTION_HELP)]
+SplitOption = Annotated[str, typer.Option(help=SPLIT_HELP)]
+LimitOption = Annotated[int, typer.Option(min=0, help=LIMIT_HELP)]
+TestShareOption = Annotated[float, typer.Option(min=0.0, max=0.9, help="speaker split: target share of test utterances")]
+DevShareOption = Annotated[float, typer.Option(min=0.0, max=0.9, help="speaker split: target share of dev utterances")]

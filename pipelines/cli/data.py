@@ -14,8 +14,8 @@ from typing import Any
 
 import typer
 
-from pipelines.cli._common import (DIRECTION_HELP, LIMIT_HELP, SOURCE_HELP, SPLIT_HELP, console, friendly_errors,
-                                   parse_sources, sources_spec)
+from pipelines.cli._common import (DevShareOption, DirectionOption, LimitOption, SourceOption, SplitOption,
+                                   TestShareOption, console, friendly_errors, sources_spec)
 from uniss.settings import get_settings, tracking_uri
 
 app = typer.Typer(name="data", help="UniST data: build, validate, version (DVC + S3), roll back.",
@@ -99,12 +99,12 @@ def build(
     push: bool = typer.Option(True, "--push/--no-push", help="dvc push the version to the S3 remote"),
     params_file: Path = typer.Option(None, "--params", help="params.yaml (default: the repository's)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
-    source: list[str] = typer.Option([], "--source", callback=parse_sources, metavar="KIND:PATH", help=SOURCE_HELP),
-    direction: list[str] = typer.Option([], "--direction", help=DIRECTION_HELP),
-    split: str = typer.Option("speaker", help=SPLIT_HELP),
-    limit: int = typer.Option(0, min=0, help=LIMIT_HELP),
-    test_share: float = typer.Option(0.2, min=0.0, max=0.9, help="speaker split: target share of test utterances"),
-    dev_share: float = typer.Option(0.1, min=0.0, max=0.9, help="speaker split: target share of dev utterances"),
+    source: SourceOption = [],  # noqa: B006 - typer option default
+    direction: DirectionOption = [],  # noqa: B006
+    split: SplitOption = "speaker",
+    limit: LimitOption = 0,
+    test_share: TestShareOption = 0.2,
+    dev_share: DevShareOption = 0.1,
 ) -> None:
     """Build a UniST dataset end to end (source -> synthesis -> codec -> tokens -> GE gate -> version).
 
@@ -135,10 +135,10 @@ def source(
     size: str = typer.Option("tiny", help="tiny | demo"),
     out: Path = typer.Option(..., help="source folder"),
     params_file: Path = typer.Option(None, "--params"),
-    source_: list[str] = typer.Option([], "--source", callback=parse_sources, metavar="KIND:PATH", help=SOURCE_HELP),
-    direction: list[str] = typer.Option([], "--direction", help=DIRECTION_HELP),
-    split: str = typer.Option("speaker", help=SPLIT_HELP),
-    limit: int = typer.Option(0, min=0, help=LIMIT_HELP),
+    source_: SourceOption = [],  # noqa: B006 - typer option default
+    direction: DirectionOption = [],  # noqa: B006
+    split: SplitOption = "speaker",
+    limit: LimitOption = 0,
 ) -> None:
     """dvc stage 1: generate the demo source corpus (TTS voices, both directions) + LibriVox clips,
     or read your own corpus (``--source KIND:PATH``)."""

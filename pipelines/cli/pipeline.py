@@ -10,8 +10,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from pipelines.cli._common import (DIRECTION_HELP, LIMIT_HELP, SOURCE_HELP, SPLIT_HELP, console, friendly_errors,
-                                   parse_sources, sources_spec)
+from pipelines.cli._common import (DevShareOption, DirectionOption, LimitOption, SourceOption, SplitOption,
+                                   TestShareOption, console, friendly_errors, sources_spec)
 from uniss.settings import MODEL_NAME
 from pipelines.runner import LocalRunResult, compile_pipeline, retrain_arguments, run_local, submit
 
@@ -55,12 +55,12 @@ def retrain(
     host: str = typer.Option(None, help="KFP API endpoint (with --cluster)"),
     as_json: bool = typer.Option(False, "--json", help="print the run summary as JSON at the end"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="stream every step's full output (kfp executor logs) instead of the live step view"),
-    source: list[str] = typer.Option([], "--source", callback=parse_sources, metavar="KIND:PATH", help=SOURCE_HELP),
-    direction: list[str] = typer.Option([], "--direction", help=DIRECTION_HELP),
-    split: str = typer.Option("speaker", help=SPLIT_HELP),
-    limit: int = typer.Option(0, min=0, help=LIMIT_HELP),
-    test_share: float = typer.Option(0.2, min=0.0, max=0.9, help="speaker split: target share of test utterances"),
-    dev_share: float = typer.Option(0.1, min=0.0, max=0.9, help="speaker split: target share of dev utterances"),
+    source: SourceOption = [],  # noqa: B006 - typer option default
+    direction: DirectionOption = [],  # noqa: B006
+    split: SplitOption = "speaker",
+    limit: LimitOption = 0,
+    test_share: TestShareOption = 0.2,
+    dev_share: DevShareOption = 0.1,
 ) -> None:
     """Trigger end-to-end retraining: UniST data -> 3-phase training -> evaluation -> gated promotion -> deploy.
 
