@@ -98,6 +98,7 @@ class LocalChatMT:
         self.max_new_tokens = int(max_new_tokens)
         self.threads = threads
         self._model, self._tok = model, tokenizer
+        self._given = model is not None
         self._cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._memo: dict[tuple[str, str, str], str] = {}
         self._lock = threading.Lock()
@@ -108,11 +109,10 @@ class LocalChatMT:
         """Engine identity for cache keys: class, checkpoint folder content digest, decoding settings.
 
         The digest hashes ``config.json`` and the file sizes of the folder (not the 2 GB weights) or,
-        for an in-memory model, its config; greedy decoding makes the reply a function of these.
+        for a model passed in, its config; greedy decoding makes the reply a function of these.
         """
         h = hashlib.sha256()
-        if self._model is not None and getattr(self._model, "config", None) is not None and not (
-                Path(self.model_dir) / "config.json").is_file():
+        if self._given:
             h.update(self._model.config.to_json_string().encode())
         else:
             d = Path(self.model_dir)
