@@ -104,6 +104,10 @@ def _load_rows(data: Any, split: str) -> Any:
 def _load_engine(model: Any) -> Any:
     if not isinstance(model, (str, Path)) and hasattr(model, "translate"):  # an engine (str has .translate too)
         return model
+    from serving.cascade import CASCADE_PREFIX, load_cascade
+
+    if str(model).startswith(CASCADE_PREFIX):  # the cascaded ASR -> MT -> TTS baseline (paper Table 1)
+        return load_cascade(str(model))
     from registry.models import resolve_model_source
     from serving.engine import TranslationEngine
 
@@ -172,7 +176,8 @@ def evaluate(
     """Evaluate a model on one split in the given directions and modes.
 
     Args:
-        model: bundle path, ``models:/NAME@ALIAS``, or an object with ``translate`` (a loaded engine).
+        model: bundle path, ``models:/NAME@ALIAS``, ``cascade:[key=value,...]`` (the ASR -> MT -> TTS
+            baseline, ``serving.cascade.load_cascade``), or an object with ``translate`` (a loaded engine).
         data_dir: UniST dataset directory (``uniss.unist.dataset.load_samples``) or a DataFrame with
             the shard columns.
         split: ``test`` (default), ``dev``, ``train``.

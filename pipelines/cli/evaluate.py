@@ -21,7 +21,8 @@ def _csv(value: str) -> tuple[str, ...]:
 
 
 def evaluate(
-    model: str = typer.Option(..., "--model", help=f"bundle directory or models:/{MODEL_NAME}@ALIAS"),
+    model: str = typer.Option(..., "--model", help=f"bundle directory, models:/{MODEL_NAME}@ALIAS, or cascade:[mt=..,tts=..,voice=..] "
+                                             "(ASR -> MT -> TTS baseline)"),
     data: Path = typer.Option(..., "--data", help="UniST dataset directory"),
     split: str = typer.Option("test", help="train | dev | test"),
     directions: str = typer.Option("en-zh,zh-en", help="comma-separated: en-zh,zh-en"),

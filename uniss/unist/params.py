@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -67,7 +67,9 @@ class DataParams(BaseModel):
         asr_beam_size: Whisper beam size for both ASR filters.
         asr_pack_s: pack utterances into Whisper windows of at most this many seconds for both ASR
             filters (0 = one 30 s window per utterance); ``uniss.engines.asr`` module docstring.
-        mt: translation engine: ``reference`` (the corpus's own translations).
+        mt: translation engine: ``reference`` (the corpus's own translations) or ``qwen2.5-0.5b``
+            (``uniss.engines.llm_mt.LocalChatMT``: the local Qwen2.5-Coder-0.5B-Instruct with the
+            App. E.2 prompt; opt-in install ``python scripts/install_models.py --only qwen2.5-0.5b``).
         dvc_size: size preset the ``dvc.yaml`` stages build (``dvc repro``).
         min_duration_s / max_duration_s: accepted source/target speech length (s).
         tts: TTS engine of source and target synthesis (``uniss.engines.tts.make_tts`` name:
@@ -96,7 +98,7 @@ class DataParams(BaseModel):
     token_count_slack: int = Field(default=2, ge=0)
     asr_beam_size: int = Field(default=1, ge=1)
     asr_pack_s: float = Field(default=0.0, ge=0.0, le=30.0)
-    mt: str = "reference"
+    mt: Literal["reference", "qwen2.5-0.5b"] = "reference"
     dvc_size: str = "tiny"
     min_duration_s: float = 0.3
     max_duration_s: float = 12.0

@@ -81,26 +81,45 @@ class Engines:
 
 def default_engines(params: DataParams, *, translations: dict[str, str] | None = None) -> Engines:
     """The real engines of this machine: Whisper-base ASR (``uniss.engines.asr.WhisperASR``), the
-    ``params.tts`` engine (:func:`tts_engine`), ``ReferenceMT`` over the corpus translations, silero-vad trim.
+    ``params.tts`` engine (:func:`tts_engine`), the ``params.mt`` engine (:func:`mt_engine`), silero-vad trim.
 
     Args:
         params: data params (``asr_beam_size``, ``asr_pack_s``, ``mt``).
         translations: ``{source text: reference translation}`` for ``ReferenceMT``.
 
     Raises:
-        UnistError: ``params.mt`` names an engine that is not available offline.
+        UnistError: ``params.mt`` names an unknown engine.
+        MTModelNotInstalledError: ``params.mt`` is the local LLM and its checkpoint is not installed.
     """
     from uniss.audio import vad_trim
     from uniss.engines.asr import WhisperASR, error_rate
-    from uniss.engines.mt import ReferenceMT, clean_translation
+    from uniss.engines.mt import clean_translation
     from uniss.engines.tts import voice_map
+
+    return Engines(asr=WhisperASR(beam_size=params.asr_beam_size, pack_s=params.asr_pack_s), tts=tts_engine(params),
+                   mt=mt_engine(params, translations), error_rate=error_rate,
+                   clean_translation=clean_translation, voice_map=voice_map, vad_trim=vad_trim)
+
+
+def mt_engine(params: DataParams, translations: dict[str, str] | None = None) -> Any:
+    """The ``params.mt`` engine: ``reference`` -> ``ReferenceMT(translations)``; ``qwen2.5-0.5b`` ->
+    ``uniss.engines.llm_mt.LocalChatMT`` (App. E.2 prompt, greedy, 8 texts per
+    call, ``params.tts_threads`` torch threads). Its raw replies go through ``clean_translation`` in
+    :func:`step_translate` (mixed script -> quarantined with the reason).
+
+    Raises:
+        UnistError: unknown engine name.
+        MTModelNotInstalledError: the LLM checkpoint is not installed (names the install command).
+    """
+    from uniss.engines.llm_mt import QWEN_MT_NAME, LocalChatMT
+    from uniss.engines.mt import ReferenceMT
     from uniss.unist.errors import UnistError
 
-    if params.mt != "reference":
-        raise UnistError(f"mt engine {params.mt!r} is not available offline; use 'reference'")
-    return Engines(asr=WhisperASR(beam_size=params.asr_beam_size, pack_s=params.asr_pack_s), tts=tts_engine(params),
-                   mt=ReferenceMT(translations or {}), error_rate=error_rate,
-                   clean_translation=clean_translation, voice_map=voice_map, vad_trim=vad_trim)
+    if params.mt == "reference":
+        return ReferenceMT(translations or {})
+    if params.mt == QWEN_MT_NAME:
+        return LocalChatMT(threads=params.tts_threads)
+    raise UnistError(f"unknown mt engine {params.mt!r}; offline engines: 'reference', {QWEN_MT_NAME!r}")
 
 
 def tts_engine(params: DataParams) -> Any:
