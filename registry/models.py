@@ -454,6 +454,34 @@ def rollback(name: str = MODEL_NAME, reason: str | None = None) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+class AliasNotSetError(RegistryError):
+    """A ``models:/NAME@ALIAS`` URI whose alias (or registered model) does not exist yet."""
+
+
+def model_uri_version(uri: str) -> tuple[str, str]:
+    """``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` -> ``(name, version)``, the alias pinned
+    to the version that holds it now (MLflow model-registry URI forms).
+
+    Raises:
+        AliasNotSetError: the alias (or the registered model) does not exist yet.
+        RegistryError: not a ``models:/`` URI, no alias or version, or an unknown version.
+    """
+    if not uri.startswith("models:/"):
+        raise RegistryError(f"not a registry URI: {uri!r} (expected models:/NAME@ALIAS or models:/NAME/VERSION)")
+    body = uri[len("models:/"):]
+    if "@" in body:
+        name, alias = body.split("@", 1)
+        version = alias_version(alias, name)
+        if version is None:
+            raise AliasNotSetError(f"{name} has no alias {alias!r}")
+        return name, str(version)
+    if "/" in body:
+        name, version = body.split("/", 1)
+        _version(name, version)
+        return name, version
+    raise RegistryError(f"{uri!r} names no alias or version")
+
+
 def resolve_model_uri(uri: str, dst: str | Path | None = None) -> Path:
     """Download ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` and return the bundle directory.
 
@@ -464,19 +492,7 @@ def resolve_model_uri(uri: str, dst: str | Path | None = None) -> Path:
     """
     from mlflow.exceptions import MlflowException
 
-    if not uri.startswith("models:/"):
-        raise RegistryError(f"not a registry URI: {uri!r} (expected models:/NAME@ALIAS or models:/NAME/VERSION)")
-    body = uri[len("models:/"):]
-    if "@" in body:
-        name, alias = body.split("@", 1)
-        version = alias_version(alias, name)
-        if version is None:
-            raise RegistryError(f"{name} has no alias {alias!r}")
-    elif "/" in body:
-        name, version = body.split("/", 1)
-        _version(name, version)
-    else:
-        raise RegistryError(f"{uri!r} names no alias or version")
+    name, version = model_uri_version(uri)
     if dst is None:
         from uniss.settings import get_settings
 

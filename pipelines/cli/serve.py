@@ -68,7 +68,7 @@ def resolve_served_model(source: str):
     model server; called at start and on every reload.
 
     ``models:/NAME@ALIAS`` is pinned to the version holding the alias *now*
-    (``registry.models.alias_version``), then downloaded as ``models:/NAME/VERSION``
+    (``registry.models.model_uri_version``), then downloaded as ``models:/NAME/VERSION``
     (``registry.models.resolve_model_source``, cached per version), so the version reported is the
     one loaded even if the alias moves meanwhile. Any other source is a local directory (version ``""``).
 
@@ -76,20 +76,16 @@ def resolve_served_model(source: str):
         serving.server.NoModelYet: the alias (or the registered model) does not exist yet.
         registry.models.RegistryError: the version cannot be downloaded.
     """
-    from registry.models import alias_version, resolve_model_source
+    from registry.models import AliasNotSetError, model_uri_version, resolve_model_source
     from serving.server import NoModelYet, ResolvedModel
 
     if not source.startswith("models:/"):
         return ResolvedModel(Path(source), "")
-    body = source[len("models:/"):]
-    if "@" in body:
-        name, alias = body.split("@", 1)
-        version = alias_version(alias, name)
-        if version is None:
-            raise NoModelYet(f"{name} has no alias {alias!r} yet (the pipeline's promote step sets it; `uniss promote VERSION`)")
-    else:
-        name, _, version = body.partition("/")
-    return ResolvedModel(resolve_model_source(f"models:/{name}/{version}"), str(version))
+    try:
+        name, version = model_uri_version(source)
+    except AliasNotSetError as e:
+        raise NoModelYet(f"{e} yet (the pipeline's promote step sets it; `uniss promote VERSION`)") from None
+    return ResolvedModel(resolve_model_source(f"models:/{name}/{version}"), version)
 
 
 def translate(
