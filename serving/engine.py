@@ -263,7 +263,7 @@ class StageConstraint:
             elif count >= step[3]:
                 ids = [step[2]]
             else:
-                open_end = count >= (step[4] if len(step) > 4 else 0)
+                open_end = count >= step[4]  # min_len
                 key = (step[1], step[2], open_end)
                 b = self._span_cache.get(key)
                 if b is None:
