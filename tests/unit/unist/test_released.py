@@ -140,3 +140,40 @@ def test_import_unist_cli(tmp_path: Path):
     assert "imported 6 token-only samples" in " ".join(r.output.split()) and "gate passed (12 expectations)" in r.output
     r = CliRunner().invoke(app, ["data", "import-unist", str(tmp_path / "missing.parquet"), "--no-register"])
     assert r.exit_code == 2 and "ManifestError" in r.output
+
+
+@pytest.mark.slow
+def test_phase2_trains_through_the_zero3_recipe_in_the_paper_layout(released: Path, tmp_path: Path):
+    """The platform's own path, not a hand loop: ``run_phase(2, ...)`` (prepare -> torchrun ->
+    DeepSpeed ZeRO-3 recipe -> export) on the token-only dataset, starting from a tiny Qwen2 whose
+    tokenizer has Qwen2.5's 151,665 text ids, so every sample lives in the 180,407-id layout."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from tests.unit.test_lm import _qwen_like_text_tokenizer
+    from training.launch import run_phase
+    from training.metric_logging import read_jsonl
+    from uniss.bundle import load_bundle
+    from uniss.bundle import save_bundle
+    from uniss.lm import build_speech_tokenizer, expand_vocab, vocab_for
+    from uniss.vocab import SpeechVocab
+
+    steps.validate(released)
+    text = _qwen_like_text_tokenizer()
+    vocab = vocab_for(text, {"speaker": 4096, "semantic": 8192, "linguistic": 16384}, layout="paper")
+    assert vocab == SpeechVocab.paper()
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=len(text), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True,
+                                         max_position_embeddings=1024))
+    tok = build_speech_tokenizer(text, vocab)
+    expand_vocab(model, vocab, tokenizer=tok)
+    init = save_bundle(tmp_path / "phase1", model=model, tokenizer=tok, vocab=vocab, meta={"phase": 1, "size": "tiny"})
+    out = run_phase(2, "tiny_phase2.yaml", released, tmp_path / "phase2", init_bundle=init, nproc=1,
+                    overrides=["max_steps=2", "seq_len=512", "batch_tokens=512", "checkpoint_every=2"],
+                    work_dir=tmp_path / "work", timeout_s=900)
+    steps_logged = [r for r in read_jsonl(tmp_path / "work" / "metrics.jsonl") if "loss" in r]
+    assert [r["step"] for r in steps_logged][-1] == 2 and all(np.isfinite(r["loss"]) for r in steps_logged)
+    mb = load_bundle(out, with_codec=False)
+    assert mb.meta["phase"] == 2 and mb.vocab == SpeechVocab.paper() and mb.vocab.total == 180_407
+    assert mb.model.get_input_embeddings().weight.shape[0] >= 180_407
