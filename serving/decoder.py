@@ -17,8 +17,12 @@ Scheme (one :class:`ContinuousDecoder`, ``max_batch`` slots):
 * **step**: one forward of the last token of every active row ``(B, 1)`` with the 2-D mask
   ``(B, L + 1)`` and explicit position ids;
 * **sampling restricted to the allowed family**: each row's :class:`ProgramCursor` names the ids
-  valid now (text ids, semantic ids, a terminator, one forced id). Rows sharing an allowed set are
-  gathered to ``(g, k)`` logits (``k`` = family size, not the vocabulary), get the repetition
+  valid now (text ids, semantic ids, a terminator, one forced id). The step runs the model body
+  only (``model.base_model``) and computes the output head per group of rows sharing an allowed
+  set, over that set's rows of the head weight (:class:`_HeadSlice`: the family's contiguous id
+  range as a view, plus the terminator row), so a step costs ``(g, D) x (D, k)`` per group instead
+  of ``(B, D) x (D, V)``, and rows at a forced step (one allowed id) cost no head at all. The
+  ``(g, k)`` logits (``k`` = family size, not the vocabulary) get the repetition
   penalty (HF ``RepetitionPenaltyLogitsProcessor`` rule over prompt + generated ids), then greedy
   argmax, or temperature + top-p (HF ``TopPLogitsWarper`` rule: keep the smallest prefix of the
   sorted distribution whose mass reaches ``top_p``) and an inverse-CDF draw with one uniform from
@@ -32,7 +36,7 @@ Under greedy decoding a row decodes the same tokens as alone (left padding is ma
 follow the mask), up to float reassociation in padded matmuls.
 
 Shape legend: ``B`` active rows, ``L`` cached time steps (left padded), ``H`` KV heads, ``D`` head
-dim, ``V`` logit columns, ``k`` ids allowed in a stage.
+dim, ``V`` logit columns, ``k`` ids allowed in a stage, ``g`` rows of a group (same allowed set).
 """
 
 from __future__ import annotations
@@ -86,6 +90,43 @@ class AllowedIds:
             t = self._torch.as_tensor(ids, dtype=self._torch.long)
             self._cache[key] = t
         return t
+
+
+class _HeadSlice:
+    """Output-head rows of one allowed set: ``logits(h)`` = ``h @ W[ids].T (+ b[ids])`` with
+    ``W`` ``(V, D)`` the model's output embedding and ``ids`` = :meth:`AllowedIds.get` (same
+    column order), without copying the family's rows: the family range ``[a, z)`` is a view of
+    ``W``; ids outside it (the terminator) are a small copied block; ids the family excludes
+    (tokenizer specials inside the text range) are dropped by one ``index_select`` of the
+    ``(g, z - a)`` product. Built once per key; the head weights must not change afterwards.
+    """
+
+    __slots__ = ("before", "family", "keep", "after", "bias")
+
+    def __init__(self, weight, bias, ids, family_range: tuple[int, int]) -> None:
+        a, z = family_range
+        self.before = weight.index_select(0, ids[ids < a]) if bool((ids < a).any()) else None  # (k_b, D)
+        self.after = weight.index_select(0, ids[ids >= z]) if bool((ids >= z).any()) else None  # (k_a, D)
+        inside = ids[(ids >= a) & (ids < z)]
+        self.family = weight[a:z] if inside.numel() else None  # (z - a, D) view
+        self.keep = None if inside.numel() in (0, z - a) else inside - a  # (k_f,) columns of the range kept
+        self.bias = None if bias is None else bias.index_select(0, ids)  # (k,)
+
+    def logits(self, h):
+        """``(g, D)`` hidden states -> ``(g, k)`` float32 logits of the allowed ids."""
+        from torch import cat
+        from torch.nn.functional import linear
+
+        parts = []
+        if self.before is not None:
+            parts.append(linear(h, self.before))  # (g, k_b)
+        if self.family is not None:
+            f = linear(h, self.family)  # (g, z - a)
+            parts.append(f if self.keep is None else f.index_select(1, self.keep))  # (g, k_f)
+        if self.after is not None:
+            parts.append(linear(h, self.after))  # (g, k_a)
+        out = parts[0] if len(parts) == 1 else cat(parts, dim=1)  # (g, k)
+        return (out if self.bias is None else out + self.bias).float()
 
 
 class ProgramCursor:
@@ -241,7 +282,16 @@ class ContinuousDecoder:
         self.allowed = AllowedIds(vocab, text_exclude)
         self.max_batch = int(max_batch)
         self.device = device
-        self.n_logits = int(model.get_output_embeddings().weight.shape[0])
+        head = model.get_output_embeddings()
+        self.n_logits = int(head.weight.shape[0])
+        # Body + restricted head (module docstring) where the logits are exactly lm_head(last hidden
+        # state): a ``base_model`` distinct from the model and no logit soft-capping (Qwen2 has
+        # none); otherwise the full forward and a column gather of its logits.
+        base = getattr(model, "base_model", model)
+        self._body = base if base is not model and getattr(model.config, "final_logit_softcapping", None) is None else None
+        self._head_w = head.weight.detach()  # (V, D)
+        self._head_b = None if getattr(head, "bias", None) is None else head.bias.detach()  # (V,)
+        self._heads: dict[tuple, _HeadSlice] = {}
         self.waiting: deque[DecodeRequest] = deque()
         self.rows: list[_Row] = []
         self.cache = None  # DynamicCache with B rows, L steps
@@ -291,9 +341,31 @@ class ContinuousDecoder:
             mask[i, T - len(r.prompt):] = 1
         pos = (mask.cumsum(1) - 1).clamp_(min=0)  # (b, T)
         cache = DynamicCache(config=self.model.config)
-        out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), position_ids=pos.to(self.device),
-                         past_key_values=cache, use_cache=True, logits_to_keep=1)
-        return out.past_key_values, mask, out.logits[:, -1, :].float()  # (b, V)
+        cache, last = self._forward(ids, mask, pos, cache)
+        return cache, mask, last
+
+    def _forward(self, ids, mask, pos, cache):
+        """One forward ``(b, T)`` -> (cache, last-position output): the body's hidden states
+        ``(b, D)`` (restricted head, :meth:`_group_logits`) or, without a body, logits ``(b, V)``."""
+        kw = dict(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), position_ids=pos.to(self.device),
+                  past_key_values=cache, use_cache=True)
+        if self._body is not None:
+            out = self._body(**kw)
+            return out.past_key_values, out.last_hidden_state[:, -1, :]  # (b, D)
+        out = self.model(**kw, logits_to_keep=1)
+        return out.past_key_values, out.logits[:, -1, :].float()  # (b, V)
+
+    def _group_logits(self, last, rows, key):
+        """``(g, k)`` float32 logits of the ids allowed by ``key`` for rows ``rows`` (``(g,)`` long)
+        of ``last`` (see :meth:`_forward`), in :meth:`AllowedIds.get` order."""
+        sub = last.index_select(0, rows.to(last.device))  # (g, D) or (g, V)
+        if self._body is None:
+            return sub.index_select(1, self.allowed.get(key).to(sub.device)).cpu()  # (g, k)
+        hs = self._heads.get(key)
+        if hs is None:
+            hs = self._heads[key] = _HeadSlice(self._head_w, self._head_b, self.allowed.get(key).to(self._head_w.device),
+                                               self.vocab.range(key[0]))
+        return hs.logits(sub).cpu()  # (g, k)
 
     def _merge(self, cache: Any, mask: Any) -> None:
         """Append rows (``cache`` with mask ``(b, T)``) to the running cache, left padding the shorter."""
@@ -356,7 +428,8 @@ class ContinuousDecoder:
 
     def _pick(self, rows: list[_Row], row_index: list[int], logits) -> list[int]:
         """Choose the next token of each of ``rows`` (their indices into ``self.seen``) from
-        ``logits`` ``(len(rows), V)``."""
+        ``logits``: the last-position output of :meth:`_forward` (hidden states ``(len(rows), D)``
+        or logits ``(len(rows), V)``)."""
         torch = self._torch
         groups: dict[tuple, list[int]] = {}
         for j, row in enumerate(rows):
@@ -368,8 +441,7 @@ class ContinuousDecoder:
                 for j in js:
                     out[j] = int(ids[0])
                 continue
-            jt = torch.as_tensor(js, dtype=torch.long)
-            sub = logits.index_select(0, jt.to(logits.device)).index_select(1, ids.to(logits.device)).cpu()  # (g, k)
+            sub = self._group_logits(logits, torch.as_tensor(js, dtype=torch.long), key)  # (g, k)
             seen = self.seen.index_select(0, torch.as_tensor([row_index[j] for j in js], dtype=torch.long)).index_select(1, ids)  # (g, k)
             reqs = [rows[j].req for j in js]
             greedy = torch.as_tensor([not r.do_sample for r in reqs])
@@ -405,11 +477,8 @@ class ContinuousDecoder:
                 ids = torch.as_tensor([[r.last] for r in old], dtype=torch.long)  # (B, 1)
                 pos = torch.as_tensor([[r.pos] for r in old], dtype=torch.long)  # (B, 1)
                 self.mask = torch.cat([self.mask, torch.ones((B, 1), dtype=torch.long)], dim=1)  # (B, L + 1)
-                out = self.model(input_ids=ids.to(self.device), attention_mask=self.mask.to(self.device), position_ids=pos.to(self.device),
-                                 past_key_values=self.cache, use_cache=True)
-                self.cache = out.past_key_values
-                logits = out.logits[:, -1, :].float()  # (B, V)
-                toks = self._pick(old, list(range(B)), logits)
+                self.cache, last = self._forward(ids, self.mask, pos, self.cache)  # last: (B, D) or (B, V)
+                toks = self._pick(old, list(range(B)), last)
                 for i, (row, tok) in enumerate(zip(old, toks, strict=True)):
                     row.pos += 1
                     if self._record(row, i, tok):
