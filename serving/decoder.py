@@ -15,7 +15,8 @@ Scheme (one :class:`ContinuousDecoder`, ``max_batch`` slots):
   (left padded, position ids from the mask) into a fresh cache, which is merged into the running
   one by left-padding the shorter of the two along the time axis and concatenating rows;
 * **step**: one forward of the last token of every active row ``(B, 1)`` with the 2-D mask
-  ``(B, L + 1)`` and explicit position ids;
+  ``(B, L + 1)`` and explicit position ids; the cache layers keep spare time steps, so the step
+  writes its keys/values in place instead of re-concatenating the cache (``_growing_layer``);
 * **sampling restricted to the allowed family**: each row's :class:`ProgramCursor` names the ids
   valid now (text ids, semantic ids, a terminator, one forced id). The step runs the model body
   only (``model.base_model``) and computes the output head per group of rows sharing an allowed
@@ -90,6 +91,62 @@ class AllowedIds:
             t = self._torch.as_tensor(ids, dtype=self._torch.long)
             self._cache[key] = t
         return t
+
+
+def _append_steps(buf, n: int, x):
+    """Write ``x`` ``(B, H, t, D)`` at time steps ``[n, n + t)`` of ``buf`` ``(B, H, cap, D)``,
+    growing it (capacity doubled, at least 64 spare steps) when full. Returns (buffer, n + t)."""
+    t = x.shape[2]
+    if n + t > buf.shape[2]:
+        grown = buf.new_empty(buf.shape[0], buf.shape[1], max(2 * buf.shape[2], n + t + 64), buf.shape[3])  # (B, H, cap', D)
+        grown[:, :, :n] = buf[:, :, :n]
+        buf = grown
+    buf[:, :, n:n + t] = x
+    return buf, n + t
+
+
+def _growing_layer():
+    """A ``transformers`` ``DynamicLayer`` that keeps keys/values ``(B, H, L, D)`` in buffers with
+    spare time steps: a decode step writes its ``(B, H, 1, D)`` states in place (amortised O(1))
+    where ``DynamicLayer.update`` concatenates, copying the whole layer cache every step (O(L)).
+    ``keys``/``values`` read as views ``[:, :, :L]`` of the buffers; assigning a tensor (the
+    decoder's merge and compaction) makes it the new buffer. Only the update path differs from
+    the library class (transformers 5.23 ``cache_utils.DynamicLayer``)."""
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowingLayer(DynamicLayer):
+        def __init__(self) -> None:
+            self._kb = self._vb = None  # (B, H, cap, D) buffers, or a non-4-D placeholder
+            self._nk = self._nv = 0
+            super().__init__()
+
+        @property
+        def keys(self):
+            return self._kb[:, :, :self._nk] if self._kb is not None and self._kb.dim() == 4 else self._kb
+
+        @keys.setter
+        def keys(self, t) -> None:
+            self._kb, self._nk = t, (t.shape[2] if t is not None and t.dim() == 4 else 0)
+
+        @property
+        def values(self):
+            return self._vb[:, :, :self._nv] if self._vb is not None and self._vb.dim() == 4 else self._vb
+
+        @values.setter
+        def values(self, t) -> None:
+            self._vb, self._nv = t, (t.shape[2] if t is not None and t.dim() == 4 else 0)
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            if self._kb is None or self._kb.dim() != 4 or self._nk == 0:
+                self.keys, self.values = key_states, value_states
+            else:
+                self._kb, self._nk = _append_steps(self._kb, self._nk, key_states)
+                self._vb, self._nv = _append_steps(self._vb, self._nv, value_states)
+            return self.keys, self.values
+
+    return GrowingLayer
 
 
 class _HeadSlice:
@@ -292,6 +349,7 @@ class ContinuousDecoder:
         self._head_w = head.weight.detach()  # (V, D)
         self._head_b = None if getattr(head, "bias", None) is None else head.bias.detach()  # (V,)
         self._heads: dict[tuple, _HeadSlice] = {}
+        self._layer_cls = _growing_layer()
         self.waiting: deque[DecodeRequest] = deque()
         self.rows: list[_Row] = []
         self.cache = None  # DynamicCache with B rows, L steps
@@ -332,6 +390,7 @@ class ContinuousDecoder:
         """Prefill prompts ``(b, T)`` left padded -> (cache, mask (b, T), last logits (b, V))."""
         torch = self._torch
         from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
 
         T = max(len(r.prompt) for r in reqs)
         ids = torch.full((len(reqs), T), self.vocab.pad_id, dtype=torch.long)  # (b, T)
@@ -341,6 +400,8 @@ class ContinuousDecoder:
             mask[i, T - len(r.prompt):] = 1
         pos = (mask.cumsum(1) - 1).clamp_(min=0)  # (b, T)
         cache = DynamicCache(config=self.model.config)
+        if all(type(layer) is DynamicLayer for layer in cache.layers):  # full attention only (no sliding window)
+            cache.layers = [self._layer_cls() for _ in cache.layers]
         cache, last = self._forward(ids, mask, pos, cache)
         return cache, mask, last
 
