@@ -270,6 +270,10 @@ class DecodeRequest:
                                f"repetition_penalty={self.repetition_penalty}")
 
 
+#: Most probable ids examined before a full sort in :func:`restricted_pick`'s top-p step.
+TOP_P_HEAD = 64
+
+
 def restricted_pick(logits, seen, penalty, *, greedy, temperature, top_p, uniforms):
     """Pick one id index per row among ``k`` allowed ids.
 
@@ -294,8 +298,20 @@ def restricted_pick(logits, seen, penalty, *, greedy, temperature, top_p, unifor
     if bool(greedy.all()):
         return pick
     probs = torch.softmax(x / temperature, dim=-1)  # (g, k)
-    sp, order = probs.sort(dim=-1, descending=True)  # (g, k)
-    cum = sp.cumsum(dim=-1)
+    # The top-p cut usually falls within the first few ids (demo model: 1-2 of ~4,000 in 95% of
+    # steps), so look at the TOP_P_HEAD most probable ids first and sort everything only when
+    # their mass is short of top_p for some row. Exact: an id past the head has at least the
+    # head's mass (>= top_p) before it, so HF's rule drops it anyway, and the head's order and
+    # prefix sums are those of the full sort (ties between equal probabilities aside).
+    sp = None
+    if probs.shape[1] > TOP_P_HEAD:
+        sp, order = probs.topk(TOP_P_HEAD, dim=-1)  # (g, h) descending
+        cum = sp.cumsum(dim=-1)
+        if not bool((cum[:, -1] >= top_p.squeeze(1)).all()):
+            sp = None
+    if sp is None:
+        sp, order = probs.sort(dim=-1, descending=True)  # (g, k)
+        cum = sp.cumsum(dim=-1)
     keep = (cum - sp) < top_p  # mass before this id still short of top_p: keep it (first always kept)
     sp = sp * keep
     cum = sp.cumsum(dim=-1)  # (g, k)
