@@ -136,7 +136,7 @@ class CascadeEngine:
         return self._default(tgt), None
 
     # ------------------------------------------------------------------ translate
-    def translate(self, wavs: Sequence[np.ndarray], *, target_language: str | Sequence[str], mode: str = "quality",
+    def translate(self, wavs: Sequence[np.ndarray], *, target_language: str | Sequence[str], mode: str | Sequence[str] = "quality",
                   voices: Sequence[str | None] | None = None, require_speech: bool = True,
                   **sampling: Any) -> list[TranslationResult]:
         """Translate a batch of source utterances: ASR (one batched call per source language), MT
@@ -145,7 +145,8 @@ class CascadeEngine:
         Args:
             wavs: ``B`` waveforms, each ``(N_i,)`` float32 mono 16 kHz.
             target_language: ``en``/``zh`` for all rows or one per row (source = the other language).
-            mode: ``quality`` / ``performance`` / ``direct`` (which texts the results carry).
+            mode: ``quality`` / ``performance`` / ``direct`` (which texts the results carry), for all
+                rows or one per row.
             voices: optional source voice id per row (e.g. a UniST row's ``src_voice``), used when the
                 TTS speaks it in the target language.
             require_speech: check each row with ``uniss.audio.require_speech`` (silero-vad) first.
@@ -162,8 +163,12 @@ class CascadeEngine:
         if len(wavs) == 0:
             raise EngineError("empty batch: give at least one waveform")
         B = len(wavs)
-        if mode not in MODES:
-            raise EngineError(f"unknown mode {mode!r}; expected quality, performance or direct")
+        modes = [mode] * B if isinstance(mode, str) else list(mode)
+        if len(modes) != B:
+            raise EngineError(f"mode list must have {B} entries, got {len(modes)}")
+        for m in modes:
+            if m not in MODES:
+                raise EngineError(f"unknown mode {m!r}; expected quality, performance or direct")
         tgts = [target_language] * B if isinstance(target_language, str) else list(target_language)
         given = [None] * B if voices is None else list(voices)
         if len(tgts) != B or len(given) != B:
@@ -223,11 +228,11 @@ class CascadeEngine:
         res = []
         for i in range(B):
             r = TranslationResult(
-                source_text=transcripts[i] if mode == "quality" else None,
-                target_text=texts[i] if mode != "direct" else None,
+                source_text=transcripts[i] if modes[i] == "quality" else None,
+                target_text=texts[i] if modes[i] != "direct" else None,
                 wav=out_wavs[i], duration_s=len(out_wavs[i]) / SAMPLE_RATE_HZ,
                 source_duration_s=len(xs[i]) / SAMPLE_RATE_HZ, output_tokens=0, timings=dict(timings),
-                complete=reasons[i] is None, reason=reasons[i], mode=mode, target_language=tgts[i])
+                complete=reasons[i] is None, reason=reasons[i], mode=modes[i], target_language=tgts[i])
             r.voice = chosen[i]  # the TTS voice spoken (None when no speech came out)
             res.append(r)
         return res

@@ -451,7 +451,7 @@ class TranslationEngine:
         wavs: Sequence[np.ndarray],
         *,
         target_language: str | Sequence[str],
-        mode: str = "quality",
+        mode: str | Sequence[str] = "quality",
         speed: float | Sequence[float] = 1.0,
         temperature: float = DEFAULT_TEMPERATURE,
         top_p: float = DEFAULT_TOP_P,
@@ -468,7 +468,8 @@ class TranslationEngine:
             wavs: ``B`` waveforms, each ``(N_i,)`` float32 mono 16 kHz (use ``uniss.audio.load_audio``).
             target_language: ``en``/``zh`` for all rows or one per row.
             mode: ``quality`` (transcribe, translate, speak), ``performance`` (translate, speak) or
-                ``direct`` (speak) -- paper §3.2.
+                ``direct`` (speak) -- paper §3.2; one for all rows or one per row (rows of
+                different modes decode together: each row has its own prompt and program).
             speed: target/source duration ratio for the speed token (0.1 .. 3.5), scalar or per row.
             temperature, top_p, repetition_penalty: sampling (paper §5.2.4 defaults 0.7/0.8/1.1).
             max_new_tokens: overall cap; default = the program's budgets (see :func:`token_budgets`).
@@ -487,7 +488,7 @@ class TranslationEngine:
         Raises:
             AudioError: a waveform that is not 1-D float, empty or non-finite (``uniss.audio.check_waveform``).
             NoSpeechAudioError: with ``require_speech``, a row without speech (silence, DC, noise).
-            EngineError: empty batch, unknown mode/language, a seed list of the wrong length,
+            EngineError: empty batch, unknown mode/language, a seed/mode list of the wrong length,
                 speed or sampling values out of range.
         """
         torch = self._torch
@@ -502,12 +503,18 @@ class TranslationEngine:
         for t in tgts:
             if t not in LANGUAGES:
                 raise EngineError(f"unknown target language {t!r}; supported: {', '.join(LANGUAGES)}")
-        try:
-            task = Task(mode)
-        except ValueError:
-            task = None
-        if task is None or not task.is_s2st:
-            raise EngineError(f"unknown mode {mode!r}; expected quality, performance or direct")
+        modes = [mode] * B if isinstance(mode, str) else list(mode)
+        if len(modes) != B:
+            raise EngineError(f"mode list must have {B} entries, got {len(modes)}")
+        tasks = []
+        for m in modes:
+            try:
+                task = Task(m)
+            except ValueError:
+                task = None
+            if task is None or not task.is_s2st:
+                raise EngineError(f"unknown mode {m!r}; expected quality, performance or direct")
+            tasks.append(task)
         for s in speeds:
             speed_index(s)  # raises VocabError (a UnissError) outside [0.1, 3.5]
         if not temperature > 0 or not 0 < top_p <= 1 or not repetition_penalty > 0:
@@ -525,11 +532,11 @@ class TranslationEngine:
                 raise EngineError(f"codec returned {s.shape} speaker tokens for wavs[{i}], expected ({N_SPEAKER_TOKENS},)")
 
         # 2. prompt ids (T_i,)
-        prompts = [self.prompt_ids(speakers[i], np.asarray(toks[i].linguistic), mode=task.value, tgt=tgts[i], speed=speeds[i]) for i in range(B)]
+        prompts = [self.prompt_ids(speakers[i], np.asarray(toks[i].linguistic), mode=tasks[i].value, tgt=tgts[i], speed=speeds[i]) for i in range(B)]
 
         # 3. constrained, batched generation
         programs = [
-            decoding_program(self.vocab, task, tgt=tgts[i], speed=speeds[i], budgets=token_budgets(src_dur[i], speeds[i], max_duration_s=max_duration_s))
+            decoding_program(self.vocab, tasks[i], tgt=tgts[i], speed=speeds[i], budgets=token_budgets(src_dur[i], speeds[i], max_duration_s=max_duration_s))
             for i in range(B)
         ]
         n_new = [_program_length(p) if max_new_tokens is None else min(int(max_new_tokens), _program_length(p)) for p in programs]
@@ -554,7 +561,7 @@ class TranslationEngine:
             if self.vocab.eos_id in row:
                 row = row[: row.index(self.vocab.eos_id) + 1]
             text = self.vocab.decode(row, self._decode_text)
-            parsed: ParsedOutput = parse_output(self.vocab, task, text)
+            parsed: ParsedOutput = parse_output(self.vocab, tasks[i], text)
             if parsed.semantic.size:
                 wav = np.asarray(self.codec.decode(speakers[i], parsed.semantic), dtype=np.float32).reshape(-1)
             else:
@@ -570,7 +577,7 @@ class TranslationEngine:
                     timings={},
                     complete=parsed.complete,
                     reason=parsed.reason,
-                    mode=task.value,
+                    mode=tasks[i].value,
                     target_language=tgts[i],
                     semantic=parsed.semantic,
                 )

@@ -267,8 +267,9 @@ def output_wav_bytes(results: Sequence[Any], field: str) -> list[bytes]:
 # --------------------------------------------------------------------------------------- batcher
 class _MicroBatcher:
     """Merges concurrent requests into engine batches (one engine call at a time, in a worker
-    thread, so the event loop keeps answering health checks). Rows of one mode and sampling switch
-    go to one ``engine.translate`` call with per-row speed and seed; the engine's continuous
+    thread, so the event loop keeps answering health checks). Rows of one sampling switch go to
+    one ``engine.translate`` call with per-row mode, speed and seed (one codec pass and one decode
+    loop for Quality and Performance rows together); the engine's continuous
     decoder (``serving.decoder``) lets rows finish independently inside it."""
 
     def __init__(self, engine: Any, max_batch: int, window_s: float) -> None:
@@ -304,11 +305,11 @@ class _MicroBatcher:
                     break
             groups: dict[tuple, list] = {}
             items = [(r, f) for r, f in items if not f.done()]  # timed out while queued: not run
-            for r, f in items:  # speed and seed are per row: only the mode and greedy/sampling split a batch
-                groups.setdefault((r.mode, r.do_sample), []).append((r, f))
-            for (mode, do_sample), grp in groups.items():
+            for r, f in items:  # mode, speed and seed are per row: only greedy/sampling splits a batch
+                groups.setdefault(r.do_sample, []).append((r, f))
+            for do_sample, grp in groups.items():
                 try:
-                    res = await loop.run_in_executor(self._pool, self._translate, [r for r, _ in grp], mode, do_sample)
+                    res = await loop.run_in_executor(self._pool, self._translate, [r for r, _ in grp], do_sample)
                 except Exception as e:  # noqa: BLE001 - delivered to each waiting request
                     for _, f in grp:
                         if not f.done():
@@ -324,10 +325,11 @@ class _MicroBatcher:
             self._task.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _translate(self, rows: list[Utterance], mode: str, do_sample: bool) -> list[Any]:
+    def _translate(self, rows: list[Utterance], do_sample: bool) -> list[Any]:
         with self._lock:
             return self.engine.translate(
-                [r.wav for r in rows], target_language=[r.target_language for r in rows], mode=mode, speed=[r.speed for r in rows],
+                [r.wav for r in rows], target_language=[r.target_language for r in rows], mode=[r.mode for r in rows],
+                speed=[r.speed for r in rows],
                 seed=[r.seed for r in rows],  # per row: a request samples the same tokens whatever its batch-mates
                 do_sample=do_sample, require_speech=False,  # checked in preprocess (ServeConfig.min_speech_s)
             )

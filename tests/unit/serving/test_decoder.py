@@ -122,6 +122,31 @@ def test_restricted_pick_greedy_penalty_and_top_p():
     assert pick(float(pr[0]) - 0.01) == 1 and pick(float(pr[0]) + 0.01) == 2 and pick(0.999) == 0
 
 
+def test_restricted_pick_top_p_head_equals_full_sort(monkeypatch):
+    """The topk head of the top-p step picks what a full sort picks, for peaked rows (cut inside
+    the head) and flat rows (cut past it: falls back to the sort)."""
+    import torch
+
+    import serving.decoder as dec
+
+    g = torch.Generator().manual_seed(0)
+    k = 500
+    peaked = torch.randn((3, k), generator=g) * 8.0  # a few ids hold the mass
+    flat = torch.randn((3, k), generator=g) * 0.1  # mass spread over hundreds of ids
+    for logits in (peaked, flat):
+        seen = torch.rand((3, k), generator=g) < 0.1
+        pen = torch.full((3, 1), 1.1)
+        kw = dict(greedy=torch.zeros(3, dtype=torch.bool), temperature=torch.full((3, 1), 0.7),
+                  top_p=torch.full((3, 1), 0.8))
+        for u in (0.0, 0.3, 0.77, 0.999):
+            uni = torch.full((3,), u)
+            monkeypatch.setattr(dec, "TOP_P_HEAD", 64)
+            head = restricted_pick(logits, seen, pen, uniforms=uni, **kw)
+            monkeypatch.setattr(dec, "TOP_P_HEAD", 10**9)  # never take the head: always the full sort
+            full = restricted_pick(logits, seen, pen, uniforms=uni, **kw)
+            assert head.tolist() == full.tolist()
+
+
 def test_bad_requests_raise(engine):
     dec = ContinuousDecoder(engine.model, engine.vocab, engine.text_exclude)
     prog = [("force", engine.vocab.eos_id)]

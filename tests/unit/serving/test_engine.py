@@ -133,6 +133,17 @@ def test_batch_of_three_equals_one_by_one_greedy(engine, wavs):
         np.testing.assert_allclose(b.wav, s.wav)
 
 
+def test_rows_of_different_modes_decode_together(engine, wavs):
+    """One batch may mix Quality, Performance and Direct rows (the predictor sends them together);
+    each row equals its mode decoded alone (greedy)."""
+    modes = ["quality", "performance", "direct"]
+    batch = engine.translate(wavs, target_language="zh", mode=modes, do_sample=False, require_speech=False)
+    for w, m, b in zip(wavs, modes, batch, strict=True):
+        s = engine.translate([w], target_language="zh", mode=m, do_sample=False, require_speech=False)[0]
+        assert b.mode == m and b.source_text == s.source_text and b.target_text == s.target_text
+        np.testing.assert_array_equal(b.semantic, s.semantic)
+
+
 def test_seeded_sampling_is_reproducible(engine, wavs):
     a = engine.translate(wavs[:2], target_language="zh", mode="direct", seed=7, require_speech=False)
     b = engine.translate(wavs[:2], target_language="zh", mode="direct", seed=7, require_speech=False)
@@ -154,6 +165,8 @@ def test_max_new_tokens_truncates_and_reports(engine, wavs):
         (dict(target_language="zh", speed=9.0), "speed"),
         (dict(target_language="zh", top_p=0.0), "sampling"),
         (dict(target_language=["zh"]), "entries"),
+        (dict(target_language="zh", mode=["quality"]), "entries"),
+        (dict(target_language="zh", mode=["quality", "fast"]), "unknown mode"),
     ],
 )
 def test_bad_arguments_raise_typed_errors(engine, wavs, kwargs, match):
