@@ -77,31 +77,40 @@ def evaluate(
 
 def compare(
     runs: list[str] = typer.Argument(..., help="MLflow run ids (RUN or RUN:MODE); the first is the base"),
-    metric: str = typer.Option("speech_bleu", help="metric to compare"),
+    metric: str = typer.Option("speech_bleu", help="metric(s) to compare, comma-separated (e.g. "
+                               "speech_bleu,text_bleu,slc_0.2,speaker_sim: paper Table 1 style)"),
     directions: str = typer.Option("en-zh,zh-en", help="comma-separated directions"),
     mode: str = typer.Option("performance", help="mode of runs given without :MODE (paper Table 4: performance)"),
     no_log: bool = typer.Option(False, "--no-log", help="do not log the table to MLflow"),
 ) -> None:
-    """Paper Table 4 style delta table of evaluation runs (ablations), logged to MLflow."""
+    """Paper Table 4 style delta table of evaluation runs (ablations); with several metrics, paper
+    Table 1 style (systems such as a cascade beside UniSS). Logged to MLflow."""
     from rich.table import Table
 
     from evaluation.compare import compare_runs, log_comparison
 
-    df = compare_runs(runs, metric=metric, directions=_csv(directions), default_mode=mode)
-    t = Table(title=f"{metric}: deltas vs {df['variant'].iloc[0]}")
+    metrics = _csv(metric)
+    df = compare_runs(runs, metric=metrics, directions=_csv(directions), default_mode=mode)
+    t = Table(title=f"{', '.join(metrics)}: deltas vs {df['variant'].iloc[0]}")
     t.add_column("variant")
     t.add_column("mode")
-    dcols = [c for c in df.columns if c.startswith(metric + ".")]
-    for c in dcols:
-        t.add_column(c.split(".", 1)[1].upper(), justify="right")
-    for c in dcols:
-        t.add_column("Δ " + c.split(".", 1)[1].upper(), justify="right")
+    pairs = [(m, d) for m in metrics for d in _csv(directions)]
+    label = {(m, d): d.upper() if len(metrics) == 1 else f"{m} {d.upper()}" for m, d in pairs}
+    vcols = [f"{m}.{d}" for m, d in pairs]
+    for p in pairs:
+        t.add_column(label[p], justify="right")
+    for p in pairs:
+        t.add_column("Δ " + label[p], justify="right")
+
+    def cell(v: float, signed: bool = False) -> str:
+        return "n/a" if v != v else (f"{v:+.2f}" if signed else f"{v:.2f}")
+
     for i, (_, r) in enumerate(df.iterrows()):
-        deltas = ["-" if i == 0 else f"{r['delta.' + c.split('.', 1)[1]]:+.2f}" for c in dcols]
-        t.add_row(str(r["variant"]), str(r["mode"]), *(f"{r[c]:.2f}" for c in dcols), *deltas)
+        deltas = ["-" if i == 0 else cell(r["delta." + c], signed=True) for c in vcols]
+        t.add_row(str(r["variant"]), str(r["mode"]), *(cell(r[c]) for c in vcols), *deltas)
     console.print(t)
     if not no_log:
-        rid = log_comparison(df, metric=metric)
+        rid = log_comparison(df, metric=metrics)
         console.print(f"logged comparison run {rid}")
 
 

@@ -310,8 +310,8 @@ def test_compare_table4_from_mlflow_runs(registry):
             ids.append(run.info.run_id)
     df = compare_runs([ids[0], ids[1], ids[2], f"{ids[0]}:direct"])
     assert list(df["variant"]) == ["phase 1+2", "w/ phase 3", "UniST only", "phase 1+2 (Direct S2ST)"]
-    assert df["delta.en-zh"].round(2).tolist() == [0.0, 0.90, -7.18, -14.94]
-    assert df["delta.zh-en"].round(2).tolist() == [0.0, 2.06, -10.15, -14.40]
+    assert df["delta.speech_bleu.en-zh"].round(2).tolist() == [0.0, 0.90, -7.18, -14.94]
+    assert df["delta.speech_bleu.zh-en"].round(2).tolist() == [0.0, 2.06, -10.15, -14.40]
 
     res = CliRunner().invoke(app, ["compare", ids[0], ids[1], f"{ids[0]}:direct"])
     assert res.exit_code == 0, res.output

@@ -15,6 +15,9 @@ RUNS = {
                              "speech_bleu.en-zh.direct": 14.44, "speech_bleu.zh-en.direct": 7.15}),
     "b" * 32: ("w/ phase 3", {"speech_bleu.en-zh.performance": 30.28, "speech_bleu.zh-en.performance": 23.61}),
     "c" * 32: ("UniST only", {"speech_bleu.en-zh.performance": 22.20, "speech_bleu.zh-en.performance": 11.40}),
+    "e" * 32: ("cascade", {"speech_bleu.en-zh.quality": 20.0, "speech_bleu.zh-en.quality": 10.0,
+                           "text_bleu.en-zh.quality": 30.0, "text_bleu.zh-en.quality": 12.5}),
+    "f" * 32: ("textless", {"speech_bleu.en-zh.quality": 4.0, "speech_bleu.zh-en.quality": 3.0}),
 }
 
 
@@ -41,14 +44,14 @@ def test_comparison_deltas_are_the_hand_computed_ones(fake_client):
     df = compare_runs(["a" * 32, "b" * 32, "c" * 32, "a" * 32 + ":direct"])
     assert list(df["variant"]) == ["phase 1+2", "w/ phase 3", "UniST only", "phase 1+2 (Direct S2ST)"]
     assert list(df["mode"]) == ["performance", "performance", "performance", "direct"]
-    assert df["delta.en-zh"].tolist() == pytest.approx([0.0, 0.90, -7.18, -14.94], abs=1e-9)
-    assert df["delta.zh-en"].tolist() == pytest.approx([0.0, 2.06, -10.15, -14.40], abs=1e-9)
+    assert df["delta.speech_bleu.en-zh"].tolist() == pytest.approx([0.0, 0.90, -7.18, -14.94], abs=1e-9)
+    assert df["delta.speech_bleu.zh-en"].tolist() == pytest.approx([0.0, 2.06, -10.15, -14.40], abs=1e-9)
 
 
 def test_comparison_markdown_deltas(fake_client):
     md = comparison_markdown(compare_runs(["a" * 32, "b" * 32, "a" * 32 + ":direct"]))
     assert md == (
-        "| variant | mode | speech_bleu.en-zh | speech_bleu.zh-en | delta.en-zh | delta.zh-en |\n"
+        "| variant | mode | speech_bleu.en-zh | speech_bleu.zh-en | delta.speech_bleu.en-zh | delta.speech_bleu.zh-en |\n"
         "|---|---|---|---|---|---|\n"
         "| phase 1+2 | performance | 29.38 | 21.55 | - | - |\n"
         "| w/ phase 3 | performance | 30.28 | 23.61 | +0.90 | +2.06 |\n"
@@ -65,3 +68,17 @@ def test_comparison_errors(fake_client):
         compare_runs(["b" * 32 + ":direct"])
     with pytest.raises(EvaluationError, match="unknown mode"):
         compare_runs(["a" * 32 + ":fastest"])
+
+
+def test_several_metrics_side_by_side_table1_style(fake_client):
+    """Several metrics (paper Table 1 style): a column per metric and direction, deltas per column,
+    and a system without text (no Text-BLEU) shows n/a rather than failing the table."""
+    df = compare_runs(["e" * 32, "f" * 32], metric=["speech_bleu", "text_bleu"], default_mode="quality")
+    assert df["delta.speech_bleu.en-zh"].tolist() == pytest.approx([0.0, -16.0])
+    assert df["text_bleu.zh-en"].iloc[0] == 12.5 and df["text_bleu.zh-en"].isna().tolist() == [False, True]
+    md = comparison_markdown(df)
+    assert md.splitlines()[-1] == "| textless | quality | 4.00 | 3.00 | n/a | n/a | -16.00 | -7.00 | n/a | n/a |"
+    with pytest.raises(EvaluationError, match="none of the metrics compared"):
+        compare_runs(["e" * 32, "f" * 32 + ":direct"], metric=["speech_bleu", "text_bleu"])
+    with pytest.raises(EvaluationError, match="at least one metric"):
+        compare_runs(["e" * 32], metric=[])
