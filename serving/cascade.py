@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.engine import EngineError, TranslationResult
+from serving.engine import EngineError, TranslationResult, row_modes
 from uniss.audio import SAMPLE_RATE_HZ, check_waveform
 from uniss.audio import require_speech as require_speech_fn  # name clash with translate(require_speech=)
 from uniss.engines import LANGUAGES
@@ -49,8 +49,6 @@ ENROLL_TEXT = {"en": "The weather is lovely today, let us take a walk in the par
 
 #: Default minimum speaker cosine for "this source is that TTS voice" (FACTS.md resemblyzer figures).
 VOICE_MIN_COSINE = 0.75
-
-MODES = ("quality", "performance", "direct")
 
 
 class CascadeSpecError(EngineError):
@@ -163,12 +161,7 @@ class CascadeEngine:
         if len(wavs) == 0:
             raise EngineError("empty batch: give at least one waveform")
         B = len(wavs)
-        modes = [mode] * B if isinstance(mode, str) else list(mode)
-        if len(modes) != B:
-            raise EngineError(f"mode list must have {B} entries, got {len(modes)}")
-        for m in modes:
-            if m not in MODES:
-                raise EngineError(f"unknown mode {m!r}; expected quality, performance or direct")
+        modes = [t.value for t in row_modes(mode, B)]
         tgts = [target_language] * B if isinstance(target_language, str) else list(target_language)
         given = [None] * B if voices is None else list(voices)
         if len(tgts) != B or len(given) != B:

@@ -165,6 +165,34 @@ def token_budgets(source_duration_s: float, speed: float, *, max_duration_s: flo
 Step = tuple
 
 
+def row_modes(mode: str | Sequence[str], n: int) -> list[Task]:
+    """The S2ST task of each of ``n`` rows from one mode for all rows or one mode per row.
+
+    Args:
+        mode: ``quality`` / ``performance`` / ``direct`` (paper §3.2), or a sequence of ``n`` of them.
+        n: rows in the batch.
+
+    Returns:
+        ``n`` :class:`uniss.prompts.Task` members, all S2ST.
+
+    Raises:
+        EngineError: a list of the wrong length, or a mode that is not an S2ST mode.
+    """
+    modes = [mode] * n if isinstance(mode, str) else list(mode)
+    if len(modes) != n:
+        raise EngineError(f"mode list must have {n} entries, got {len(modes)}")
+    tasks = []
+    for m in modes:
+        try:
+            task = Task(m)
+        except ValueError:
+            task = None
+        if task is None or not task.is_s2st:
+            raise EngineError(f"unknown mode {m!r}; expected quality, performance or direct")
+        tasks.append(task)
+    return tasks
+
+
 def decoding_program(vocab: SpeechVocab, mode: Task | str, *, tgt: str, speed: float, budgets: dict[str, int]) -> list[Step]:
     """The stages the continuation of an S2ST prompt must go through (ARCHITECTURE.md prompts).
 
@@ -503,18 +531,7 @@ class TranslationEngine:
         for t in tgts:
             if t not in LANGUAGES:
                 raise EngineError(f"unknown target language {t!r}; supported: {', '.join(LANGUAGES)}")
-        modes = [mode] * B if isinstance(mode, str) else list(mode)
-        if len(modes) != B:
-            raise EngineError(f"mode list must have {B} entries, got {len(modes)}")
-        tasks = []
-        for m in modes:
-            try:
-                task = Task(m)
-            except ValueError:
-                task = None
-            if task is None or not task.is_s2st:
-                raise EngineError(f"unknown mode {m!r}; expected quality, performance or direct")
-            tasks.append(task)
+        tasks = row_modes(mode, B)
         for s in speeds:
             speed_index(s)  # raises VocabError (a UnissError) outside [0.1, 3.5]
         if not temperature > 0 or not 0 < top_p <= 1 or not repetition_penalty > 0:
