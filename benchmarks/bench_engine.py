@@ -36,8 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
+from uniss.unist.readers import LIBRIVOX_DIR as LIBRIVOX  # Debian pocketsphinx-testdata
+
 ROOT = Path(__file__).resolve().parents[1]
-LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 
 
 def _engine(bundle: str | None, runtime: str, base=None):

@@ -38,8 +38,8 @@ from uniss.engines.asr import WhisperASR, error_rate  # noqa: E402
 from uniss.engines.speaker import SpeakerEncoder  # noqa: E402
 from uniss.engines.tts import SystemTTS  # noqa: E402
 from uniss.metrics import error_rate as corpus_error_rate  # noqa: E402
+from uniss.unist.readers import LIBRIVOX_DIR as LIBRIVOX  # noqa: E402 - Debian pocketsphinx-testdata
 
-LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 
 EN = ["He opened the window and looked at the garden.",
       "We will meet at the station tomorrow morning.",

@@ -37,10 +37,10 @@ import soundfile as sf
 from tqdm import tqdm
 
 from uniss.settings import MODEL_NAME
+from uniss.unist.readers import LIBRIVOX_DIR as LIBRIVOX  # Debian pocketsphinx-testdata
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "unit" / "serving"
-LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 
 
 def _clip(seconds: float, freq: float, speech: np.ndarray | None = None, at: int = 0) -> str:
