@@ -85,6 +85,10 @@ class DataConfig(_Frozen):
         both_sides: for ASR/TTS use the source and the target speech; for S2TT/MT both directions.
         use_linguistic: ``false`` = ablation "w/o linguistic": semantic tokens replace the
             linguistic tokens in understanding prompts (paper Table 4).
+        alignment: also build the phase-1 formats of this phase (``formats`` and ``replay_formats``
+            among asr, s2tt, tts, mt) from the dataset's phase-1 alignment corpus
+            (``uniss.unist.alignment``; paper §3.3: phase 1 trains on ASR/TTS/S2TT/MT data besides
+            UniST). Its text-only rows give MT samples only.
         max_rows: cap on the corpus rows read (``null`` = all), for smoke runs.
         split: corpus split to train on.
     """
@@ -95,6 +99,7 @@ class DataConfig(_Frozen):
     replay_ratio: float = Field(default=0.0, ge=0)
     both_sides: bool = True
     use_linguistic: bool = True
+    alignment: bool = False
     max_rows: int | None = Field(default=None, gt=0)
     split: Literal["train", "dev", "test"] = "train"
 

@@ -15,7 +15,7 @@ from typing import Any
 from uniss.errors import UnissError
 from uniss.jsonio import read_json
 
-__all__ = ["DataError", "check_dataset", "codec_info", "load_rows"]
+__all__ = ["DataError", "check_dataset", "codec_info", "load_alignment_rows", "load_rows"]
 
 
 class DataError(UnissError, ValueError):
@@ -77,6 +77,27 @@ def load_rows(data_dir: str | Path, *, split: str, subset: str, max_rows: int | 
         df = df.iloc[:max_rows]
     if len(df) == 0:
         raise DataError(f"{data_dir}: no rows in split={split!r} subset={subset!r}")
+    return df.to_dict("records")
+
+
+def load_alignment_rows(data_dir: str | Path) -> list[dict[str, Any]]:
+    """Rows of the dataset's phase-1 alignment corpus (``uniss.unist.alignment``), audio dropped.
+
+    ``speech`` rows carry both sides' token columns; ``text`` rows only texts (MT samples).
+
+    Raises:
+        DataError: the dataset has no alignment corpus (``alignment: true`` in a phase config needs one),
+            or the corpus is not tokenized.
+        DataIntegrityError: its md5 differs from the manifest's.
+    """
+    from uniss.unist.alignment import read_alignment
+
+    df = read_alignment(data_dir)
+    if df is None or len(df) == 0:
+        raise DataError(f"{data_dir}: no phase-1 alignment corpus (data size presets alignment_speech/alignment_text)")
+    if "src_semantic" not in df.columns:
+        raise DataError(f"{data_dir}: the alignment corpus is not tokenized (run the tokenize step)")
+    df = df.drop(columns=[c for c in ("src_audio", "tgt_audio") if c in df.columns])
     return df.to_dict("records")
 
 

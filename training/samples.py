@@ -173,10 +173,14 @@ def row_samples(
     use_linguistic: bool = True,
 ) -> list[Sample]:
     """All samples of the given formats from one row (both sides/directions for phase-1 formats
-    when ``both_sides``; S2ST formats once, src -> tgt)."""
+    when ``both_sides``; S2ST formats once, src -> tgt). A text-only row (``kind == "text"``, the
+    alignment corpus of ``uniss.unist.alignment``) has no speech and gives its MT samples only."""
     out: list[Sample] = []
+    text_only = row.get("kind") == "text"
     for f in formats:
         t = Task(f)
+        if text_only and t is not Task.MT:
+            continue
         sides = ("src",) if (t.is_s2st or not both_sides) else ("src", "tgt")
         for s in sides:
             out.append(build_sample(vocab, encode_text, row, t, side=s, use_linguistic=use_linguistic))

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from training.config import ConfigError, TrainConfig, load_config, resolve_config_path
-from training.data import DataError, check_dataset, codec_info, load_rows
+from training.data import DataError, check_dataset, codec_info, load_alignment_rows, load_rows
 from uniss.errors import UnissError
 from uniss.jsonio import read_json
 
@@ -51,6 +51,8 @@ __all__ = [
 ]
 
 #: Files inside a phase work directory.
+#: Formats of paper §3.3 phase 1 (speech-text alignment); the only ones the alignment corpus feeds.
+PHASE1_FORMATS = frozenset({"asr", "s2tt", "tts", "mt"})
 CONFIG_FILE = "config.json"
 START_DIR = "start"  # model/ tokenizer/ vocab.json the phase starts from
 PACKS_FILE = "packs.npz"
@@ -131,6 +133,8 @@ def _build_start(cfg: TrainConfig, data_dir: Path, init_bundle: Path | None, cod
             model, text_tok = load_pretrained(cfg.pretrained, attn_implementation=cfg.attn_implementation)
         else:
             rows = load_rows(data_dir, split="train", subset="general", max_rows=cfg.data.max_rows)
+            if cfg.data.alignment:
+                rows = rows + load_alignment_rows(data_dir)
             corpus = [str(r[k]) for r in rows for k in ("src_text", "tgt_text") if r.get(k)]
             text_tok = train_text_tokenizer(corpus, vocab_size=cfg.text_vocab_size)
             model = build_lm(cfg.size, len(text_tok), attn_implementation=cfg.attn_implementation)
@@ -155,9 +159,12 @@ def _build_packs(cfg: TrainConfig, data_dir: Path, start: Path, out: Path) -> di
     # reach encode_text (SpeechVocab.encode routes them), so the model tokenizer is safe here.
     d = cfg.data
     rows = load_rows(data_dir, split=d.split, subset=d.subset, max_rows=d.max_rows)
+    align = load_alignment_rows(data_dir) if d.alignment else []
+    if align and set(d.formats) <= PHASE1_FORMATS:  # phase 1: the alignment corpus beside UniST
+        rows = rows + align
     replay_rows = None
     if d.replay_formats and d.replay_ratio > 0:
-        replay_rows = load_rows(data_dir, split=d.split, subset="general", max_rows=d.max_rows)
+        replay_rows = load_rows(data_dir, split=d.split, subset="general", max_rows=d.max_rows) + align
     samples = build_phase_samples(vocab, enc, rows, formats=d.formats, replay_rows=replay_rows,
                                   replay_formats=d.replay_formats, replay_ratio=d.replay_ratio,
                                   both_sides=d.both_sides, use_linguistic=d.use_linguistic, seed=cfg.seed,

@@ -36,6 +36,9 @@ class SizePreset(BaseModel):
             ``heldout`` slice: speaker-disjoint from training; issue "Voice-preserving ... UniST").
         real_test: real-voice ZH->EN test pairs read from gcin-voice syllables (the ``real`` slice).
         asterisk: Asterisk English prompts added to ``real_speech.parquet`` (held-out real speech).
+        alignment_speech: train-split sentence pairs of the phase-1 alignment corpus spoken on both
+            sides by cheap voices (Piper English, gcin-voice Mandarin; :mod:`uniss.unist.alignment`).
+        alignment_text: further train-split sentence pairs of that corpus without audio (MT samples).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -47,6 +50,8 @@ class SizePreset(BaseModel):
     heldout_voices: int = Field(default=0, ge=0)
     real_test: int = Field(default=0, ge=0)
     asterisk: int = Field(default=0, ge=0)
+    alignment_speech: int = Field(default=0, ge=0)
+    alignment_text: int = Field(default=0, ge=0)
 
 
 class DataParams(BaseModel):

@@ -197,7 +197,9 @@ def build_demo_source(size: str, out_dir: str | Path, *, params: DataParams, tts
     Besides the TTS rows (seen voices; held-out voices on half the test split), the source table
     holds ``real_test`` real-voice ZH->EN test pairs read by the gcin-voice speakers
     (:mod:`uniss.unist.real`); ``real_speech.parquet`` holds the LibriVox clips and ``asterisk``
-    Asterisk prompts (real English without a translation).
+    Asterisk prompts (real English without a translation); ``alignment.parquet`` holds the phase-1
+    speech-text alignment corpus (``alignment_speech`` / ``alignment_text`` pairs,
+    :mod:`uniss.unist.alignment`).
 
     Args:
         size: size preset name (``tiny`` | ``demo``).
@@ -274,6 +276,20 @@ def build_demo_source(size: str, out_dir: str | Path, *, params: DataParams, tts
             quarantine = pd.concat([quarantine, real_q], ignore_index=True)
             write_table(quarantine, out / "quarantine.parquet")
 
+    align_rows = 0
+    if preset.alignment_speech or preset.alignment_text:
+        from uniss.unist.alignment import ALIGNMENT, build_alignment, default_speakers
+
+        align, align_q = build_alignment(preset.alignment_speech, preset.alignment_text, seed=params.seed,
+                                         speak=default_speakers(params.tts_threads),
+                                         min_duration_s=params.min_duration_s, max_duration_s=params.max_duration_s,
+                                         progress=True)
+        write_table(align, out / ALIGNMENT)
+        align_rows = len(align)
+        if len(align_q):
+            quarantine = pd.concat([quarantine, align_q], ignore_index=True)
+            write_table(quarantine, out / "quarantine.parquet")
+
     counts: dict[str, int] = {}
     for (lang, tgt, split), n in table.groupby(["language", "tgt_lang", "split"]).size().items():
         counts[f"{lang}-{tgt}/{split}"] = int(n)
@@ -281,7 +297,7 @@ def build_demo_source(size: str, out_dir: str | Path, *, params: DataParams, tts
         counts[f"voice_set/{vset}"] = int(n)
     summary = {
         "size": size, "seed": params.seed, "rows": int(len(table)), "dropped": int(len(quarantine)),
-        "real_speech_rows": real_rows, "counts": counts, "voices": voices, "heldout_voices": heldout, "md5": md5,
+        "real_speech_rows": real_rows, "alignment_rows": align_rows, "counts": counts, "voices": voices, "heldout_voices": heldout, "md5": md5,
         "tts": engine_id(tts), "cache": cache.stats.to_dict(),
         "timings": {"source_s": round(time.perf_counter() - t0, 3)},
     }

@@ -17,10 +17,13 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from uniss.settings import get_settings
+from uniss.unist.alignment import ALIGNMENT
 from uniss.unist.cache import StepCache
 from uniss.unist.errors import UnistError
-from uniss.unist.io import file_md5, read_table
+from uniss.unist.io import file_md5, read_table, write_table
 from uniss.unist.params import DataParams, load_params
 from uniss.unist.shards import MANIFEST, read_all, read_manifest, write_dataset, write_manifest
 
@@ -115,6 +118,9 @@ def synthesize(source_dir: str | Path, out_dir: str | Path, params: DataParams |
                                 "rows": int(len(read_table(out / REAL_SPEECH))),
                                 "use": "held-out real English speech (LibriVox); no reference translation: "
                                        "evaluation/serving only, not training pairs"}
+    if (src_dir / ALIGNMENT).exists():
+        shutil.copyfile(src_dir / ALIGNMENT, out / ALIGNMENT)
+        extra["alignment"] = _alignment_entry(out)
     plots = write_plots(res["samples"], quarantine, out / "plots")
     counts = {"source": {"rows": src_info.get("rows", len(source)), "dropped": src_info.get("dropped", 0)},
               "steps": res["counts"]}
@@ -127,6 +133,15 @@ def synthesize(source_dir: str | Path, out_dir: str | Path, params: DataParams |
     _stamp_version(out, manifest)
     return {"rows": int(len(res["samples"])), "dropped": int(len(quarantine)), "counts": manifest["counts"],
             "timings": timings, "cache": cache.stats.to_dict()}
+
+
+def _alignment_entry(data_dir: Path) -> dict[str, Any]:
+    """Manifest entry of ``DATA/alignment.parquet`` (path, md5, rows per kind, what it is for)."""
+    t = read_table(data_dir / ALIGNMENT)
+    return {"path": ALIGNMENT, "md5": file_md5(data_dir / ALIGNMENT), "rows": int(len(t)),
+            "kinds": {str(k): int(v) for k, v in t["kind"].value_counts().items()} if len(t) else {},
+            "use": "phase-1 speech-text alignment corpus (paper §3.3): ASR/S2TT/TTS/MT samples, never S2ST "
+                   "(the two sides are different voices); train-split lexicon sentences only"}
 
 
 def _stamp_version(data_dir: Path, manifest: dict[str, Any]) -> None:
@@ -200,7 +215,7 @@ def tokenize(data_dir: str | Path, codec_dir: str | Path | None, out_dir: str | 
         summary: ``rows``, ``codec_fingerprint``, ``timings``.
     """
     from uniss.codecs.base import load_codec
-    from uniss.unist.tokenize import tokenize_samples
+    from uniss.unist.tokenize import TOKEN_COLUMNS, tokenize_samples
 
     t0 = time.perf_counter()
     src, out = Path(data_dir), Path(out_dir) if out_dir is not None else Path(data_dir)
@@ -224,6 +239,19 @@ def tokenize(data_dir: str | Path, codec_dir: str | Path | None, out_dir: str | 
                 shutil.copytree(src / extra, out / extra, dirs_exist_ok=True)
             elif (src / extra).exists():
                 shutil.copyfile(src / extra, out / extra)
+    if m.get("alignment"):  # the phase-1 alignment corpus: its speech rows get the same six token columns
+        from uniss.unist.alignment import read_alignment
+
+        align = read_alignment(src)
+        speech = align[align["kind"] == "speech"]
+        tok_a = tokenize_samples(speech, codec, cache=cache, chunk_rows=p.chunk_rows)
+        align = align.drop(columns=[c for c in TOKEN_COLUMNS if c in align]).merge(
+            tok_a[["id", *TOKEN_COLUMNS]], on="id", how="left", validate="one_to_one")
+        for c in TOKEN_COLUMNS:  # text rows: no speech, empty token lists
+            align[c] = [v if isinstance(v, (list, np.ndarray)) else [] for v in align[c]]
+        out.mkdir(parents=True, exist_ok=True)
+        write_table(align, out / ALIGNMENT)
+        m = {**m, "alignment": _alignment_entry(out)}
     keep = {k: v for k, v in m.items() if k not in ("shards", "quarantine", "created_at")}
     keep["codec_fingerprint"] = codec.fingerprint()
     keep["codec"] = {"backend": codec.backend, "sizes": dict(codec.sizes),
@@ -261,6 +289,15 @@ def validate(data_dir: str | Path, out_dir: str | Path | None = None, *, raise_o
     result = validate_samples(df, DataParams(**m["params"]), token_only_sizes=token_only)
     from uniss.unist.shards import verify_md5s
 
+    if m.get("alignment"):  # the phase-1 alignment corpus: its own expectations, same result
+        from uniss.unist.alignment import check_alignment, read_alignment
+
+        held = df[df["split"].isin(["dev", "test"])]
+        texts = {str(t).strip() for c in ("src_text", "tgt_text") for t in held[c].dropna()}
+        a_fail = check_alignment(read_alignment(src), texts, DataParams(**m["params"]).languages)
+        if a_fail:
+            result["passed"] = False
+            result["failures"].extend(a_fail)
     bad = sorted(p for p, ok in verify_md5s(src).items() if not ok)
     if bad:  # a shard edited after it was written: the manifest no longer describes it
         result["passed"] = False

@@ -97,3 +97,16 @@ def test_phase_mixtures(toks, rows):
     again = build_phase_samples(vocab, enc, rows[:6], formats=["quality", "performance", "direct"], replay_rows=rows,
                                 replay_formats=["asr", "s2tt", "tts", "mt"], replay_ratio=0.5, seed=3)
     assert [s.input_ids.tolist() for s in again] == [s.input_ids.tolist() for s in p2]  # seeded
+
+
+def test_text_only_alignment_row_gives_mt_samples_only(toks, rows):
+    """A text row of the phase-1 alignment corpus has no speech: ASR/S2TT/TTS are skipped, MT runs both ways."""
+    text, _, vocab = toks
+    enc, dec = _codecs(text)
+    row = {k: rows[0][k] for k in ("id", "src_lang", "tgt_lang", "src_text", "tgt_text")} | {"kind": "text"}
+    got = row_samples(vocab, enc, row, ["asr", "s2tt", "tts", "mt"])
+    assert [s.task for s in got] == ["mt", "mt"]
+    n = int((got[1].labels == IGNORE_INDEX).sum())
+    assert vocab.decode(got[1].labels[n:], dec) == build_continuation(vocab, Task.MT, translation=row["src_text"])
+    with pytest.raises(SampleError):  # the same row without the text-only mark is a row missing its speech
+        row_samples(vocab, enc, {k: v for k, v in row.items() if k != "kind"}, ["tts"])
