@@ -67,6 +67,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--decoder-cpu-s", type=float, default=300.0, help="unit decoder budget (CPU-seconds)")
     ap.add_argument("--skip-gl", action="store_true", help="leave out the Griffin-Lim ceiling (slow)")
     ap.add_argument("--tag", default="demo")
+    ap.add_argument("--alignment", default=None,
+                    help="also fit on the speech rows of this phase-1 alignment corpus (alignment.parquet)")
+    ap.add_argument("--set", dest="overrides", action="append", default=[],
+                    help="codec config override key=value (e.g. decoder_dropout=0.1), repeatable")
     a = ap.parse_args(argv)
 
     import pandas as pd
@@ -81,13 +85,19 @@ def main(argv: list[str] | None = None) -> dict:
     df = pd.concat([pd.read_parquet(f) for f in sorted(glob.glob(str(d / "shards" / "*.parquet")))], ignore_index=True)
     fit_df, test_df = df[df.split.isin(["train", "dev"])], df[df.split == "test"]
     fit_wavs = _clips(fit_df, "src") + _clips(fit_df, "tgt")
+    if a.alignment:
+        al = pd.read_parquet(a.alignment)
+        al = al[al["kind"] == "speech"]
+        fit_wavs += _clips(al, "src") + _clips(al, "tgt")
+    overrides = {k: type(getattr(LiteCodecConfig(), k))(v) for k, v in (o.split("=", 1) for o in a.overrides)}
     asr, spk = WhisperASR(), SpeakerEncoder()
-    out: dict = {"data": str(d), "fit_clips": len(fit_wavs), "fit_audio_s": round(sum(len(w) for w in fit_wavs) / 16000, 1),
+    out: dict = {"data": str(d), "alignment": a.alignment, "overrides": overrides, "fit_clips": len(fit_wavs), "fit_audio_s": round(sum(len(w) for w in fit_wavs) / 16000, 1),
                  "load_avg_1m_start": os.getloadavg()[0], "cpus": os.cpu_count(), "by_language": {}}
 
     stats = V.estimate_mel_stats([V.vocoder_log_mel(w) for w in fit_wavs])  # (2, 80)
     t0 = time.perf_counter()
-    codec = fit_lite_codec(fit_wavs, LiteCodecConfig.preset(a.preset, decoder_cpu_s=a.decoder_cpu_s, train_steps=1_000_000),
+    codec = fit_lite_codec(fit_wavs, LiteCodecConfig.preset(a.preset, decoder_cpu_s=a.decoder_cpu_s, train_steps=1_000_000,
+                                                                   **overrides),
                            progress=False)
     out["fit_s"] = round(time.perf_counter() - t0, 1)
     out["codec_metrics"] = codec.metrics

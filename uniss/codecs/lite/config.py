@@ -43,6 +43,9 @@ class LiteCodecConfig:
             width and FiLM blocks at 50 Hz / at 80 Hz (kernel ``decoder_kernel``).
         decoder_cpu_s: v3 decoder training budget in CPU-seconds (``time.process_time``; 300 CPU-s
             is about 150 s wall on an idle 2-core machine with 2 torch threads).
+        decoder_dropout: v3 UnitDecoder dropout inside every FiLM block, training only (0 = none).
+        decoder_unit_noise: v3 decoder training augmentation: share of input units replaced by random
+            units (0 = none), so the decoder also renders the imperfect unit strings an LM writes.
     """
 
     linguistic_size: int = 1024
@@ -70,6 +73,8 @@ class LiteCodecConfig:
     unit_decoder_blocks_in: int = 4
     unit_decoder_blocks_out: int = 2
     decoder_cpu_s: float = 300.0
+    decoder_dropout: float = 0.0
+    decoder_unit_noise: float = 0.0
 
     @classmethod
     def tiny(cls, **overrides: Any) -> LiteCodecConfig:
@@ -202,4 +207,4 @@ class LiteCodecConfig:
 
 #: Config keys that only v3 (``semantic_source="whisper"``) uses; left out of v2 manifests.
 V3_KEYS = ("semantic_source", "vocoder", "unit_decoder_channels", "unit_decoder_blocks_in", "unit_decoder_blocks_out",
-           "decoder_cpu_s")
+           "decoder_cpu_s", "decoder_dropout", "decoder_unit_noise")

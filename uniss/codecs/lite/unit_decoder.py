@@ -46,8 +46,9 @@ class FiLMBlock(nn.Module):
         ch: channels; spk_dim: speaker vector width; kernel: conv kernel (odd); dilation: frames.
     """
 
-    def __init__(self, ch: int, spk_dim: int, kernel: int, dilation: int) -> None:
+    def __init__(self, ch: int, spk_dim: int, kernel: int, dilation: int, dropout: float = 0.0) -> None:
         super().__init__()
+        self.dropout = float(dropout)
         self.norm = nn.GroupNorm(1, ch)
         self.film = nn.Linear(spk_dim, 2 * ch)
         self.conv = nn.Conv1d(ch, ch, kernel, padding=dilation * (kernel // 2), dilation=dilation)
@@ -58,7 +59,8 @@ class FiLMBlock(nn.Module):
     def forward(self, x: torch.Tensor, spk: torch.Tensor) -> torch.Tensor:
         """``(B, C, T)``, ``(B, D_spk)`` -> ``(B, C, T)``."""
         g, b = self.film(spk)[:, :, None].chunk(2, dim=1)  # (B, C, 1) each
-        return x + self.proj(F.gelu(self.conv(self.norm(x) * (1 + g) + b)))
+        h = F.gelu(self.conv(self.norm(x) * (1 + g) + b))
+        return x + self.proj(F.dropout(h, self.dropout, self.training))
 
 
 class UnitDecoder(nn.Module):
@@ -66,15 +68,17 @@ class UnitDecoder(nn.Module):
 
     Args:
         n_units: K_s; channels: C; blocks_in / blocks_out: FiLM blocks at 50 Hz / at 80 Hz
-            (dilations 1, 2, 4, ... / 1, 2, ...); kernel: conv kernel (frames).
+            (dilations 1, 2, 4, ... / 1, 2, ...); kernel: conv kernel (frames); dropout: inside
+            every block, training only.
     """
 
-    def __init__(self, n_units: int, channels: int = 192, blocks_in: int = 4, blocks_out: int = 2, kernel: int = 5) -> None:
+    def __init__(self, n_units: int, channels: int = 192, blocks_in: int = 4, blocks_out: int = 2, kernel: int = 5,
+                 dropout: float = 0.0) -> None:
         super().__init__()
         self.embed = nn.Embedding(n_units, channels)
         self.spk_in = nn.Linear(SPEAKER_DIM, channels)
-        self.pre = nn.ModuleList([FiLMBlock(channels, SPEAKER_DIM, kernel, 2 ** (i % 3)) for i in range(blocks_in)])
-        self.post = nn.ModuleList([FiLMBlock(channels, SPEAKER_DIM, kernel, 2 ** (i % 2)) for i in range(blocks_out)])
+        self.pre = nn.ModuleList([FiLMBlock(channels, SPEAKER_DIM, kernel, 2 ** (i % 3), dropout) for i in range(blocks_in)])
+        self.post = nn.ModuleList([FiLMBlock(channels, SPEAKER_DIM, kernel, 2 ** (i % 2), dropout) for i in range(blocks_out)])
         self.out = nn.Conv1d(channels, VOCODER_N_MELS, 1)
 
     def forward(self, codes: torch.Tensor, spk: torch.Tensor) -> torch.Tensor:
@@ -91,7 +95,7 @@ class UnitDecoder(nn.Module):
 def build_unit_decoder(n_units: int, cfg: LiteCodecConfig) -> UnitDecoder:
     """A :class:`UnitDecoder` of the config's size."""
     return UnitDecoder(n_units, cfg.unit_decoder_channels, cfg.unit_decoder_blocks_in, cfg.unit_decoder_blocks_out,
-                       cfg.decoder_kernel)
+                       cfg.decoder_kernel, cfg.decoder_dropout)
 
 
 def train_unit_decoder(
@@ -108,7 +112,8 @@ def train_unit_decoder(
 
     Stops after ``cfg.train_steps`` steps or ``cfg.decoder_cpu_s`` CPU-seconds, whichever comes
     first, but never before ``min(20, cfg.train_steps)`` steps. One clip in 20 (at least one) is held
-    out for the validation L1.
+    out for the validation L1. Regularisers (config): ``decoder_dropout`` in every block and
+    ``decoder_unit_noise`` (that share of input units replaced by random units each step).
 
     Args:
         codes: per clip ``(T_s_i,)`` int64 units in ``[0, n_units)``.
@@ -165,6 +170,9 @@ def train_unit_decoder(
     while step < cfg.train_steps and (step < min_steps or time.process_time() - c0 < budget):
         idx = rng.choice(tr_idx, size=cfg.batch_size, replace=len(tr_idx) < cfg.batch_size)
         c, s, y, mask = batch(idx, crop)
+        if cfg.decoder_unit_noise > 0:  # augmentation: some units replaced by random ones
+            swap = torch.from_numpy(rng.random(c.shape) < cfg.decoder_unit_noise)
+            c = torch.where(swap, torch.from_numpy(rng.integers(0, n_units, c.shape)), c)
         loss = l1(dec(c, s), y, mask)
         opt.zero_grad(set_to_none=True)
         loss.backward()

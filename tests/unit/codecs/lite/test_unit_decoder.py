@@ -1,0 +1,38 @@
+"""Regularisers of the v3 unit decoder (issue 16): dropout only while training, unit-noise augmentation."""
+
+import numpy as np
+import torch
+
+from uniss.codecs.lite import LiteCodecConfig
+from uniss.codecs.lite.unit_decoder import build_unit_decoder, train_unit_decoder
+
+
+def _data(n=6, t=60, k=16, seed=0):
+    rng = np.random.default_rng(seed)
+    codes = [rng.integers(0, k, t).astype(np.int64) for _ in range(n)]
+    mels = [np.repeat(np.eye(80, dtype=np.float32)[c % 80], 2, axis=0)[: int(np.ceil(1.6 * t))] for c in codes]
+    return codes, mels, rng.standard_normal((n, 256)).astype(np.float32)
+
+
+def test_dropout_acts_in_training_only():
+    cfg = LiteCodecConfig.tiny_v3(decoder_dropout=0.5)
+    dec = build_unit_decoder(16, cfg)
+    for p in dec.parameters():  # non-zero FiLM so every block contributes
+        torch.nn.init.normal_(p, std=0.1)
+    codes, spk = torch.randint(0, 16, (2, 20)), torch.randn(2, 256)
+    dec.eval()
+    with torch.no_grad():
+        assert torch.equal(dec(codes, spk), dec(codes, spk))
+        dec.train()
+        assert not torch.equal(dec(codes, spk), dec(codes, spk))
+
+
+def test_unit_noise_changes_training_but_not_the_budget_rules():
+    codes, mels, spk = _data()
+    cfgs = [LiteCodecConfig.tiny_v3(train_steps=25, decoder_cpu_s=0.0, decoder_unit_noise=u) for u in (0.0, 0.3)]
+    runs = [train_unit_decoder(codes, mels, spk, 16, c, np.random.default_rng(1), progress=False) for c in cfgs]
+    assert [m["decoder_steps"] for _, m in runs] == [20, 20]  # min(20, train_steps) even with no budget
+    w0, w1 = (r[0].embed.weight.detach() for r in runs)
+    assert not torch.allclose(w0, w1)  # the noisy inputs changed what was learnt
+    for d, _ in runs:
+        assert not d.training
