@@ -88,7 +88,9 @@ class DataConfig(_Frozen):
         alignment: also build the phase-1 formats of this phase (``formats`` and ``replay_formats``
             among asr, s2tt, tts, mt) from the dataset's phase-1 alignment corpus
             (``uniss.unist.alignment``; paper §3.3: phase 1 trains on ASR/TTS/S2TT/MT data besides
-            UniST). Its text-only rows give MT samples only.
+            UniST). Its text-only rows give MT samples only. A dataset without one (own data, the
+            released UniST) trains on its UniST rows alone; the packing stats record
+            ``alignment_rows``.
         max_rows: cap on the corpus rows read (``null`` = all), for smoke runs.
         split: corpus split to train on.
     """

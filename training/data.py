@@ -15,7 +15,7 @@ from typing import Any
 from uniss.errors import UnissError
 from uniss.jsonio import read_json
 
-__all__ = ["DataError", "check_dataset", "codec_info", "load_alignment_rows", "load_rows"]
+__all__ = ["DataError", "check_dataset", "codec_info", "has_alignment", "load_alignment_rows", "load_rows"]
 
 
 class DataError(UnissError, ValueError):
@@ -78,6 +78,13 @@ def load_rows(data_dir: str | Path, *, split: str, subset: str, max_rows: int | 
     if len(df) == 0:
         raise DataError(f"{data_dir}: no rows in split={split!r} subset={subset!r}")
     return df.to_dict("records")
+
+
+def has_alignment(data_dir: str | Path) -> bool:
+    """Whether the dataset's manifest lists a phase-1 alignment corpus (``uniss.unist.alignment``)."""
+    from uniss.unist.dataset import read_manifest
+
+    return bool(read_manifest(data_dir).get("alignment"))
 
 
 def load_alignment_rows(data_dir: str | Path) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from training.config import ConfigError, TrainConfig, load_config, resolve_config_path
-from training.data import DataError, check_dataset, codec_info, load_alignment_rows, load_rows
+from training.data import DataError, check_dataset, codec_info, has_alignment, load_alignment_rows, load_rows
 from uniss.errors import UnissError
 from uniss.jsonio import read_json
 
@@ -87,11 +87,15 @@ def work_dir_for(cfg: TrainConfig, manifest: dict[str, Any], init_meta: dict[str
     for k in ("stage3_max_live_parameters", "stage3_max_reuse_distance", "sub_group_size"):  # unset = the key of before
         if conf["zero"].get(k) is None:
             conf["zero"].pop(k, None)
+    if not conf["data"].get("alignment"):  # unset = the key of before
+        conf["data"].pop("alignment", None)
     key = {
         "config": conf,
         "shards": sorted(s.get("md5", s["path"]) for s in manifest.get("shards", [])),
         "init": None if init_meta is None else {k: init_meta.get(k) for k in ("created_at", "phase", "git_commit", "train_metrics")},
     }
+    if cfg.data.alignment and manifest.get("alignment"):  # the alignment corpus is an input too
+        key["alignment"] = manifest["alignment"].get("md5")
     h = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return checkpoint_root() / f"{cfg.size}_phase{cfg.phase}_{h}"
 
@@ -133,7 +137,7 @@ def _build_start(cfg: TrainConfig, data_dir: Path, init_bundle: Path | None, cod
             model, text_tok = load_pretrained(cfg.pretrained, attn_implementation=cfg.attn_implementation)
         else:
             rows = load_rows(data_dir, split="train", subset="general", max_rows=cfg.data.max_rows)
-            if cfg.data.alignment:
+            if cfg.data.alignment and has_alignment(data_dir):
                 rows = rows + load_alignment_rows(data_dir)
             corpus = [str(r[k]) for r in rows for k in ("src_text", "tgt_text") if r.get(k)]
             text_tok = train_text_tokenizer(corpus, vocab_size=cfg.text_vocab_size)
@@ -159,7 +163,8 @@ def _build_packs(cfg: TrainConfig, data_dir: Path, start: Path, out: Path) -> di
     # reach encode_text (SpeechVocab.encode routes them), so the model tokenizer is safe here.
     d = cfg.data
     rows = load_rows(data_dir, split=d.split, subset=d.subset, max_rows=d.max_rows)
-    align = load_alignment_rows(data_dir) if d.alignment else []
+    # the alignment corpus where the dataset has one (own data and the released UniST have none)
+    align = load_alignment_rows(data_dir) if d.alignment and has_alignment(data_dir) else []
     if align and set(d.formats) <= PHASE1_FORMATS:  # phase 1: the alignment corpus beside UniST
         rows = rows + align
     replay_rows = None
@@ -184,7 +189,8 @@ def _build_packs(cfg: TrainConfig, data_dir: Path, start: Path, out: Path) -> di
         tasks[s.task] = tasks.get(s.task, 0) + 1
     assert max(int(p.input_ids.max()) for p in packs) < vocab.total and text_size > 0
     return {"n_samples": stats.n_samples, "n_dropped": stats.n_dropped, "n_packs": stats.n_packs,
-            "useful_share": stats.useful_share, "task_counts": tasks, "n_rows": len(rows)}
+            "useful_share": stats.useful_share, "task_counts": tasks, "n_rows": len(rows),
+            "alignment_rows": len(align)}
 
 
 def prepare_phase(

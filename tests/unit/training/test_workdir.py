@@ -45,3 +45,47 @@ def test_work_dir_keys_of_before_are_kept(tmp_path, monkeypatch):
         assert work_dir_for(load_config(name), manifest, None, "/d").name == f"{name}_{key}"
     set_ = load_config("0_5b_phase1", ["zero.sub_group_size=10000000"])
     assert work_dir_for(set_, manifest, None, "/d").name != "0_5b_phase1_19dee7c0152b8f43"
+
+
+def _with_alignment(tiny_data, tmp_path):
+    """A copy of the synthetic dataset with a 6-row alignment corpus (4 speech, 2 text) in its manifest."""
+    import shutil
+
+    import pandas as pd
+
+    from training.data import load_rows
+    from uniss.unist.io import file_md5
+
+    d = tmp_path / "ds"
+    shutil.copytree(tiny_data, d)
+    rows = load_rows(d, split="train", subset="general")[:6]
+    a = pd.DataFrame([{**r, "id": f"align-{i}", "kind": "speech" if i < 4 else "text"} for i, r in enumerate(rows)])
+    for c in ("src_speaker", "src_linguistic", "src_semantic", "tgt_speaker", "tgt_linguistic", "tgt_semantic"):
+        a[c] = [v if k == "speech" else [] for v, k in zip(a[c], a["kind"])]
+    a.to_parquet(d / "alignment.parquet", index=False)
+    m = json.loads((d / "manifest.json").read_text())
+    m["alignment"] = {"path": "alignment.parquet", "md5": file_md5(d / "alignment.parquet"), "rows": 6}
+    (d / "manifest.json").write_text(json.dumps(m))
+    return d
+
+
+def test_alignment_corpus_joins_phase1_and_the_phase2_replay_pool(tiny_data, tmp_path):
+    d = _with_alignment(tiny_data, tmp_path)
+    packing = {}
+    for name, data, extra in (("off", d, []), ("on", d, ["data.alignment=true"]), ("absent", tiny_data, ["data.alignment=true"])):
+        wd = prepare_phase(1, "tiny_phase1.yaml", data, overrides=SMALL + extra, work_dir=tmp_path / name)
+        packing[name] = json.loads((wd / "run.json").read_text())["packing"]
+    assert packing["off"]["alignment_rows"] == 0 and packing["absent"]["alignment_rows"] == 0
+    assert packing["on"]["alignment_rows"] == 6
+    off, on = packing["off"]["task_counts"], packing["on"]["task_counts"]
+    # 4 speech rows: 2 samples of each format; 2 text rows: 2 MT samples each
+    assert {t: on[t] - off[t] for t in on} == {"asr": 8, "s2tt": 8, "tts": 8, "mt": 12}
+    assert packing["absent"]["task_counts"] == off
+
+
+def test_work_dir_key_follows_the_alignment_corpus(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNISS_CHECKPOINT_ROOT", str(tmp_path))
+    cfg = load_config("tiny_phase1", ["data.alignment=true"])
+    m = {"shards": [{"path": "a.parquet", "md5": "m1"}], "alignment": {"md5": "a1"}}
+    keys = {work_dir_for(cfg, m, None, "/d").name, work_dir_for(cfg, {**m, "alignment": {"md5": "a2"}}, None, "/d").name}
+    assert len(keys) == 2
