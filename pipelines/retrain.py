@@ -120,12 +120,13 @@ def make_retrain_pipeline(target: str = "cluster", code_versions: dict[str, str]
         eval_modes: list = ["quality", "performance", "direct"],  # noqa: B006
         eval_limit: int = 0,
         canary_percent: int = 10,
+        codec_preset: str = "tiny",
     ) -> str:
         # ---- data: build a new version, or reuse an existing tag ------------------------------
         with dsl.If(data_version == "", name="build-new-data"):
             src = common(build_source(size=size, seed=seed, sources=sources))
             syn = common(synthesize_unist(source=src.outputs["source"], data_params=data_params))
-            cod = common(fit_codec(unist=syn.outputs["unist"], preset=size))
+            cod = common(fit_codec(unist=syn.outputs["unist"], preset=codec_preset))
             tok = common(tokenize_unist(unist=syn.outputs["unist"], codec=cod.outputs["codec"]))
             val = common(validate_unist(data=tok.outputs["tokenized"]))
             ver = common(version_unist(data=val.outputs["validated"]), retries=2)

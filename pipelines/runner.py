@@ -125,6 +125,7 @@ def retrain_arguments(
         "train_overrides": [*parse_overrides(list(preset.get("train_overrides", []))), *parse_overrides(overrides or [])],
         "nproc": nproc,
         "eval_limit": eval_limit or int(preset.get("eval_limit", 0)),
+        "codec_preset": str(preset.get("codec") or size),
     }
 
 

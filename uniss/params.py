@@ -39,12 +39,15 @@ class PipelinePreset(BaseModel):
     Attributes:
         train_overrides: ``key=value`` training-config overrides applied to every phase.
         eval_limit: utterances per direction evaluated (0 = the whole test split).
+        codec: lite codec preset the ``fit_codec`` step fits (``uniss.codecs.lite.LiteCodecConfig.PRESETS``;
+            empty = the size's own name, i.e. codec v2).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     train_overrides: tuple[str, ...] = ()
     eval_limit: int = Field(0, ge=0)
+    codec: str = ""
 
 
 class PipelineParams(BaseModel):

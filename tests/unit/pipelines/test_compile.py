@@ -149,3 +149,12 @@ def test_compile_flags_and_paper_defaults(tmp_path):
         compile_pipeline("retrain", tmp_path / "x.yaml", model_size="7b")
     with pytest.raises(PipelineError):
         compile_pipeline("retrain", tmp_path / "x.yaml", nodes=0)
+
+
+def test_codec_preset_comes_from_the_size_preset():
+    """``pipeline.<size>.codec`` in params.yaml picks the fit_codec preset; unset, the size's own name."""
+    from pipelines.runner import retrain_arguments
+
+    assert retrain_arguments("tiny", params={"pipeline": {"tiny": {}}})["codec_preset"] == "tiny"
+    args = retrain_arguments("demo", params={"pipeline": {"demo": {"codec": "demo-v3"}}})
+    assert args["codec_preset"] == "demo-v3"
