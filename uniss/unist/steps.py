@@ -145,8 +145,12 @@ def _alignment_entry(data_dir: Path) -> dict[str, Any]:
 
 
 def _stamp_version(data_dir: Path, manifest: dict[str, Any]) -> None:
-    """``manifest["version"]``: a content id over the shard md5s and codec fingerprint."""
-    h = hashlib.sha256(json.dumps([[s["md5"] for s in manifest["shards"]], manifest.get("codec_fingerprint")]).encode())
+    """``manifest["version"]``: a content id over the shard md5s and codec fingerprint, and the alignment
+    corpus md5 where the dataset has one (datasets without one keep the id of before)."""
+    parts: list[Any] = [[s["md5"] for s in manifest["shards"]], manifest.get("codec_fingerprint")]
+    if manifest.get("alignment"):
+        parts.append(manifest["alignment"]["md5"])
+    h = hashlib.sha256(json.dumps(parts).encode())
     manifest["version"] = f"sha-{h.hexdigest()[:12]}"
     write_manifest(data_dir, manifest)
 

@@ -85,6 +85,17 @@ def test_synthesize_carries_and_tokenize_tokenizes_the_corpus(built):
     assert all(len(v) == 0 for c in TOKEN_COLUMNS for v in tx[c])
 
 
+def test_the_corpus_is_part_of_the_data_version(built, tmp_path):
+    d = tmp_path / "data"
+    shutil.copytree(built / "data", d)
+    m = read_manifest(d)
+    before = m["version"]
+    steps._stamp_version(d, {**m, "alignment": {**m["alignment"], "md5": "0" * 32}})
+    changed = read_manifest(d)["version"]
+    steps._stamp_version(d, {k: v for k, v in m.items() if k != "alignment"})
+    assert len({before, changed, read_manifest(d)["version"]}) == 3
+
+
 def test_gate_passes_and_catches_contamination_and_tampering(built, tmp_path):
     d = tmp_path / "data"
     shutil.copytree(built / "data", d)
