@@ -202,12 +202,13 @@ def validate(
 def real_corpus(
     out: Path = typer.Argument(..., help="folder to write the corpus into"),
     fmt: str = typer.Option("csv", "--format", help="csv | jsonl (both directions) | librispeech (English only)"),
+    per_speaker: int = typer.Option(None, "--per-speaker", min=1, help="at most N recordings per speaker (default all)"),
 ) -> None:
     """Write the small corpus of real recordings on this machine (Asterisk prompts + LibriVox clips,
     English; gcin-voice Mandarin sentences; reference translations) for ``--source``."""
     from uniss.unist.real import write_real_corpus
 
-    path = write_real_corpus(out, fmt)
+    path = write_real_corpus(out, fmt, per_speaker=per_speaker)
     kind = "librispeech" if fmt == "librispeech" else "manifest"
     console.print(f"wrote {path}; use --source {kind}:{path}", highlight=False)
 

@@ -236,7 +236,7 @@ LIBRIVOX_ZH: dict[str, str] = {
 REAL_CORPUS_GCIN: dict[str, int] = {"gcin-3": 8, "gcin-5": 3}
 
 
-def real_corpus_records(*, seed: int = 19, gcin_dir: Path = GCIN_DIR) -> list[SourceRecord]:
+def real_corpus_records(*, seed: int = 19, gcin_dir: Path = GCIN_DIR, per_speaker: int | None = None) -> list[SourceRecord]:
     """A small corpus of real recordings with reference translations, both directions (issue 19):
 
     - EN->ZH: the :data:`ASTERISK_ZH` prompts (speaker ``asterisk-allison``) and the
@@ -246,6 +246,8 @@ def real_corpus_records(*, seed: int = 19, gcin_dir: Path = GCIN_DIR) -> list[So
       English side as reference translation.
 
     Every record has ``split="train"`` (the speaker split of ``uniss.unist.ingest`` decides).
+    ``per_speaker`` keeps at most that many records per speaker (the first by id; ``None`` = all):
+    a smaller corpus with the same four speakers, two per language.
 
     Returns:
         records with audio paths (Asterisk, LibriVox) or FLAC bytes (gcin), sorted by id.
@@ -274,10 +276,21 @@ def real_corpus_records(*, seed: int = 19, gcin_dir: Path = GCIN_DIR) -> list[So
             wav = speak_gcin(p.zh, spk, gcin_dir=gcin_dir)
             out.append(SourceRecord(id=f"{spk}-{i:03d}", audio=flac_bytes(wav), transcript=p.zh, language="zh",
                                     tgt_lang="en", translation=p.en, speaker=spk, split="train", origin="gcin"))
-    return sorted(out, key=lambda r: r.id)
+    out = sorted(out, key=lambda r: r.id)
+    if per_speaker is not None:
+        if per_speaker < 1:
+            raise UnistError(f"per_speaker must be >= 1, got {per_speaker}")
+        count: dict[str, int] = {}
+        keep = []
+        for r in out:
+            count[r.speaker] = count.get(r.speaker, 0) + 1
+            if count[r.speaker] <= per_speaker:
+                keep.append(r)
+        out = keep
+    return out
 
 
-def write_real_corpus(out_dir: str | Path, fmt: str = "csv", *, seed: int = 19) -> Path:
+def write_real_corpus(out_dir: str | Path, fmt: str = "csv", *, seed: int = 19, per_speaker: int | None = None) -> Path:
     """Write :func:`real_corpus_records` as a corpus the readers take (audio as 16 kHz FLAC files).
 
     Args:
@@ -285,6 +298,7 @@ def write_real_corpus(out_dir: str | Path, fmt: str = "csv", *, seed: int = 19) 
         fmt: ``csv`` / ``jsonl`` (``OUT/manifest.<fmt>``, every record, both directions) or
             ``librispeech`` (``OUT/<speaker>/1/<speaker>-1.trans.txt`` + ``.trans.zh.txt``
             translations, English records only: LibriSpeech is an English layout).
+        per_speaker: at most this many records per speaker (:func:`real_corpus_records`).
 
     Returns:
         the path to give as ``--source``: the manifest file, or the LibriSpeech root folder.
@@ -301,7 +315,7 @@ def write_real_corpus(out_dir: str | Path, fmt: str = "csv", *, seed: int = 19) 
         raise UnistError(f"real corpus format must be csv, jsonl or librispeech, got {fmt!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    recs = real_corpus_records(seed=seed)
+    recs = real_corpus_records(seed=seed, per_speaker=per_speaker)
 
     def audio_file(r: SourceRecord, path: Path) -> None:
         wav = load_audio(r.audio) if isinstance(r.audio, str) else load_audio(r.audio)

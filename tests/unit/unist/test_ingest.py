@@ -158,3 +158,17 @@ def test_retrain_passes_sources_as_pipeline_parameter(monkeypatch, tmp_path: Pat
     assert args["eval_directions"] == ["en-zh"]
     _cli("retrain", "--cluster", "--host", "http://kfp.invalid", "--size", "tiny")
     assert "sources" not in calls[1] and "eval_directions" not in calls[1]  # the demo corpus: pipeline defaults
+
+
+def test_real_corpus_per_speaker_keeps_every_speaker(tmp_path: Path):
+    from uniss.unist.errors import UnistError
+    from uniss.unist.real import real_corpus_records
+
+    full = real_corpus_records()
+    small = real_corpus_records(per_speaker=4)
+    count = lambda recs: {s: sum(r.speaker == s for r in recs) for s in {r.speaker for r in recs}}  # noqa: E731
+    assert count(full) == {"asterisk-allison": 16, "librivox-austen": 3, "gcin-3": 8, "gcin-5": 3}
+    assert count(small) == {"asterisk-allison": 4, "librivox-austen": 3, "gcin-3": 4, "gcin-5": 3}
+    assert [r.id for r in small] == sorted(r.id for r in small) and {r.id for r in small} <= {r.id for r in full}
+    with pytest.raises(UnistError, match="per_speaker"):
+        real_corpus_records(per_speaker=0)
