@@ -50,9 +50,9 @@ __all__ = [
     "work_dir_for",
 ]
 
-#: Files inside a phase work directory.
 #: Formats of paper §3.3 phase 1 (speech-text alignment); the only ones the alignment corpus feeds.
 PHASE1_FORMATS = frozenset({"asr", "s2tt", "tts", "mt"})
+#: Files inside a phase work directory.
 CONFIG_FILE = "config.json"
 START_DIR = "start"  # model/ tokenizer/ vocab.json the phase starts from
 PACKS_FILE = "packs.npz"
@@ -100,6 +100,12 @@ def work_dir_for(cfg: TrainConfig, manifest: dict[str, Any], init_meta: dict[str
     return checkpoint_root() / f"{cfg.size}_phase{cfg.phase}_{h}"
 
 
+def _alignment_rows(cfg: TrainConfig, data_dir: Path) -> list[dict[str, Any]]:
+    """The alignment corpus rows when ``data.alignment`` is on and the dataset has one (own data and
+    the released UniST have none), else ``[]``."""
+    return load_alignment_rows(data_dir) if cfg.data.alignment and has_alignment(data_dir) else []
+
+
 def _text_encoder(tok):
     def enc(s: str) -> list[int]:
         return tok.encode(s, add_special_tokens=False)
@@ -137,8 +143,7 @@ def _build_start(cfg: TrainConfig, data_dir: Path, init_bundle: Path | None, cod
             model, text_tok = load_pretrained(cfg.pretrained, attn_implementation=cfg.attn_implementation)
         else:
             rows = load_rows(data_dir, split="train", subset="general", max_rows=cfg.data.max_rows)
-            if cfg.data.alignment and has_alignment(data_dir):
-                rows = rows + load_alignment_rows(data_dir)
+            rows = rows + _alignment_rows(cfg, data_dir)
             corpus = [str(r[k]) for r in rows for k in ("src_text", "tgt_text") if r.get(k)]
             text_tok = train_text_tokenizer(corpus, vocab_size=cfg.text_vocab_size)
             model = build_lm(cfg.size, len(text_tok), attn_implementation=cfg.attn_implementation)
@@ -163,8 +168,7 @@ def _build_packs(cfg: TrainConfig, data_dir: Path, start: Path, out: Path) -> di
     # reach encode_text (SpeechVocab.encode routes them), so the model tokenizer is safe here.
     d = cfg.data
     rows = load_rows(data_dir, split=d.split, subset=d.subset, max_rows=d.max_rows)
-    # the alignment corpus where the dataset has one (own data and the released UniST have none)
-    align = load_alignment_rows(data_dir) if d.alignment and has_alignment(data_dir) else []
+    align = _alignment_rows(cfg, data_dir)
     if align and set(d.formats) <= PHASE1_FORMATS:  # phase 1: the alignment corpus beside UniST
         rows = rows + align
     replay_rows = None

@@ -126,7 +126,6 @@ def default_speakers(tts_threads: int = 1) -> dict[str, Any]:
     from uniss.engines.kokoro import PiperTTS
     from uniss.unist.real import speak_gcin
 
-    # noise 0: deterministic VITS sampling, so a rebuild of one data version is byte-identical
     piper = PiperTTS(threads=tts_threads, noise_scale=0.0, noise_w_scale=0.0)
     return {"en": lambda t: piper.synthesize(t, "en", PiperTTS.VOICE),
             "zh": lambda t: speak_gcin(t, ALIGNMENT_VOICES["zh"])}
@@ -163,8 +162,9 @@ def check_alignment(df: pd.DataFrame, heldout_texts: set[str], languages: tuple[
     fail("kind_known", "kind", ~df["kind"].isin(KINDS))
     for side in ("src", "tgt"):
         fail("lang_known", f"{side}_lang", ~df[f"{side}_lang"].isin(languages))
-        fail("text_present", f"{side}_text", df[f"{side}_text"].fillna("").astype(str).str.strip() == "")
-        fail("not_in_dev_test", f"{side}_text", df[f"{side}_text"].fillna("").astype(str).str.strip().isin(heldout_texts))
+        text = df[f"{side}_text"].fillna("").astype(str).str.strip()
+        fail("text_present", f"{side}_text", text == "")
+        fail("not_in_dev_test", f"{side}_text", text.isin(heldout_texts))
         has = df[f"{side}_audio"].map(lambda b: isinstance(b, (bytes, bytearray)) and len(b) > 0)
         fail("audio_matches_kind", f"{side}_audio", has != (df["kind"] == "speech"))
         if f"{side}_speaker" in df.columns:

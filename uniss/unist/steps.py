@@ -290,7 +290,8 @@ def validate(data_dir: str | Path, out_dir: str | Path | None = None, *, raise_o
     m = read_manifest(src)
     df = read_all(src, verify=False)
     token_only = (m.get("codec") or {}).get("sizes") if m.get("token_only") else None  # released UniST: no audio
-    result = validate_samples(df, DataParams(**m["params"]), token_only_sizes=token_only)
+    params = DataParams(**m["params"])
+    result = validate_samples(df, params, token_only_sizes=token_only)
     from uniss.unist.shards import verify_md5s
 
     if m.get("alignment"):  # the phase-1 alignment corpus: its own expectations, same result
@@ -298,7 +299,7 @@ def validate(data_dir: str | Path, out_dir: str | Path | None = None, *, raise_o
 
         held = df[df["split"].isin(["dev", "test"])]
         texts = {str(t).strip() for c in ("src_text", "tgt_text") for t in held[c].dropna()}
-        a_fail = check_alignment(read_alignment(src), texts, DataParams(**m["params"]).languages)
+        a_fail = check_alignment(read_alignment(src), texts, params.languages)
         if a_fail:
             result["passed"] = False
             result["failures"].extend(a_fail)
