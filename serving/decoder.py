@@ -339,12 +339,15 @@ class ContinuousDecoder:
         vocab: the token layout; text_exclude: text ids never allowed in a text span.
         max_batch: decode slots (rows decoded together).
         device: torch device string.
+        lean_step: decode one-token steps with :class:`serving.qwen2_step.Qwen2DecodeStep` when the
+            model supports it (same hidden states up to float reassociation; fewer, fused kernels).
 
     Use :meth:`add` then :meth:`run` (all at once), or :meth:`add` / :meth:`step` from a serving
     loop (new requests join between steps).
     """
 
-    def __init__(self, model: Any, vocab: SpeechVocab, text_exclude: Sequence[int], *, max_batch: int = 8, device: str = "cpu") -> None:
+    def __init__(self, model: Any, vocab: SpeechVocab, text_exclude: Sequence[int], *, max_batch: int = 8, device: str = "cpu",
+                 lean_step: bool = True) -> None:
         import torch
 
         if max_batch < 1:
@@ -366,6 +369,11 @@ class ContinuousDecoder:
         self._head_b = None if getattr(head, "bias", None) is None else head.bias.detach()  # (V,)
         self._heads: dict[tuple, _HeadSlice] = {}
         self._layer_cls = _growing_layer()
+        # One-token steps through the lean Qwen2 step where it applies (serving/qwen2_step.py);
+        # prefill and other architectures use the library's forward.
+        from serving.qwen2_step import Qwen2DecodeStep, unsupported_reason
+
+        self._step = Qwen2DecodeStep(model) if self._body is not None and lean_step and unsupported_reason(model) is None else None
         self.waiting: deque[DecodeRequest] = deque()
         self.rows: list[_Row] = []
         self.cache = None  # DynamicCache with B rows, L steps
@@ -424,6 +432,8 @@ class ContinuousDecoder:
     def _forward(self, ids, mask, pos, cache):
         """One forward ``(b, T)`` -> (cache, last-position output): the body's hidden states
         ``(b, D)`` (restricted head, :meth:`_group_logits`) or, without a body, logits ``(b, V)``."""
+        if self._step is not None and ids.shape[1] == 1 and cache is not None:
+            return cache, self._step(ids.to(self.device), mask.to(self.device), pos.to(self.device), cache)  # (b, D)
         kw = dict(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), position_ids=pos.to(self.device),
                   past_key_values=cache, use_cache=True)
         if self._body is not None:
