@@ -13,6 +13,9 @@ Expectations (suite ``unist_samples``):
 - both audio cells decode as 16 kHz mono FLAC whose length matches the stored duration;
 - no dev/test row's normalised source or target text occurs in the train split of its direction
   (contamination gate);
+- every direction with train rows has at least one row in each of :data:`HELDOUT_SPLITS` (the test
+  split: evaluation would otherwise find nothing to score in that direction after hours of training;
+  :func:`missing_heldout` names the direction and its split counts);
 - data with voice columns: ``voice_preserved`` a non-null bool, ``voice_set`` in seen/heldout/real,
   held-out voices only in the test split, and no recorded dev/test speaker among the training
   speakers (speaker-disjoint evaluation, :func:`heldout_disjoint`).
@@ -47,6 +50,13 @@ LINGUISTIC_RATE_HZ = 12.5
 MAX_IDS = 50
 #: Stored duration vs decoded audio length tolerance (s): one 20 ms frame.
 DURATION_TOLERANCE_S = 0.02
+#: Held-out splits every direction with train rows must have rows in (``chk_direction_heldout``).
+#: Only ``test``: it is what the pipeline evaluates (``eval_split`` default) and the gate judges. Dev is
+#: read by nothing by default (training has no dev loop), and the speaker split of the user's corpora
+#: legitimately leaves a two-speaker direction without dev rows (one test speaker, one training
+#: speaker; ``uniss.unist.ingest.speaker_split``), so requiring dev would refuse good data. A caller
+#: that evaluates on dev passes ``heldout_splits=("dev", "test")`` to :func:`validate_samples`.
+HELDOUT_SPLITS = ("test",)
 
 
 def _speed_ok(ratio: Any, idx: Any) -> bool:
@@ -99,19 +109,61 @@ def contamination_free(df: pd.DataFrame) -> list[bool]:
             for i, sp in enumerate(df["split"])]
 
 
-def check_columns(df: pd.DataFrame, params: DataParams) -> pd.DataFrame:
+def _directions(df: pd.DataFrame) -> list[str]:
+    """Per row: its direction ``<src_lang>-<tgt_lang>`` (``zh-en``)."""
+    return [f"{a}-{b}" for a, b in zip(df["src_lang"], df["tgt_lang"])]
+
+
+def split_counts(df: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Rows per direction (``en-zh``) and split (``train``/``dev``/``test``), directions sorted;
+    a split with no row of a direction is absent from its dict."""
+    out: dict[str, dict[str, int]] = {}
+    for d, sp in zip(_directions(df), df["split"]):
+        c = out.setdefault(d, {})
+        c[str(sp)] = c.get(str(sp), 0) + 1
+    return dict(sorted(out.items()))
+
+
+def missing_heldout(df: pd.DataFrame, splits: tuple[str, ...] = HELDOUT_SPLITS) -> list[str]:
+    """One line per (direction, split) where a direction has train rows but no row in a required
+    held-out split, e.g. ``direction zh-en has 12 train rows but 0 test rows`` (the source re-ASR
+    filter can drop every test row of a direction, e.g. all the test recordings of one speaker).
+    Empty when every direction with train rows can be evaluated.
+
+    Args:
+        df: sample table (``src_lang``, ``tgt_lang``, ``split``).
+        splits: the held-out splits required (default :data:`HELDOUT_SPLITS`).
+    """
+    out = []
+    for d, c in split_counts(df).items():
+        if c.get("train", 0):
+            out += [f"direction {d} has {c['train']} train rows but 0 {sp} rows" for sp in splits if not c.get(sp, 0)]
+    return out
+
+
+def heldout_present(df: pd.DataFrame, splits: tuple[str, ...] = HELDOUT_SPLITS) -> list[bool]:
+    """Per row: False for every row of a direction that has train rows but no row in one of
+    ``splits`` (:func:`missing_heldout` gives the message with the counts)."""
+    bad = {d for d, c in split_counts(df).items() if c.get("train", 0) and any(not c.get(sp, 0) for sp in splits)}
+    return [d not in bad for d in _directions(df)]
+
+
+def check_columns(df: pd.DataFrame, params: DataParams, *,
+                  heldout_splits: tuple[str, ...] = HELDOUT_SPLITS) -> pd.DataFrame:
     """The derived boolean check columns (``chk_*``), one per custom rule.
 
     Args:
         df: sample table.
         params: thresholds and tolerances.
+        heldout_splits: held-out splits every direction with train rows must have rows in
+            (``chk_direction_heldout``; default :data:`HELDOUT_SPLITS`).
 
     Returns:
         a copy of ``df`` with ``chk_hq_ratio``, ``chk_src_wer``, ``chk_tgt_wer``, ``chk_speed``,
         ``chk_tokens``, ``chk_speaker32``, ``chk_audio``, ``chk_no_contamination``
-        (:func:`contamination_free`) (bool), and ``chk_heldout_disjoint`` when
-        ``df`` has a ``voice_set`` column (held-out voices speak only test rows and no training or dev
-        row speaks in one of them).
+        (:func:`contamination_free`), ``chk_direction_heldout`` (:func:`heldout_present`) (bool), and
+        ``chk_heldout_disjoint`` when ``df`` has a ``voice_set`` column (held-out voices speak only
+        test rows and no training or dev row speaks in one of them).
     """
     out = df.copy()
     lo, hi = params.hq_ratio
@@ -138,6 +190,7 @@ def check_columns(df: pd.DataFrame, params: DataParams) -> pd.DataFrame:
     out["chk_audio"] = [_audio_ok(a, da) and _audio_ok(b, db) for a, da, b, db in
                         zip(df["src_audio"], df["src_duration_s"], df["tgt_audio"], df["tgt_duration_s"])]
     out["chk_no_contamination"] = contamination_free(df)
+    out["chk_direction_heldout"] = heldout_present(df, heldout_splits)
     if "voice_set" in df:
         out["chk_heldout_disjoint"] = heldout_disjoint(df)
     return out
@@ -195,7 +248,9 @@ def token_only_checks(df: pd.DataFrame, sizes: dict[str, int]) -> pd.DataFrame:
 
 def build_token_only_suite(params: DataParams) -> Any:
     """The GE suite of a token-only dataset: ids, languages, splits, General ratio range and the
-    :func:`token_only_checks` columns (no audio, WER or duration-rate expectations: the release has none)."""
+    :func:`token_only_checks` columns (no audio, WER or duration-rate expectations: the release has none;
+    no held-out split expectation either: the release is a training corpus, mostly without a split
+    column, and evaluation refuses token-only data)."""
     import great_expectations as gx
 
     E = gx.expectations
@@ -238,7 +293,7 @@ def build_suite(params: DataParams, *, voice_columns: bool = False) -> Any:
     ]
     exps += [E.ExpectColumnValuesToBeInSet(column=c, value_set=[True]) for c in
              ("chk_hq_ratio", "chk_src_wer", "chk_tgt_wer", "chk_speed", "chk_tokens", "chk_speaker32", "chk_audio",
-              "chk_no_contamination")]
+              "chk_no_contamination", "chk_direction_heldout")]
     if voice_columns:
         exps += [E.ExpectColumnValuesToBeInSet(column="voice_preserved", value_set=[True, False]),
                  E.ExpectColumnValuesToNotBeNull(column="voice_preserved"),
@@ -250,7 +305,8 @@ def build_suite(params: DataParams, *, voice_columns: bool = False) -> Any:
     return suite
 
 
-def validate_samples(df: pd.DataFrame, params: DataParams, *, token_only_sizes: dict[str, int] | None = None) -> dict[str, Any]:
+def validate_samples(df: pd.DataFrame, params: DataParams, *, token_only_sizes: dict[str, int] | None = None,
+                     heldout_splits: tuple[str, ...] = HELDOUT_SPLITS) -> dict[str, Any]:
     """Run the suite on the sample table.
 
     Args:
@@ -258,16 +314,25 @@ def validate_samples(df: pd.DataFrame, params: DataParams, *, token_only_sizes: 
         params: data params.
         token_only_sizes: codebook sizes of a token-only dataset (released UniST, no audio): run
             :func:`build_token_only_suite` instead of the full suite.
+        heldout_splits: held-out splits every direction with train rows must have rows in (full
+            suite only; default :data:`HELDOUT_SPLITS`, the test split).
 
     Returns:
         ``{"passed", "suite", "expectations", "failures": [{"expectation", "column",
-        "unexpected_count", "row_ids"}], "statistics", "validated_at", "gx_version"}``. Never raises
-        on a failed validation (see :func:`raise_on_failure`).
+        "unexpected_count", "row_ids"}], "statistics", "validated_at", "gx_version"}``; a failure of
+        ``chk_direction_heldout`` also carries ``message`` (:func:`missing_heldout`: ``direction zh-en
+        has 12 train rows but 0 test rows``). Never raises on a failed validation (see
+        :func:`raise_on_failure`).
     """
     import great_expectations as gx
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
-    table = check_columns(df, params) if token_only_sizes is None else token_only_checks(df, token_only_sizes)
+    messages: dict[str, str] = {}  # check column -> the message of its failure
+    if token_only_sizes is None:
+        table = check_columns(df, params, heldout_splits=heldout_splits)
+        messages["chk_direction_heldout"] = "; ".join(missing_heldout(df, heldout_splits))
+    else:
+        table = token_only_checks(df, token_only_sizes)
     # GE cannot hash list/bytes cells for its own metrics: give it only the scalar columns.
     scalar = table[[c for c in table.columns if c not in (*TOKEN_COLUMNS, "src_audio", "tgt_audio")]]
     ctx = gx.get_context(mode="ephemeral")
@@ -287,6 +352,7 @@ def validate_samples(df: pd.DataFrame, params: DataParams, *, token_only_sizes: 
             "expectation": cfg.type, "column": cfg.kwargs.get("column"),
             "unexpected_count": int(info.get("unexpected_count") or len(ids)),
             "row_ids": sorted(set(ids))[:MAX_IDS],
+            **({"message": messages[cfg.kwargs["column"]]} if messages.get(cfg.kwargs.get("column")) else {}),
             **({"exception": str(r.exception_info.get("exception_message"))}
                if getattr(r, "exception_info", None) and r.exception_info.get("raised_exception") else {}),
         })
@@ -301,9 +367,12 @@ def validate_samples(df: pd.DataFrame, params: DataParams, *, token_only_sizes: 
 
 
 def format_failures(failures: list[dict[str, Any]]) -> str:
-    """One line per failing expectation: ``expectation(column): n rows: id1, id2, ...``."""
+    """One line per failing expectation: ``expectation(column): n rows: id1, id2, ...``, or
+    ``expectation(column): message`` for a failure that carries one (a direction without test rows:
+    the counts say more than its rows' ids)."""
     return "; ".join(
         f"{f['expectation']}: shards {', '.join(f['shards'])}" if f.get("shards") else
+        f"{f['expectation']}({f['column']}): {f['message']}" if f.get("message") else
         f"{f['expectation']}({f['column']}): {f['unexpected_count']} rows: {', '.join(f['row_ids'])}"
         for f in failures)
 

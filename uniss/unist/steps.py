@@ -280,7 +280,10 @@ def validate(data_dir: str | Path, out_dir: str | Path | None = None, *, raise_o
         the validation result dict (``passed``, ``failures``, ``statistics`` ...).
 
     Raises:
-        DataValidationError: failed expectations (with row ids), when ``raise_on_fail``.
+        DataValidationError: failed expectations (with row ids), when ``raise_on_fail``; among them a
+            direction with train rows but no test rows (``direction zh-en has 12 train rows but 0 test
+            rows``, :func:`uniss.unist.expectations.missing_heldout`), so a pipeline stops here, before
+            training, instead of at its evaluate step.
         DataIntegrityError: md5 mismatch / missing shard (a corrupted shard file).
     """
     from uniss.unist.expectations import raise_on_failure, validate_samples

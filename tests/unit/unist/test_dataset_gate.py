@@ -73,9 +73,9 @@ def test_layout_manifest_and_reader(built: Path, params):
 
 def test_gate_passes_then_training_may_read(built: Path):
     r = steps.validate(built)
-    # 16 core expectations (contamination included) + 4 on the voice columns (voice_preserved x2,
-    # voice_set, held-out disjoint)
-    assert r["passed"] and r["failures"] == [] and r["expectations"] == 20
+    # 17 core expectations (contamination and a test split per direction included) + 4 on the voice
+    # columns (voice_preserved x2, voice_set, held-out disjoint)
+    assert r["passed"] and r["failures"] == [] and r["expectations"] == 21
     assert read_manifest(built)["validation"]["passed"] is True
     hq = load_samples(built, split="all", subset="hq")
     assert hq["hq"].all() and len(hq) >= 1
@@ -127,7 +127,9 @@ def test_each_expectation_catches_its_defect(built: Path, col, bad, expectation)
     from uniss.unist.params import DataParams
 
     df = load_samples(built, split="all", require_validated=False)
-    i = int(df.index[df["hq"]][0])
+    # a training row: moving the only en-zh test row to another language would also (rightly) leave
+    # en-zh without test rows, and chk_direction_heldout would name every en-zh row
+    i = int(df.index[df["hq"] & (df["split"] == "train")][0])
     df.at[i, col] = bad
     r = validate_samples(df, DataParams(**read_manifest(built)["params"]))
     assert not r["passed"]
@@ -144,7 +146,7 @@ def test_cli_validate_exit_codes(built: Path):
 
     runner = CliRunner()
     r = runner.invoke(app, ["data", "validate", str(built)])
-    assert r.exit_code == 0 and "passed 20 expectations" in r.output
+    assert r.exit_code == 0 and "passed 21 expectations" in r.output
     p = built / read_manifest(built)["shards"][0]["path"]
     df = read_table(p)
     df.loc[1, "ratio"] = 0.1
@@ -227,3 +229,50 @@ def test_validate_cli_names_contaminated_dev_row_and_shared_heldout_speaker(buil
     leak = ", ".join(sorted([df.at[spk, "id"], df.at[train[1], "id"]]))
     assert f"expect_column_values_to_be_in_set(chk_heldout_disjoint): 2 rows: {leak}" in out
     assert "Traceback" not in r.output
+
+
+def test_direction_without_test_rows_fails_gate_naming_direction_and_counts(built: Path):
+    """Every test row of one direction gone (here moved to dev; with real data the source re-ASR filter
+    dropped them): the gate stops the data step, before any training, naming the direction and its
+    split counts; the other direction's rows are not blamed."""
+    m = read_manifest(built)
+    victim = ("en", "zh")
+    n_train = n_test = 0
+    ids: list[str] = []
+    for s in m["shards"]:
+        p = built / s["path"]
+        df = read_table(p)
+        mine = (df["src_lang"] == victim[0]) & (df["tgt_lang"] == victim[1])
+        ids += list(df.loc[mine, "id"])
+        n_train += int((mine & (df["split"] == "train")).sum())
+        n_test += int((mine & (df["split"] == "test")).sum())
+        df.loc[mine & (df["split"] == "test"), "split"] = "dev"
+        write_table(df, p)
+    assert n_train and n_test  # the fixture had both before
+    with pytest.raises(DataValidationError) as e:
+        steps.validate(built)
+    msg = f"direction en-zh has {n_train} train rows but 0 test rows"
+    assert f"expect_column_values_to_be_in_set(chk_direction_heldout): {msg}" in str(e.value)
+    by = {(f["expectation"], f["column"]): f for f in e.value.failures}
+    f = by[("expect_column_values_to_be_in_set", "chk_direction_heldout")]
+    assert f["message"] == msg and f["row_ids"] == sorted(ids)  # the en-zh rows only
+
+
+def test_direction_heldout_rule_on_small_tables():
+    """:func:`missing_heldout` / :func:`heldout_present`: a direction with train rows needs test rows
+    (dev only when asked for); a direction without train rows and a complete one pass."""
+    from uniss.unist.expectations import heldout_present, missing_heldout, split_counts
+
+    df = pd.DataFrame({"id": [f"r{i}" for i in range(7)],
+                       "src_lang": ["en", "en", "en", "zh", "zh", "zh", "zh"],
+                       "tgt_lang": ["zh", "zh", "zh", "en", "en", "en", "en"],
+                       "split": ["train", "train", "test", "train", "train", "train", "dev"]})
+    assert split_counts(df) == {"en-zh": {"train": 2, "test": 1}, "zh-en": {"train": 3, "dev": 1}}
+    assert missing_heldout(df) == ["direction zh-en has 3 train rows but 0 test rows"]
+    assert heldout_present(df) == [True, True, True, False, False, False, False]
+    assert missing_heldout(df, ("dev", "test")) == ["direction en-zh has 2 train rows but 0 dev rows",
+                                                    "direction zh-en has 3 train rows but 0 test rows"]
+    ok = df.assign(split=["train", "test", "dev", "train", "test", "dev", "test"])
+    assert missing_heldout(ok, ("dev", "test")) == [] and all(heldout_present(ok, ("dev", "test")))
+    only_eval = df[df["src_lang"] == "zh"].assign(split="test")  # no train rows: nothing to require
+    assert missing_heldout(only_eval) == [] and all(heldout_present(only_eval))
