@@ -15,7 +15,8 @@ from uniss.errors import UnissError
 from uniss.unist.params import VOICE_SETS
 
 __all__ = ["ALL_SLICE", "DIRECTIONS", "EVAL_EXPERIMENT", "MODES", "SAMPLE_RATE_HZ", "SLICES", "TOPLINES",
-           "TOPLINE_CODEC", "TOPLINE_REFERENCE", "EvaluationError", "eval_mlflow", "slice_key"]
+           "TOPLINE_CODEC", "TOPLINE_REFERENCE", "EvaluationError", "SkippedDirectionWarning", "eval_mlflow",
+           "slice_key"]
 
 #: Inference modes (paper §3.2) and directions evaluated by default (paper Table 1: EN-ZH | ZH-EN).
 MODES = ("quality", "performance", "direct")
@@ -36,7 +37,13 @@ EVAL_EXPERIMENT = "uniss-eval"
 
 
 class EvaluationError(UnissError, ValueError):
-    """Bad evaluation request: unknown direction/mode, no test rows, bad audio in the split."""
+    """Bad evaluation request: unknown direction/mode, no rows in the split for any requested
+    direction, bad audio in the split."""
+
+
+class SkippedDirectionWarning(UserWarning):
+    """A requested direction has no rows in the evaluated split: it is skipped (recorded in
+    ``EvalReport.skipped``), the other directions are still scored."""
 
 
 class TokenOnlyDataError(EvaluationError):

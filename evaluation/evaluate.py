@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -38,6 +39,7 @@ from evaluation.common import (
     TOPLINE_REFERENCE,
     TOPLINES,
     EvaluationError,
+    SkippedDirectionWarning,
     TokenOnlyDataError,
     slice_key,
 )
@@ -46,8 +48,8 @@ from evaluation.scoring import SourceEmbedCache, score_outputs, slice_scores
 from evaluation.toplines import codec_outputs, load_data_codec, reference_outputs
 from uniss.metrics import CorpusScores, UtteranceResult, asr_batch_agreement
 
-__all__ = ["DIRECTIONS", "MODES", "SAMPLE_RATE_HZ", "EvalReport", "EvaluationError", "decode_flac", "evaluate",
-           "evaluate_step"]
+__all__ = ["DIRECTIONS", "MODES", "SAMPLE_RATE_HZ", "EvalReport", "EvaluationError", "SkippedDirectionWarning",
+           "decode_flac", "direction_rows", "evaluate", "evaluate_step"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,6 +152,32 @@ def limit_rows(sub: pd.DataFrame, limit: int | None) -> pd.DataFrame:
     return sub.loc[picked].sort_values("id", kind="stable")
 
 
+def direction_rows(rows: pd.DataFrame, directions: Sequence[str], split: str,
+                   limit: int | None) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """The rows of each requested direction, and the directions that have none.
+
+    Args:
+        rows: the split's shard rows (``src_lang``, ``tgt_lang``, ``id`` ...).
+        directions: requested directions (``en-zh`` ...), in report order.
+        split: the split's name (for the reason).
+        limit: at most this many rows per direction (:func:`limit_rows`).
+
+    Returns:
+        (direction -> its rows, for directions with at least one row, in ``directions`` order;
+        direction -> reason, e.g. ``no test rows for direction zh-en``, for the others).
+    """
+    found: dict[str, pd.DataFrame] = {}
+    skipped: dict[str, str] = {}
+    for direction in directions:
+        src_lang, tgt_lang = direction.split("-")
+        sub = limit_rows(rows[(rows["src_lang"] == src_lang) & (rows["tgt_lang"] == tgt_lang)], limit)
+        if len(sub):
+            found[direction] = sub
+        else:
+            skipped[direction] = f"no {split} rows for direction {direction}"
+    return found, skipped
+
+
 def evaluate(
     model: Any,
     data_dir: Any,
@@ -200,9 +228,13 @@ def evaluate(
         codec: codec of the codec topline (loaded or a directory; default ``<data_dir>/codec``).
         mos: MOS predictor (``uniss.engines.mos.MOSPredictor``); ``None`` = ``DNSMOS()``, ``False`` = no MOS.
     Returns:
-        :class:`EvalReport`.
+        :class:`EvalReport`. A requested direction without rows in ``split`` is skipped with a
+        :class:`SkippedDirectionWarning` and recorded in ``EvalReport.skipped`` (direction -> reason;
+        written to ``metrics.json``, the tables and the MLflow tag ``uniss.eval.skipped``); it has no
+        metrics, so the gate (``uniss.gate.decide``) refuses a model judged on it.
     Raises:
-        EvaluationError: unknown direction/mode/topline, no rows for a direction, unreadable audio.
+        EvaluationError: unknown direction/mode/topline, no rows in ``split`` for any requested
+            direction (raised before the model is loaded), unreadable audio.
         DataNotValidatedError / DataIntegrityError: from the dataset reader.
         RegistryError: a ``models:/`` URI that cannot be resolved; the tracking server is down
             when logging to MLflow.
@@ -221,6 +253,11 @@ def evaluate(
 
         check_server()
     rows = _load_rows(data_dir, split)
+    subs, skipped = direction_rows(rows, directions, split, limit)
+    if not subs:
+        raise EvaluationError(f"no {split} rows for direction(s) {', '.join(directions)}: nothing to evaluate")
+    for direction, why in skipped.items():
+        warnings.warn(f"evaluation skips direction {direction}: {why}", SkippedDirectionWarning, stacklevel=2)
     engine = _load_engine(model)
     asr = asr or _default_asr()
     embed = speaker_embed or _default_embed()
@@ -238,11 +275,8 @@ def evaluate(
     agreement: dict[str, dict[str, float]] = {}
     groups: list[CorpusScores] = []
     timings = {"translate_s": 0.0, "score_s": 0.0, "toplines_s": 0.0, "mos_s": 0.0}
-    for direction in directions:
+    for direction, sub in subs.items():
         src_lang, tgt_lang = direction.split("-")
-        sub = limit_rows(rows[(rows["src_lang"] == src_lang) & (rows["tgt_lang"] == tgt_lang)], limit)
-        if len(sub) == 0:
-            raise EvaluationError(f"no {split} rows for direction {direction}")
         src_wavs = [decode_flac(b, f"{i} src_audio") for i, b in zip(sub["id"], sub["src_audio"], strict=True)]
         ref_wavs = [decode_flac(b, f"{i} tgt_audio") if isinstance(b, bytes | bytearray) and len(b) else None
                     for i, b in zip(sub["id"], sub.get("tgt_audio", [None] * len(sub)), strict=True)]
@@ -302,7 +336,8 @@ def evaluate(
             signatures.setdefault(g.direction.split("-")[1], g.speech_signature)
     utts = pd.DataFrame([r.to_row() for r in results])
     report = EvalReport(metrics=flat, groups=groups, utterances=utts, signatures=signatures,
-                        asr_agreement=agreement, out_dir=out, timings={k: round(v, 2) for k, v in timings.items()})
+                        asr_agreement=agreement, out_dir=out, timings={k: round(v, 2) for k, v in timings.items()},
+                        skipped=skipped)
     write_report_files(report, audio, samples_per_group, meta={"split": split, "model": str(model) if not hasattr(model, "translate") else "engine"})
     if log_mlflow:
         log_report(report, run_name=run_name, tags=run_tags)
@@ -338,7 +373,12 @@ def evaluate_step(bundle_dir: str, data_dir: str, split: str, directions: Sequen
                   limit: int | None, report_dir: str) -> dict[str, float]:
     """Pipeline component entry (``components/evaluation.py`` ``evaluate_model``): evaluate a bundle,
     write the report into ``report_dir`` (its ``samples.html`` is the component's HTML artifact),
-    log to the active MLflow run when tracking is configured; returns the flat metrics (NaN dropped)."""
+    log to the active MLflow run when tracking is configured; returns the flat metrics (NaN dropped;
+    a skipped direction has none, and the gate step refuses the model for it).
+
+    Raises:
+        EvaluationError: as :func:`evaluate` (e.g. no ``split`` rows in any of ``directions``).
+    """
     rep = evaluate(bundle_dir, data_dir, split=split, directions=tuple(directions), modes=tuple(modes),
                    limit=limit if limit and limit > 0 else None, out_dir=report_dir)
     return {k: v for k, v in rep.metrics.items() if not math.isnan(v)}

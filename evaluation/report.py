@@ -4,9 +4,10 @@
 
 - ``metrics.json``: flat metrics (``speech_bleu.en-zh.quality`` ...; toplines as
   ``speech_bleu.en-zh.topline_reference``; slices as ``speech_bleu.en-zh.quality/seen``), SacreBLEU
-  signatures, the batched-vs-unbatched ASR agreement, counts per mode, topline and slice, timings;
+  signatures, the batched-vs-unbatched ASR agreement, counts per mode, topline and slice, timings,
+  ``skipped`` (requested directions without rows in the split -> reason);
 - ``metrics_table.csv`` / ``metrics_table.md``: the Table 1 style table (rows = direction x mode,
-  then the toplines, per slice);
+  then the toplines, per slice; the markdown ends with the skipped directions);
 - ``utterances.parquet`` / ``utterances.csv``: one row per utterance (ids, texts, ASR of the output,
   durations, per-utterance BLEU/WER, speaker similarity);
 - ``samples.html`` + ``audio/``: players for source, output and reference target speech;
@@ -14,7 +15,7 @@
   (:mod:`evaluation.plots`).
 
 :func:`log_report` logs all of it to MLflow (metrics with the flat names, SacreBLEU signatures as
-tags, the files as artifacts).
+tags, skipped directions as the tag ``uniss.eval.skipped``, the files as artifacts).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class EvalReport:
         out_dir: where the report files were written.
         timings: seconds spent translating, scoring the modes, on toplines, and in the MOS predictor.
         files: report file paths.
+        skipped: requested direction -> why it was not evaluated (``no test rows for direction
+            zh-en``); such a direction has no metrics and no groups.
     """
 
     metrics: dict[str, float]
@@ -65,6 +68,7 @@ class EvalReport:
     out_dir: Path
     timings: dict[str, float] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def slices(self) -> list[str]:
@@ -104,7 +108,7 @@ def _fmt(v: float, metric: str) -> str:
 def markdown_table(report: EvalReport) -> str:
     """Table 1 style markdown: one row per mode, then one per topline, each cell ``EN-ZH | ZH-EN``
     like the paper; one table per slice (``all`` first, headed ``### slice: <name>`` when the data
-    has slices)."""
+    has slices); then one ``- skipped <direction>: <reason>`` line per skipped direction."""
     dirs = sorted({g.direction for g in report.groups}, key=DIRECTIONS.index)
     rows = [m for m in (*MODES, *TOPLINES) if any(g.mode == m for g in report.groups)]
     by = {(g.direction, g.mode, g.slice): g.metrics() for g in report.groups}
@@ -120,6 +124,8 @@ def markdown_table(report: EvalReport) -> str:
             cells = [" \\| ".join(_fmt(by.get((d, mode, sl), {}).get(m, float("nan")), m) for d in dirs) for m in TABLE1_METRICS]
             lines.append(f"| {mode} | " + " | ".join(cells) + " |")
         out.append("\n".join(lines) + "\n")
+    if report.skipped:
+        out.append("\n".join(f"- skipped {d}: {why}" for d, why in report.skipped.items()) + "\n")
     return "\n".join(out)
 
 
@@ -148,6 +154,7 @@ def write_report_files(report: EvalReport, audio: AudioMap, samples_per_group: i
         "slices": {sl: {f"{g.direction}.{g.mode}": g.n for g in report.groups if g.slice == sl}
                    for sl in report.slices},
         "timings_s": report.timings,
+        "skipped": report.skipped,
         **meta,
     }, indent=2, ensure_ascii=False))
     table = report.table()
@@ -166,6 +173,7 @@ def write_report_files(report: EvalReport, audio: AudioMap, samples_per_group: i
     parts = ["<!doctype html><meta charset='utf-8'><title>UniSS evaluation samples</title>",
              "<style>body{font-family:sans-serif}td{vertical-align:top;padding:4px;border-bottom:1px solid #ddd}</style>",
              "<h1>UniSS evaluation samples</h1>", markdown_table_html(report)]
+    parts += [f"<p><b>skipped {html.escape(d)}</b>: {html.escape(why)}</p>" for d, why in report.skipped.items()]
     seen: dict[tuple[str, str], int] = {}
     parts.append("<table><tr><th>id</th><th>direction / mode</th><th>source</th><th>output</th><th>reference</th></tr>")
     for r in report.utterances.itertuples():
@@ -211,7 +219,9 @@ def markdown_table_html(report: EvalReport) -> str:
 def log_report(report: EvalReport, *, run_name: str | None = None, tags: dict[str, str] | None = None) -> str:
     """Log an :class:`EvalReport` to MLflow: metrics (flat names incl. toplines and slices, NaN
     skipped), SacreBLEU signatures as tags, ASR agreement metrics, timings (``eval_time_s.*``), the
-    toplines and slices scored as tags, and every report file under artifact path ``eval/``.
+    toplines and slices scored as tags, the skipped directions as tag ``uniss.eval.skipped``
+    (``zh-en: no test rows for direction zh-en``; set only when a direction was skipped), and every
+    report file under artifact path ``eval/``.
 
     Logs into the active run if there is one, else into a new run of experiment ``uniss-eval``.
     Returns the run id.
@@ -231,7 +241,9 @@ def log_report(report: EvalReport, *, run_name: str | None = None, tags: dict[st
             sig_tags["sacrebleu_signature"] = " ; ".join(f"{k}: {v}" for k, v in sorted(report.signatures.items()))
         if report.timings:
             mlflow.log_metrics({f"eval_time_s.{k.removesuffix('_s')}": v for k, v in report.timings.items()})
-        mlflow.set_tags({**sig_tags, **(tags or {}), "uniss.eval": "true",
+        skip_tags = {"uniss.eval.skipped": "; ".join(f"{d}: {why}" for d, why in report.skipped.items())
+                     } if report.skipped else {}
+        mlflow.set_tags({**sig_tags, **(tags or {}), "uniss.eval": "true", **skip_tags,
                          "uniss.eval.toplines": ",".join(report.toplines), "uniss.eval.slices": ",".join(report.slices)})
         mlflow.log_artifacts(str(report.out_dir), artifact_path="eval")
         return run.info.run_id

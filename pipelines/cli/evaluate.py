@@ -64,6 +64,8 @@ def evaluate(
             cells = ["-" if math.isnan(r[m]) else f"{r[m]:.2f}" if "bleu" in m else f"{r[m]:.3f}" for m in TITLES]
             t.add_row(r["direction"], r["mode"].replace("topline_", "top:"), str(r["n"]), *cells, style=style)
         console.print(t)
+    for d, why in rep.skipped.items():  # a requested direction without rows in the split: no metrics
+        console.print(f"skipped {d}: {why}", style="yellow", markup=False)
     if rep.toplines:
         console.print("toplines: top:reference = the data's target speech scored as an output; top:codec = the "
                       "data's codec decoding the target semantic tokens in the source voice; MOS = DNSMOS P.808")

@@ -195,3 +195,79 @@ def test_bad_requests_are_typed_errors(data, tmp_path):
         E.evaluate(ReferenceSystem(data), data, split="dev", out_dir=tmp_path, asr=object(), speaker_embed=len)
     with pytest.raises(E.EvaluationError, match="unreadable"):
         E.decode_flac(b"not audio", "x")
+
+
+class _HeardASR:
+    """Hears each reference target clip as its reference text (no Whisper: a fast, exact stand-in)."""
+
+    def __init__(self, df):
+        self.heard = {E.decode_flac(r.tgt_audio, r.id).tobytes(): r.tgt_text for r in df.itertuples()}
+
+    def transcribe(self, wavs, language):
+        return [self.heard.get(np.asarray(w, np.float32).tobytes(), "") for w in wavs]
+
+
+class _FakeMlflow:
+    """Records what :func:`evaluation.report.log_report` sends to MLflow."""
+
+    def __init__(self):
+        from contextlib import nullcontext
+        from types import SimpleNamespace
+
+        self.tags, self.metrics = {}, {}
+        self._run = nullcontext(SimpleNamespace(info=SimpleNamespace(run_id="run-1")))
+
+    def active_run(self):
+        return None
+
+    def set_experiment(self, name):
+        pass
+
+    def start_run(self, run_name=None, tags=None):
+        return self._run
+
+    def log_metrics(self, m):
+        self.metrics.update(m)
+
+    def set_tags(self, t):
+        self.tags.update(t)
+
+    def log_artifacts(self, path, artifact_path=None):
+        pass
+
+
+def test_direction_without_test_rows_is_skipped_and_reported(data, tmp_path, monkeypatch):
+    """zh-en has train rows but no test rows (all dropped by a data filter): en-zh is still scored,
+    zh-en is skipped with a warning and its reason is in the report, its files and the MLflow tags."""
+    import pandas as pd
+
+    from evaluation import report as R
+
+    df = data[~((data["src_lang"] == "zh") & (data["split"] == "test"))]
+    df = pd.concat([df, data[data["id"] == "ze0"].assign(id="ze-train", split="train")], ignore_index=True)
+    test = data[data["split"] == "test"]  # tr0 shares ez0's audio with other texts
+    with pytest.warns(E.SkippedDirectionWarning, match="zh-en"):
+        rep = E.evaluate(ReferenceSystem(test), df, modes=("performance",), out_dir=tmp_path, asr=_HeardASR(test),
+                         speaker_embed=lambda w: np.ones(4, np.float32), mos=False, toplines=(), log_mlflow=False)
+    assert rep.skipped == {"zh-en": "no test rows for direction zh-en"}
+    assert rep.metrics["text_bleu.en-zh.performance"] == pytest.approx(100.0)
+    assert rep.metrics["speech_bleu.en-zh.performance"] == pytest.approx(100.0)  # the ASR hears the reference
+    assert not [k for k in rep.metrics if ".zh-en." in k]
+    assert {g.direction for g in rep.groups} == {"en-zh"} and len(rep.utterances) == 3
+    js = json.loads((tmp_path / "metrics.json").read_text())
+    assert js["skipped"] == {"zh-en": "no test rows for direction zh-en"} and js["counts"] == {"en-zh.performance": 3}
+    assert "- skipped zh-en: no test rows for direction zh-en" in (tmp_path / "metrics_table.md").read_text()
+    assert "skipped zh-en" in (tmp_path / "samples.html").read_text()
+    fake = _FakeMlflow()
+    monkeypatch.setattr(R, "eval_mlflow", lambda: fake)
+    assert R.log_report(rep) == "run-1"
+    assert fake.tags["uniss.eval.skipped"] == "zh-en: no test rows for direction zh-en"
+    assert "speech_bleu.en-zh.performance" in fake.metrics
+
+
+def test_no_rows_in_any_direction_fails_before_the_model_loads(data, tmp_path):
+    """Only when no requested direction has rows is it an error, raised before the model is loaded
+    (the bundle path does not exist: loading it would raise another error)."""
+    with pytest.raises(E.EvaluationError, match=r"no test rows for direction\(s\) zh-en"):
+        E.evaluate(str(tmp_path / "no-such-bundle"), data[data["src_lang"] == "en"], directions=("zh-en",),
+                   out_dir=tmp_path, asr=object(), speaker_embed=len, mos=False, log_mlflow=False)
