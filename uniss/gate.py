@@ -12,7 +12,10 @@ Rules (issue "Evaluation, ablations, evaluation gate, MLflow registry", item 4):
    own units (BLEU points; SLC share). Without a champion (first model) this rule is skipped.
 
 A metric the challenger lacks fails its check (no silent pass); a metric the champion lacks skips
-that regression check with a note in the check (the older champion never measured it).
+that regression check with a note in the check (the older champion never measured it). A gated
+(direction, mode) of which the challenger has no metric at all (the evaluation skipped the direction,
+e.g. no test rows for it) fails one ``coverage`` check naming the direction and the gated metrics it
+lacks, in place of its per-metric checks, even when no floor applies and the champion lacks it too.
 
 Metric keys are flat: ``<metric>.<direction>.<mode>`` (``uniss.metrics.metric_key``), e.g.
 ``speech_bleu.en-zh.quality``. Thresholds come from the ``gate:`` section of ``params.yaml``.
@@ -107,8 +110,9 @@ class GateCheck:
     """One check of the gate.
 
     Attributes:
-        kind: ``floor``, ``ceiling`` or ``regression``.
-        key: flat metric key (``speech_bleu.en-zh.quality``).
+        kind: ``floor``, ``ceiling``, ``regression``, or ``coverage`` (the challenger has no metric of a
+            gated direction and mode; only failed ones are recorded).
+        key: flat metric key (``speech_bleu.en-zh.quality``; ``*.zh-en.quality`` for ``coverage``).
         value: challenger value (``nan`` when missing).
         threshold: the bound the value was compared with (for ``regression``: champion - tolerance).
         passed: whether the check passed.
@@ -117,7 +121,7 @@ class GateCheck:
         skipped: True when the check could not apply (champion lacks the metric).
     """
 
-    kind: Literal["floor", "ceiling", "regression"]
+    kind: Literal["floor", "ceiling", "regression", "coverage"]
     key: str
     value: float
     threshold: float
@@ -157,6 +161,26 @@ def _num(m: Mapping[str, float] | None, key: str) -> float | None:
     return None if math.isnan(v) else v
 
 
+def _coverage(challenger: Mapping[str, float], champion: Mapping[str, float] | None, thresholds: GateThresholds,
+              direction: str, mode: str) -> GateCheck | None:
+    """A failed ``coverage`` check when ``challenger`` has no finite metric ``<metric>.<direction>.<mode>``
+    (slices such as ``.../seen`` aside), naming the gated metrics it lacks; ``None`` when it has one."""
+    def finite(v: object) -> bool:
+        try:
+            return v is not None and math.isfinite(float(v))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return False
+
+    suffix = f".{direction}.{mode}"
+    if any(str(k).endswith(suffix) and finite(v) for k, v in challenger.items()):
+        return None
+    gated = [*thresholds.floors, *thresholds.ceilings, *(thresholds.non_regression if champion is not None else ())]
+    keys = ", ".join(metric_key(m, direction, mode) for m in dict.fromkeys(gated)) or "every metric"
+    return GateCheck("coverage", f"*{suffix}", float("nan"), float("nan"), False,
+                     f"direction {direction} has no {mode} metrics in the challenger (not evaluated, e.g. no test "
+                     f"rows for {direction}): missing {keys}")
+
+
 def decide(
     challenger: Mapping[str, float],
     champion: Mapping[str, float] | None,
@@ -170,11 +194,16 @@ def decide(
         thresholds: :class:`GateThresholds`.
     Returns:
         :class:`GateDecision` (never raises for bad metric values: a missing/NaN challenger metric
-        is a failed check with its reason).
+        is a failed check with its reason; a gated direction and mode without any challenger metric
+        is one failed ``coverage`` check naming the direction and the metrics it lacks).
     """
     checks: list[GateCheck] = []
     for mode in thresholds.modes:
         for direction in thresholds.directions:
+            missing = _coverage(challenger, champion, thresholds, direction, mode)
+            if missing is not None:  # one reason for the whole direction, not one per metric
+                checks.append(missing)
+                continue
             for metric, floor in thresholds.floors.items():
                 key = metric_key(metric, direction, mode)
                 v = _num(challenger, key)

@@ -118,3 +118,29 @@ def test_bad_gate_config_is_a_typed_error(tmp_path):
         load_thresholds(p)
     with pytest.raises(GateConfigError):
         load_thresholds(tmp_path / "missing.yaml")
+
+
+def test_missing_direction_is_refused_naming_it_even_without_floors():
+    """The evaluation skipped zh-en (no test rows): every zh-en metric is absent. The gate refuses
+    with one reason naming the direction and the gated metrics it lacks, never a KeyError, and also
+    when no floor applies and the champion lacks zh-en too (where per-metric checks would pass)."""
+    ch = {k: v for k, v in metrics().items() if ".zh-en." not in k}
+    d = decide(ch, None, T)
+    assert not d.passed and len(d.reasons) == 1
+    r = d.reasons[0]
+    assert "direction zh-en has no quality metrics" in r
+    assert "speech_bleu.zh-en.quality" in r and "slc_0.4.zh-en.quality" in r and "rtf.zh-en.quality" in r
+    assert [c.kind for c in d.checks if not c.passed] == ["coverage"]
+    assert all(c.passed for c in d.checks if ".en-zh." in c.key)  # en-zh still judged metric by metric
+
+    no_floors = GateThresholds(modes=("quality",), directions=("en-zh", "zh-en"))  # non-regression only
+    old_champion = {k: v for k, v in metrics().items() if ".zh-en." not in k}
+    d2 = decide(ch, old_champion, no_floors)
+    assert not d2.passed and d2.reasons == [
+        "direction zh-en has no quality metrics in the challenger (not evaluated, e.g. no test rows for zh-en): "
+        "missing speech_bleu.zh-en.quality, slc_0.2.zh-en.quality"]
+    assert decide(ch, None, no_floors).reasons == [  # no floors, no champion: still refused
+        "direction zh-en has no quality metrics in the challenger (not evaluated, e.g. no test rows for zh-en): "
+        "missing every metric"]
+    only_slices = {"speech_bleu.zh-en.quality/seen": 9.0, **ch}  # a slice is not the direction's metric
+    assert not decide(only_slices, None, GateThresholds(directions=("zh-en",))).passed
