@@ -2,7 +2,8 @@
 :mod:`uniss.codecs.lite.codec` for the design.
 
 Modules: :mod:`~uniss.codecs.lite.config` (sizes and knobs), :mod:`~uniss.codecs.lite.features`
-(Whisper encoder states packed into 30 s windows and centred per window position; resemblyzer
+(Whisper encoder states, each clip in its own window or several packed per 30 s window, centred
+per window position; resemblyzer
 speaker embeddings), :mod:`~uniss.codecs.lite.dsp` (log-mel, Griffin-Lim),
 :mod:`~uniss.codecs.lite.quantize` (k-means, nearest centroid), :mod:`~uniss.codecs.lite.decoder`
 (the mel decoder network and its training loop; imports torch, so it is not imported here) and
@@ -39,6 +40,7 @@ from uniss.codecs.lite.features import (
     WHISPER_WINDOW_SAMPLES,
     SpeakerEmbedder,
     WhisperStates,
+    clip_windows,
     pack_windows,
     position_means,
     speaker_embedder,
@@ -71,6 +73,7 @@ __all__ = [
     "load_lite_codec",
     "griffin_lim",
     "log_mel",
+    "clip_windows",
     "pack_windows",
     "position_means",
     "speaker_embedder",

@@ -8,7 +8,8 @@ backend rebuilds each idea at small scale from shipped models and library k-mean
 
 * **linguistic** (12.5 tokens/s, content): Whisper-base encoder states (50 Hz, 512-d; the
   GLM-4-Voice tokenizer quantizes a Whisper encoder, paper §3.1.2) average-pooled by 4 to 12.5 Hz,
-  several clips packed into each 30 s window and centred per window position
+  each clip in a Whisper window of its own length (presets; ``whisper_window="clip"``) or several
+  clips packed into each 30 s window (manifests before that key), centred per window position
   (:mod:`uniss.codecs.lite.features`), then a ``MiniBatchKMeans`` codebook.
 * **speaker** (32 global tokens): the 256-d resemblyzer utterance embedding, product-quantized into
   32 sub-vectors of 8 dims, one ``KMeans`` codebook per sub-vector (size capped by the data).
@@ -173,7 +174,7 @@ class LiteCodec(ManifestFingerprint):
         ws = [check_wav(w) for w in wavs]
         if not ws:
             return []
-        states = whisper_states().pooled(ws, self.config.whisper_batch, progress=progress,
+        states = whisper_states().pooled(ws, self.config.whisper_batch, progress=progress, window=self.config.whisper_window,
                                          position_mean=self.linguistic_position_mean)  # (T_l_i, D_w) each
         flat = nearest(np.concatenate(states), self.linguistic_centroids)  # (sum T_l_i,)
         bounds = np.cumsum([0] + [len(s) for s in states])
@@ -480,7 +481,7 @@ def fit_lite_codec(
     # linguistic ------------------------------------------------------------------------------
     t0 = time.perf_counter()
     wh = whisper_states()
-    raw, positions = wh.pooled_with_positions(ws, cfg.whisper_batch, progress=progress)
+    raw, positions = wh.pooled_with_positions(ws, cfg.whisper_batch, progress=progress, window=cfg.whisper_window)
     pos_mean = position_means(raw, positions)  # (375, 512)
     states = [s - pos_mean[p] for s, p in zip(raw, positions, strict=True)]  # (T_l_i, 512) each
     timings["linguistic_features_s"] = time.perf_counter() - t0

@@ -1,7 +1,7 @@
 """Lite codec v3 (issue 16): Whisper content units, a speaker-conditioned unit decoder, MB-MelGAN.
 
-Streams (one Whisper-base encoder pass serves both content streams, several clips packed per 30 s
-window as in v2, :meth:`~uniss.codecs.lite.features.WhisperStates.states_with_positions`):
+Streams (one Whisper-base encoder pass serves both content streams, Whisper windows as in v2
+(``whisper_window``), :meth:`~uniss.codecs.lite.features.WhisperStates.states_with_positions`):
 
 * **semantic** (50 tokens/s): Whisper-base encoder states at their native 50 Hz, centred per 30 s
   window position (:func:`~uniss.codecs.lite.features.frame_position_means`), ``MiniBatchKMeans``
@@ -161,7 +161,8 @@ class LiteCodecV3(ManifestFingerprint):
 
     def _content(self, ws: list[np.ndarray], progress: bool = False) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """One Whisper pass -> (linguistic codes ``(T_l_i,)``, semantic codes ``(T_s_i,)``) per clip."""
-        pooled, ppos, frames, fpos = whisper_states().states_with_positions(ws, self.config.whisper_batch, progress)
+        pooled, ppos, frames, fpos = whisper_states().states_with_positions(ws, self.config.whisper_batch, progress,
+                                                                            window=self.config.whisper_window)
         ling = nearest(np.concatenate([s - self.linguistic_position_mean[p] for s, p in zip(pooled, ppos, strict=True)]),
                        self.linguistic_centroids)
         sem = nearest(np.concatenate([s - self.semantic_position_mean[p] for s, p in zip(frames, fpos, strict=True)]),
@@ -354,7 +355,7 @@ def fit_lite_codec_v3(ws: list[np.ndarray], cfg: LiteCodecConfig, *, progress: b
 
     t0 = time.perf_counter()
     wh = whisper_states()
-    pooled, ppos, frames, fpos = wh.states_with_positions(ws, cfg.whisper_batch, progress)
+    pooled, ppos, frames, fpos = wh.states_with_positions(ws, cfg.whisper_batch, progress, window=cfg.whisper_window)
     timings["whisper_features_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -1,17 +1,20 @@
 """Frozen feature extractors of the lite codec: Whisper-base encoder states and resemblyzer
 speaker embeddings (both shipped models, CPU, loaded lazily once per process).
 
-* :class:`WhisperStates`: encoder states (50 Hz, 512-d) average-pooled by 4 to 12.5 Hz. The encoder
-  pads every input to 30 s (faster-whisper / CTranslate2; FACTS.md: ~0.45 s per call on 2 cores),
-  so :func:`pack_windows` packs several clips into each 30 s window, each starting on an 80 ms
-  (= one linguistic token) boundary, and :func:`position_means` fits the mean state per window
-  position that the codec subtracts ("centring") so a clip's codes do not depend on where it sits.
+* :class:`WhisperStates`: encoder states (50 Hz, 512-d) average-pooled by 4 to 12.5 Hz, in one of
+  two window modes (``LiteCodecConfig.whisper_window``). ``"clip"`` (the presets):
+  :func:`clip_windows` gives each clip a window of its own length, so its states depend on nothing
+  else. ``"packed"`` (codecs fitted before the key): Whisper was fed 30 s windows
+  (faster-whisper / CTranslate2; FACTS.md: ~0.45 s per call on 2 cores), so :func:`pack_windows`
+  packs several clips into each, each starting on an 80 ms (= one linguistic token) boundary.
+  :func:`position_means` fits the mean state per window position that the codec subtracts
+  ("centring").
 * ``SpeakerEmbedder``: the platform's resemblyzer wrapper :class:`uniss.engines.speaker.SpeakerEncoder`
   (256-d utterance embedding, many clips per LSTM batch).
 
 Shape legend (all audio is 16 kHz mono float32):
     N      samples of a clip (16 kHz)
-    B      30 s windows in one encoder call
+    B      Whisper windows in one encoder call
     T_w    encoder frames per window = 1500 (50 Hz, 320 samples = 20 ms each)
     T_l    linguistic tokens of a clip = round(N / 1280) (12.5 Hz)
     375    12.5 Hz token positions in one window (``N_POSITIONS``)
@@ -88,6 +91,33 @@ def pack_windows(lengths: list[int]) -> list[_Piece]:
     return pieces
 
 
+def clip_windows(lengths: list[int]) -> list[_Piece]:
+    """One window per clip piece (clips split into <= 30 s pieces), each piece at offset 0 of a
+    window ``ceil(len / 1280) * 1280`` samples long (the ``"clip"`` Whisper window).
+
+    The encoder then sees the clip alone, unpadded to 30 s: its states depend on nothing else
+    (packing puts a clip beside varying neighbours), and a 4 s clip costs a 4 s pass (0.11 s on 2
+    cores, measured) instead of a 30 s one (1.0 s). CTranslate2's Whisper encoder accepts inputs
+    shorter than 3000 mel frames (positional embeddings sliced from 0; measured 2026-12-03).
+
+    Args:
+        lengths: sample counts of the clips (16 kHz).
+
+    Returns:
+        pieces in order; piece ``j`` is window ``j``.
+    """
+    pieces: list[_Piece] = []
+    for i, n in enumerate(lengths):
+        for start in range(0, n, WHISPER_WINDOW_SAMPLES):
+            pieces.append(_Piece(i, start, min(WHISPER_WINDOW_SAMPLES, n - start), len(pieces), 0))
+    return pieces
+
+
+#: Whisper window modes (``LiteCodecConfig.whisper_window``): several clips per 30 s window, or one
+#: clip per window of its own length.
+WINDOW_MODES = ("packed", "clip")
+
+
 # ----------------------------------------------------------------------------------------------
 # Whisper encoder states
 # ----------------------------------------------------------------------------------------------
@@ -128,7 +158,7 @@ class WhisperStates:
         return sha256_file(self.model_dir / "model.bin")
 
     def pooled(self, wavs: list[np.ndarray], batch_windows: int = 2, progress: bool = False,
-               position_mean: np.ndarray | None = None) -> list[np.ndarray]:
+               position_mean: np.ndarray | None = None, window: str = "packed") -> list[np.ndarray]:
         """Pooled encoder states of each clip, centred per window position when ``position_mean``
         is given (see :meth:`pooled_with_positions` and :func:`position_means`).
 
@@ -137,17 +167,18 @@ class WhisperStates:
             batch_windows: 30 s windows per encoder call.
             progress: show a tqdm bar over windows.
             position_mean: ``(375, 512)`` mean pooled state per 12.5 Hz window position.
+            window: :data:`WINDOW_MODES` (see :meth:`states_with_positions`).
 
         Returns:
             list of ``(T_l_i, 512)`` float32 with ``T_l_i = round(12.5 * N_i / 16000)`` (>= 1).
         """
-        states, positions = self.pooled_with_positions(wavs, batch_windows, progress)
+        states, positions = self.pooled_with_positions(wavs, batch_windows, progress, window=window)
         if position_mean is None:
             return states
         return [s - position_mean[p] for s, p in zip(states, positions, strict=True)]  # (T_l_i, D_w) each
 
     def pooled_with_positions(self, wavs: list[np.ndarray], batch_windows: int = 2,
-                              progress: bool = False) -> tuple[list[np.ndarray], list[np.ndarray]]:
+                              progress: bool = False, window: str = "packed") -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Raw pooled states of each clip and the window position (0..374) of each of its tokens.
 
         Packing several clips into one 30 s window puts a clip at different absolute positions
@@ -161,53 +192,72 @@ class WhisperStates:
             wavs: list of ``(N_i,)`` float32 16 kHz.
             batch_windows: 30 s windows per encoder call.
             progress: show a tqdm bar over windows.
+            window: :data:`WINDOW_MODES` (see :meth:`states_with_positions`).
 
         Returns:
             (states, positions): lists of ``(T_l_i, 512)`` float32 and ``(T_l_i,)`` int64.
         """
-        pooled, pooled_pos, _, _ = self.states_with_positions(wavs, batch_windows, progress)
+        pooled, pooled_pos, _, _ = self.states_with_positions(wavs, batch_windows, progress, window=window)
         return pooled, pooled_pos
 
     def states_with_positions(
-        self, wavs: list[np.ndarray], batch_windows: int = 2, progress: bool = False
+        self, wavs: list[np.ndarray], batch_windows: int = 2, progress: bool = False, window: str = "packed"
     ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
         """One encoder pass -> raw states at 12.5 Hz (pooled by 4) and at the native 50 Hz, each
         with its window positions (lite codec v2 uses the first pair, v3 both).
 
         Args:
             wavs: list of ``(N_i,)`` float32 16 kHz.
-            batch_windows: 30 s windows per encoder call.
+            batch_windows: windows per encoder call (``"clip"``: windows of equal length only).
             progress: show a tqdm bar over windows.
+            window: ``"packed"`` (:func:`pack_windows`: several clips per 30 s window, zero padded;
+                lite codec v2/v3 bundles before ``whisper_window``) or ``"clip"``
+                (:func:`clip_windows`: each clip piece alone in a window of its own length).
 
         Returns:
             (pooled, pooled_positions, frames, frame_positions): lists of ``(T_l_i, 512)`` float32,
             ``(T_l_i,)`` int64 in ``[0, 375)``, ``(T_s_i, 512)`` float32 and ``(T_s_i,)`` int64 in
             ``[0, 1500)``, with ``T_l_i = round(12.5 * N_i / 16000)``, ``T_s_i = round(50 * N_i / 16000)``.
+
+        Raises:
+            CodecError: unknown ``window``.
         """
         from tqdm.auto import tqdm
 
-        pieces = pack_windows([len(w) for w in wavs])
+        if window not in WINDOW_MODES:
+            raise CodecError(f"unknown Whisper window mode {window!r} ({' | '.join(WINDOW_MODES)})")
+        lengths = [len(w) for w in wavs]
+        pieces = pack_windows(lengths) if window == "packed" else clip_windows(lengths)
         n_windows = pieces[-1].window + 1 if pieces else 0
         by_window: dict[int, list[_Piece]] = {}
         for p in pieces:
             by_window.setdefault(p.window, []).append(p)
+        # window length (samples): 30 s when packed; the piece's token-aligned slot when clipped
+        wlen = {w: WHISPER_WINDOW_SAMPLES if window == "packed"
+                else math.ceil(ps[0].length / LINGUISTIC_HOP_SAMPLES) * LINGUISTIC_HOP_SAMPLES for w, ps in by_window.items()}
+        batches: list[list[int]] = []  # encoder calls: consecutive windows of one length
+        for w in sorted(by_window, key=lambda w: (wlen[w], w)):
+            if batches and len(batches[-1]) < batch_windows and wlen[batches[-1][0]] == wlen[w]:
+                batches[-1].append(w)
+            else:
+                batches.append([w])
         parts: list[list[np.ndarray]] = [[] for _ in wavs]
         pos_parts: list[list[np.ndarray]] = [[] for _ in wavs]
         fparts: list[list[np.ndarray]] = [[] for _ in wavs]
         fpos_parts: list[list[np.ndarray]] = [[] for _ in wavs]
         bar = tqdm(total=n_windows, desc="whisper windows", unit="win", disable=not progress, leave=False)
-        for w0 in range(0, n_windows, batch_windows):
-            ws = list(range(w0, min(n_windows, w0 + batch_windows)))
+        for ws in batches:
+            n_mel = 2 * wlen[ws[0]] // WHISPER_FRAME_SAMPLES  # 3000 for a 30 s window (10 ms hops)
             feats = []
             for w in ws:
-                audio = np.zeros(WHISPER_WINDOW_SAMPLES, dtype=np.float32)  # (480000,)
+                audio = np.zeros(wlen[w], dtype=np.float32)  # (480000,) packed, (slot,) clipped
                 for p in by_window[w]:
                     audio[p.offset : p.offset + p.length] = wavs[p.clip][p.start : p.start + p.length]
-                f = self.fe(audio, padding=0)[:, : 2 * WHISPER_FRAMES]  # (80, 3000)
+                f = self.fe(audio, padding=0)[:, :n_mel]  # (80, n_mel)
                 feats.append(f)
-            x = np.ascontiguousarray(np.stack(feats), dtype=np.float32)  # (B, 80, 3000)
+            x = np.ascontiguousarray(np.stack(feats), dtype=np.float32)  # (B, 80, n_mel)
             with self._lock:
-                out = np.asarray(self.model.encode(x))  # (B, T_w, D_w)
+                out = np.asarray(self.model.encode(x))  # (B, n_mel / 2, D_w)
             for bi, w in enumerate(ws):
                 for p in by_window[w]:
                     f0 = p.offset // WHISPER_FRAME_SAMPLES

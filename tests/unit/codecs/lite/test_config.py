@@ -30,3 +30,17 @@ def test_v3_config_round_trip_and_v2_manifest_keys():
     assert not set(V3_KEYS) & set(LiteCodecConfig.tiny().to_dict())
     with pytest.raises(CodecError, match="semantic_source"):
         LiteCodecConfig(semantic_source="hubert")
+
+
+def test_whisper_window_key():
+    """Presets encode clip by clip; "packed" (the default of manifests before the key) is left out
+    of the dict, so their fingerprints stay; a bad mode is refused."""
+    for name in LiteCodecConfig.PRESETS:
+        c = LiteCodecConfig.preset(name)
+        assert c.whisper_window == "clip" and c.to_dict()["whisper_window"] == "clip"
+        assert LiteCodecConfig.from_dict(c.to_dict()) == c
+    packed = LiteCodecConfig.tiny(whisper_window="packed")
+    assert "whisper_window" not in packed.to_dict()
+    assert LiteCodecConfig.from_dict(packed.to_dict()).whisper_window == "packed"
+    with pytest.raises(CodecError, match="whisper_window"):
+        LiteCodecConfig(whisper_window="sliding")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from uniss.codecs.lite import LINGUISTIC_HOP_SAMPLES, N_POSITIONS, WHISPER_WINDOW_SAMPLES, pack_windows, position_means
+from uniss.codecs.lite import LINGUISTIC_HOP_SAMPLES, N_POSITIONS, WHISPER_WINDOW_SAMPLES, clip_windows, pack_windows, position_means
 
 
 def test_pack_windows_alignment_and_splitting():
@@ -39,6 +39,17 @@ def test_pack_windows_offsets_of_short_clips():
     pieces = pack_windows([16000, 16000, 16000])
     assert [(p.window, p.offset) for p in pieces] == [(0, 0), (0, 16640), (0, 33280)]
     assert pack_windows([]) == []
+
+
+def test_clip_windows_one_piece_per_window_at_offset_zero():
+    """The "clip" window: every <= 30 s piece alone in its own window, at offset 0, in order."""
+    lengths = [16000 * 3, 1000, 16000 * 75]
+    pieces = clip_windows(lengths)
+    assert [(p.clip, p.start, p.length, p.window, p.offset) for p in pieces] == [
+        (0, 0, 48000, 0, 0), (1, 0, 1000, 1, 0),
+        (2, 0, WHISPER_WINDOW_SAMPLES, 2, 0), (2, WHISPER_WINDOW_SAMPLES, WHISPER_WINDOW_SAMPLES, 3, 0),
+        (2, 2 * WHISPER_WINDOW_SAMPLES, 16000 * 15, 4, 0)]
+    assert clip_windows([]) == []
 
 
 def test_position_means_shapes_and_fallback():
