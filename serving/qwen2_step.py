@@ -9,8 +9,8 @@ small: :data:`FUSE_LIMIT_BYTES`), and the 2-D padding mask goes straight to
 ``torch.nn.functional.scaled_dot_product_attention`` with ``enable_gqa``.
 
 The arithmetic follows transformers 5.23 ``models/qwen2/modeling_qwen2.py`` (``Qwen2RMSNorm``,
-``Qwen2Attention``, ``Qwen2MLP``, ``Qwen2RotaryEmbedding``; rotary application is the library's own
-``apply_rotary_pos_emb``): the hidden states equal the library's ``Qwen2Model`` output up to float
+``Qwen2Attention``, ``Qwen2MLP``, ``Qwen2RotaryEmbedding`` for cos/sin; RMSNorm is
+``torch.nn.functional.rms_norm``, and RoPE is applied to the query and key heads together): the hidden states equal the library's ``Qwen2Model`` output up to float
 reassociation (tested: ``tests/unit/serving/test_qwen2_step.py``). Prefill stays on the library's
 forward; only steps of one new token per row come here.
 
@@ -112,32 +112,41 @@ class Qwen2DecodeStep:
         self.norm, self.norm_eps = body.norm.weight.detach(), float(body.norm.variance_epsilon)
 
     def _rms(self, x, w, eps: float):
-        """``Qwen2RMSNorm``: ``w * x / sqrt(mean(x^2) + eps)``, statistics in float32."""
-        torch = self._torch
-        h = x.to(torch.float32)
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
-        return w * h.to(x.dtype)
+        """``Qwen2RMSNorm``: ``w * x / sqrt(mean(x^2) + eps)``, one fused ``rms_norm`` kernel."""
+        from torch.nn.functional import rms_norm
+
+        return rms_norm(x, (x.shape[-1],), w, eps)
+
+    @staticmethod
+    def _rotate(x, cos, sin):
+        """RoPE of ``x`` ``(B, 1, h, d)`` with ``cos``/``sin`` ``(B, 1, 1, d)``: the library's
+        ``x * cos + rotate_half(x) * sin``, applied to the query and key heads in one pass."""
+        from torch import cat
+
+        half = x.shape[-1] // 2
+        return x * cos + cat((-x[..., half:], x[..., :half]), dim=-1) * sin
 
     def __call__(self, ids, mask, positions, cache):
         """One decode step; see the class docstring for shapes. Returns ``(B, D)``."""
         from torch.nn.functional import linear, scaled_dot_product_attention, silu
-        from transformers.models.qwen2.modeling_qwen2 import apply_rotary_pos_emb
 
         B = ids.shape[0]
         H, Hk, d = self.n_heads, self.n_kv, self.head_dim
         x = self.body.embed_tokens(ids)  # (B, 1, D)
         cos, sin = self.body.rotary_emb(x, positions)  # (B, 1, d) each
+        cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)  # (B, 1, 1, d): broadcast over heads
         keep = mask.to(device=x.device, dtype=self._torch.bool)[:, None, None, :]  # (B, 1, 1, L + 1)
         for i, o in enumerate(self.layers):
             h = self._rms(x, o.ln1, o.eps1)  # (B, 1, D)
             if self.fused:
-                q, k, v = linear(h, o.qkv_w, o.qkv_b).split([H * d, Hk * d, Hk * d], dim=-1)
+                qkv = linear(h, o.qkv_w, o.qkv_b).view(B, 1, H + 2 * Hk, d)  # (B, 1, H + 2 H_kv, d)
+                qk = self._rotate(qkv[:, :, :H + Hk], cos, sin)  # (B, 1, H + H_kv, d)
+                v = qkv[:, :, H + Hk:]
             else:
-                q, k, v = linear(h, *o.q), linear(h, *o.k), linear(h, *o.v)
-            q = q.view(B, 1, H, d).transpose(1, 2)  # (B, H, 1, d)
-            k = k.view(B, 1, Hk, d).transpose(1, 2)  # (B, H_kv, 1, d)
-            v = v.view(B, 1, Hk, d).transpose(1, 2)
-            q, k = apply_rotary_pos_emb(q, k, cos, sin)
+                q, k = linear(h, *o.q).view(B, 1, H, d), linear(h, *o.k).view(B, 1, Hk, d)
+                qk = self._rotate(self._torch.cat((q, k), dim=2), cos, sin)
+                v = linear(h, *o.v).view(B, 1, Hk, d)
+            q, k, v = qk[:, :, :H].transpose(1, 2), qk[:, :, H:].transpose(1, 2), v.transpose(1, 2)  # (B, h, 1, d)
             ks, vs = cache.update(k, v, i)  # (B, H_kv, L + 1, d) each
             att = scaled_dot_product_attention(q, ks, vs, attn_mask=keep, enable_gqa=H != Hk)  # (B, H, 1, d)
             x = x + linear(att.transpose(1, 2).reshape(B, 1, H * d), o.o)
