@@ -13,6 +13,10 @@ from typing import Any
 
 from uniss.codecs.base import CodecError
 
+#: Whisper window modes (:attr:`LiteCodecConfig.whisper_window`): several clips per zero-padded 30 s
+#: window (``packed``), or each clip in a window of its own length (``clip``).
+WINDOW_MODES = ("packed", "clip")
+
 
 @dataclass(frozen=True)
 class LiteCodecConfig:
@@ -210,8 +214,8 @@ class LiteCodecConfig:
                 raise CodecError(f"lite codec config {k} must be >= 1, got {getattr(self, k)}")
         if self.semantic_source not in ("mel", "whisper"):
             raise CodecError(f"lite codec semantic_source must be 'mel' or 'whisper', got {self.semantic_source!r}")
-        if self.whisper_window not in ("packed", "clip"):
-            raise CodecError(f"lite codec whisper_window must be 'packed' or 'clip', got {self.whisper_window!r}")
+        if self.whisper_window not in WINDOW_MODES:
+            raise CodecError(f"lite codec whisper_window must be one of {WINDOW_MODES}, got {self.whisper_window!r}")
         if self.vocoder not in ("mbmelgan", "griffinlim"):
             raise CodecError(f"lite codec vocoder must be 'mbmelgan' or 'griffinlim', got {self.vocoder!r}")
         if self.semantic_source == "mel" and self.vocoder != "griffinlim":

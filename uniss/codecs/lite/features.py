@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from uniss.codecs.base import SAMPLE_RATE_HZ, CodecError, n_linguistic, n_semantic, sha256_file
+from uniss.codecs.lite.config import WINDOW_MODES
 from uniss.engines.speaker import EMBEDDING_DIM, SpeakerEncoder, speaker_encoder
 
 #: Linguistic token span (samples): 16000 / 12.5 = 1280 = 4 Whisper encoder frames of 20 ms.
@@ -111,11 +112,6 @@ def clip_windows(lengths: list[int]) -> list[_Piece]:
         for start in range(0, n, WHISPER_WINDOW_SAMPLES):
             pieces.append(_Piece(i, start, min(WHISPER_WINDOW_SAMPLES, n - start), len(pieces), 0))
     return pieces
-
-
-#: Whisper window modes (``LiteCodecConfig.whisper_window``): several clips per 30 s window, or one
-#: clip per window of its own length.
-WINDOW_MODES = ("packed", "clip")
 
 
 # ----------------------------------------------------------------------------------------------
