@@ -45,7 +45,7 @@ models: venv
 	@$(call logged,models,$(BIN)/python scripts/install_models.py)
 
 test: setup
-	$(BIN)/python -m pytest -q tests  # every test; speed/memory benchmarks are benchmarks/bench_*.py (make bench)
+	$(BIN)/python -m pytest -q --durations=25 tests  # every test (the 25 slowest listed, to keep CI under 30 min); speed/memory benchmarks are benchmarks/bench_*.py (make bench)
 
 test-unit: setup
 	$(BIN)/python -m pytest -q -m "not integration and not e2e and not slow" tests
