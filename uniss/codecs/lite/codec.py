@@ -225,14 +225,15 @@ class LiteCodec(ManifestFingerprint):
         return nearest(log_mel(w, self.config.n_mels, self.config.n_fft).T, self.semantic_centroids)  # mel.T: (T_s, M)
 
     def encode(self, wavs: list[np.ndarray], progress: bool = False) -> list[CodecTokens]:
-        """All three streams of each clip; the linguistic pass shares 30 s Whisper windows.
+        """All three streams of each clip (one Whisper pass for the linguistic stream of all clips).
 
-        Batching tolerance: a clip's speaker and semantic codes equal those of :meth:`speaker` and
-        :meth:`semantic` on the clip alone. Its linguistic codes have the same length but can differ:
-        Whisper's attention spans the whole window and packing moves the clip to another window
-        position; after the per-position centring at least half of the tokens of a batch agree with
-        :meth:`linguistic` on each clip alone (0.48-0.97 per clip for six clips in one window, tiny
-        test codec; tests/unit/codecs/lite/test_codec.py). The result is deterministic for a given list.
+        Batching: a clip's speaker and semantic codes equal those of :meth:`speaker` and
+        :meth:`semantic` on the clip alone. Its linguistic codes do too with
+        ``whisper_window="clip"`` (the presets; tests/unit/codecs/lite/test_codec.py). With
+        ``"packed"`` (codecs fitted before that key) they have the same length but can differ:
+        Whisper's attention spans the whole 30 s window and packing moves the clip to another window
+        position (0.48-0.97 of the tokens agreed per clip for six clips in one window, tiny test
+        codec). The result is deterministic for a given list.
 
         Args:
             wavs: list of ``(N_i,)`` float32 16 kHz.
