@@ -124,6 +124,18 @@ def split_counts(df: pd.DataFrame) -> dict[str, dict[str, int]]:
     return dict(sorted(out.items()))
 
 
+def _heldout_gaps(df: pd.DataFrame, splits: tuple[str, ...]) -> dict[str, list[str]]:
+    """Direction -> one line per required held-out split it lacks although it has train rows
+    (``direction zh-en has 12 train rows but 0 test rows``); directions without a gap are absent."""
+    gaps: dict[str, list[str]] = {}
+    for d, c in split_counts(df).items():
+        lines = [f"direction {d} has {c['train']} train rows but 0 {sp} rows"
+                 for sp in splits if c.get("train", 0) and not c.get(sp, 0)]
+        if lines:
+            gaps[d] = lines
+    return gaps
+
+
 def missing_heldout(df: pd.DataFrame, splits: tuple[str, ...] = HELDOUT_SPLITS) -> list[str]:
     """One line per (direction, split) where a direction has train rows but no row in a required
     held-out split, e.g. ``direction zh-en has 12 train rows but 0 test rows`` (the source re-ASR
@@ -134,17 +146,13 @@ def missing_heldout(df: pd.DataFrame, splits: tuple[str, ...] = HELDOUT_SPLITS) 
         df: sample table (``src_lang``, ``tgt_lang``, ``split``).
         splits: the held-out splits required (default :data:`HELDOUT_SPLITS`).
     """
-    out = []
-    for d, c in split_counts(df).items():
-        if c.get("train", 0):
-            out += [f"direction {d} has {c['train']} train rows but 0 {sp} rows" for sp in splits if not c.get(sp, 0)]
-    return out
+    return [line for lines in _heldout_gaps(df, splits).values() for line in lines]
 
 
 def heldout_present(df: pd.DataFrame, splits: tuple[str, ...] = HELDOUT_SPLITS) -> list[bool]:
     """Per row: False for every row of a direction that has train rows but no row in one of
     ``splits`` (:func:`missing_heldout` gives the message with the counts)."""
-    bad = {d for d, c in split_counts(df).items() if c.get("train", 0) and any(not c.get(sp, 0) for sp in splits)}
+    bad = _heldout_gaps(df, splits)
     return [d not in bad for d in _directions(df)]
 
 
