@@ -67,6 +67,13 @@ class _Piece:
     offset: int  # sample offset inside the 30 s window (multiple of 1280)
 
 
+def _split_clips(lengths: list[int]):
+    """``(clip, start, length)`` of each <= 30 s piece of each clip, in order (samples, 16 kHz)."""
+    for i, n in enumerate(lengths):
+        for start in range(0, n, WHISPER_WINDOW_SAMPLES):
+            yield i, start, min(WHISPER_WINDOW_SAMPLES, n - start)
+
+
 def pack_windows(lengths: list[int]) -> list[_Piece]:
     """Pack clips (split into <= 30 s pieces) into 30 s Whisper windows, next-fit, in input order.
 
@@ -81,14 +88,12 @@ def pack_windows(lengths: list[int]) -> list[_Piece]:
     """
     pieces: list[_Piece] = []
     window, fill = 0, 0
-    for i, n in enumerate(lengths):
-        for start in range(0, n, WHISPER_WINDOW_SAMPLES):
-            ln = min(WHISPER_WINDOW_SAMPLES, n - start)
-            slot = math.ceil(ln / LINGUISTIC_HOP_SAMPLES) * LINGUISTIC_HOP_SAMPLES
-            if fill + slot > WHISPER_WINDOW_SAMPLES:
-                window, fill = window + 1, 0
-            pieces.append(_Piece(i, start, ln, window, fill))
-            fill += slot
+    for i, start, ln in _split_clips(lengths):
+        slot = math.ceil(ln / LINGUISTIC_HOP_SAMPLES) * LINGUISTIC_HOP_SAMPLES
+        if fill + slot > WHISPER_WINDOW_SAMPLES:
+            window, fill = window + 1, 0
+        pieces.append(_Piece(i, start, ln, window, fill))
+        fill += slot
     return pieces
 
 
@@ -107,11 +112,7 @@ def clip_windows(lengths: list[int]) -> list[_Piece]:
     Returns:
         pieces in order; piece ``j`` is window ``j``.
     """
-    pieces: list[_Piece] = []
-    for i, n in enumerate(lengths):
-        for start in range(0, n, WHISPER_WINDOW_SAMPLES):
-            pieces.append(_Piece(i, start, min(WHISPER_WINDOW_SAMPLES, n - start), len(pieces), 0))
-    return pieces
+    return [_Piece(i, start, ln, j, 0) for j, (i, start, ln) in enumerate(_split_clips(lengths))]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -160,7 +161,7 @@ class WhisperStates:
 
         Args:
             wavs: list of ``(N_i,)`` float32 16 kHz.
-            batch_windows: 30 s windows per encoder call.
+            batch_windows: Whisper windows per encoder call.
             progress: show a tqdm bar over windows.
             position_mean: ``(375, 512)`` mean pooled state per 12.5 Hz window position.
             window: :data:`WINDOW_MODES` (see :meth:`states_with_positions`).
@@ -186,7 +187,7 @@ class WhisperStates:
 
         Args:
             wavs: list of ``(N_i,)`` float32 16 kHz.
-            batch_windows: 30 s windows per encoder call.
+            batch_windows: Whisper windows per encoder call.
             progress: show a tqdm bar over windows.
             window: :data:`WINDOW_MODES` (see :meth:`states_with_positions`).
 
