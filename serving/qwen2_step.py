@@ -10,9 +10,10 @@ small: :data:`FUSE_LIMIT_BYTES`), and the 2-D padding mask goes straight to
 
 The arithmetic follows transformers 5.23 ``models/qwen2/modeling_qwen2.py`` (``Qwen2RMSNorm``,
 ``Qwen2Attention``, ``Qwen2MLP``, ``Qwen2RotaryEmbedding`` for cos/sin; RMSNorm is
-``torch.nn.functional.rms_norm``, and RoPE is applied to the query and key heads together): the hidden states equal the library's ``Qwen2Model`` output up to float
-reassociation (tested: ``tests/unit/serving/test_qwen2_step.py``). Prefill stays on the library's
-forward; only steps of one new token per row come here.
+``torch.nn.functional.rms_norm``, and RoPE is applied to the query and key heads together): the
+hidden states equal the library's ``Qwen2Model`` output up to float reassociation (tested:
+``tests/unit/serving/test_qwen2_step.py``). Prefill stays on the library's forward; only steps of
+one new token per row come here.
 
 Shape legend: ``B`` rows, ``L`` cached time steps before the step, ``D`` hidden size, ``H`` query
 heads, ``H_kv`` key/value heads, ``d`` head dim.
@@ -112,7 +113,7 @@ class Qwen2DecodeStep:
         self.norm, self.norm_eps = body.norm.weight.detach(), float(body.norm.variance_epsilon)
 
     def _rms(self, x, w, eps: float):
-        """``Qwen2RMSNorm``: ``w * x / sqrt(mean(x^2) + eps)``, one fused ``rms_norm`` kernel."""
+        """``Qwen2RMSNorm``: ``w * x / sqrt(mean(x^2) + eps)`` by ``torch.nn.functional.rms_norm``."""
         from torch.nn.functional import rms_norm
 
         return rms_norm(x, (x.shape[-1],), w, eps)
