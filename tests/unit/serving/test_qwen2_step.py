@@ -24,7 +24,7 @@ def engine():
 
 
 def _prefilled(model, torch):
-    """A left-padded batch of 3 prompts prefilled by the library forward: (ids, mask, cache)."""
+    """A left-padded batch of 3 prompts prefilled by the library forward: (ids, mask, positions, cache)."""
     from transformers import DynamicCache
 
     g = torch.Generator().manual_seed(0)
