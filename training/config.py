@@ -8,6 +8,10 @@ YAML loaded into frozen pydantic models that reject unknown keys, with ``key=val
 Paper values (§3.3, §5.1, App. B.1): AdamW weight decay 0.1, betas (0.9, 0.95); phase 1 constant
 LR 8e-4 with warm-up; phase 2 constant 2e-4 with 5% warm-up; phase 3 cosine 5e-5 -> 5e-6 without
 warm-up; sequence packs of 18k tokens; batches counted in tokens.
+
+Recipes: ``recipe: uniss`` (default; the seven UniSS formats, three phases) or ``recipe: mslm`` (the
+MSLM-S2ST baseline of issue 20, arXiv 2403.12408: formats ``mslm_translate``/``mslm_generate`` built by
+``training/mslm.py``, one phase, ``configs/<size>_mslm.yaml``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from uniss.errors import UnissError
+from uniss.mslm import MSLM_FORMATS
 
 __all__ = [
     "CONFIG_DIR",
@@ -79,12 +84,15 @@ class DataConfig(_Frozen):
     Attributes:
         subset: UniST subset of the S2ST rows: ``general`` (phase 2) or ``hq`` (phase 3).
         formats: sample formats built from every row (``asr``, ``s2tt``, ``tts``, ``mt``,
-            ``quality``, ``performance``, ``direct``).
+            ``quality``, ``performance``, ``direct``; recipe mslm: ``mslm_translate``,
+            ``mslm_generate``).
         replay_formats: phase-1 formats mixed in as replay (phase 2: asr, s2tt, tts, mt).
         replay_ratio: replay samples per main sample (phase 2: 0.5, i.e. UniST : phase-1 = 2 : 1).
         both_sides: for ASR/TTS use the source and the target speech; for S2TT/MT both directions.
         use_linguistic: ``false`` = ablation "w/o linguistic": semantic tokens replace the
             linguistic tokens in understanding prompts (paper Table 4).
+        translation_upsample: copies of every translation sample (``recipe: mslm`` only; paper
+            arXiv 2403.12408 §3.4 upsamples translation data 3x); must stay 1 for UniSS.
         alignment: also build the phase-1 formats of this phase (``formats`` and ``replay_formats``
             among asr, s2tt, tts, mt) from the dataset's phase-1 alignment corpus
             (``uniss.unist.alignment``; paper §3.3: phase 1 trains on ASR/TTS/S2TT/MT data besides
@@ -96,11 +104,13 @@ class DataConfig(_Frozen):
     """
 
     subset: Literal["general", "hq"] = "general"
-    formats: tuple[Literal["asr", "s2tt", "tts", "mt", "quality", "performance", "direct"], ...]
+    formats: tuple[Literal["asr", "s2tt", "tts", "mt", "quality", "performance", "direct",
+                           "mslm_translate", "mslm_generate"], ...]
     replay_formats: tuple[Literal["asr", "s2tt", "tts", "mt"], ...] = ()
     replay_ratio: float = Field(default=0.0, ge=0)
     both_sides: bool = True
     use_linguistic: bool = True
+    translation_upsample: int = Field(default=1, ge=1)
     alignment: bool = False
     max_rows: int | None = Field(default=None, gt=0)
     split: Literal["train", "dev", "test"] = "train"
@@ -152,9 +162,12 @@ class ClusterConfig(_Frozen):
 
 
 class TrainConfig(_Frozen):
-    """One phase of progressive training (paper §3.3).
+    """One phase of progressive training (paper §3.3), or the one phase of the MSLM recipe.
 
     Attributes:
+        recipe: ``uniss`` (paper §3.3 progressive training, the default) or ``mslm`` (MSLM-S2ST,
+            arXiv 2403.12408: ``data.formats`` among ``mslm_translate``/``mslm_generate``, phase 1,
+            no replay/alignment/ablation; training/mslm.py).
         size: model size (``uniss.lm.SIZES``): ``tiny``, ``0_5b``, ``1_5b``.
         phase: 1 (alignment), 2 (CoT S2ST), 3 (refinement).
         pretrained: phase 1 only: local HF checkpoint dir (Qwen2.5-*-Instruct) to start from;
@@ -176,6 +189,7 @@ class TrainConfig(_Frozen):
         optim, data, zero, cluster: see the section classes.
     """
 
+    recipe: Literal["uniss", "mslm"] = "uniss"
     size: Literal["tiny", "0_5b", "1_5b"]
     phase: Literal[1, 2, 3]
     pretrained: str | None = None
@@ -203,6 +217,19 @@ class TrainConfig(_Frozen):
             raise ValueError("pretrained applies to phase 1 only; later phases start from the previous phase's bundle")
         if self.batch_tokens < self.seq_len * self.micro_batch_size:
             raise ValueError(f"batch_tokens {self.batch_tokens} is smaller than one micro-batch ({self.seq_len} x {self.micro_batch_size})")
+        d = self.data
+        mslm = [f for f in d.formats if f in MSLM_FORMATS]
+        if self.recipe == "mslm":
+            if len(mslm) != len(d.formats):
+                raise ValueError(f"recipe mslm trains formats among {list(MSLM_FORMATS)}, got {list(d.formats)}")
+            if self.phase != 1 or d.replay_formats or d.replay_ratio or d.alignment or not d.use_linguistic:
+                raise ValueError("recipe mslm is one phase (phase: 1) without replay, alignment corpus or the "
+                                 "w/o-linguistic ablation (those belong to UniSS's progressive training)")
+        else:
+            if mslm:
+                raise ValueError(f"formats {mslm} belong to recipe mslm; set recipe: mslm")
+            if d.translation_upsample != 1:
+                raise ValueError("data.translation_upsample applies to recipe mslm only")
         return self
 
     def grad_accum(self, world_size: int) -> int:

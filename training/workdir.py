@@ -89,6 +89,10 @@ def work_dir_for(cfg: TrainConfig, manifest: dict[str, Any], init_meta: dict[str
             conf["zero"].pop(k, None)
     if not conf["data"].get("alignment"):  # unset = the key of before
         conf["data"].pop("alignment", None)
+    if conf["data"].get("translation_upsample") == 1:  # unset (every UniSS config) = the key of before
+        conf["data"].pop("translation_upsample", None)
+    if conf.get("recipe") == "uniss":  # the default recipe = the key of before
+        conf.pop("recipe", None)
     key = {
         "config": conf,
         "shards": sorted(s.get("md5", s["path"]) for s in manifest.get("shards", [])),
@@ -97,7 +101,8 @@ def work_dir_for(cfg: TrainConfig, manifest: dict[str, Any], init_meta: dict[str
     if cfg.data.alignment and manifest.get("alignment"):  # the alignment corpus is an input too
         key["alignment"] = manifest["alignment"].get("md5")
     h = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return checkpoint_root() / f"{cfg.size}_phase{cfg.phase}_{h}"
+    prefix = "" if cfg.recipe == "uniss" else f"{cfg.recipe}_"
+    return checkpoint_root() / f"{prefix}{cfg.size}_phase{cfg.phase}_{h}"
 
 
 def _alignment_rows(cfg: TrainConfig, data_dir: Path) -> list[dict[str, Any]]:
@@ -174,10 +179,16 @@ def _build_packs(cfg: TrainConfig, data_dir: Path, start: Path, out: Path) -> di
     replay_rows = None
     if d.replay_formats and d.replay_ratio > 0:
         replay_rows = load_rows(data_dir, split=d.split, subset="general", max_rows=d.max_rows) + align
-    samples = build_phase_samples(vocab, enc, rows, formats=d.formats, replay_rows=replay_rows,
-                                  replay_formats=d.replay_formats, replay_ratio=d.replay_ratio,
-                                  both_sides=d.both_sides, use_linguistic=d.use_linguistic, seed=cfg.seed,
-                                  progress=True)
+    if cfg.recipe == "mslm":  # MSLM-S2ST (training/mslm.py): translation + generation, translation upsampled
+        from training.mslm import build_mslm_samples
+
+        samples = build_mslm_samples(vocab, enc, rows, formats=d.formats, both_sides=d.both_sides,
+                                     upsample=d.translation_upsample, seed=cfg.seed)
+    else:
+        samples = build_phase_samples(vocab, enc, rows, formats=d.formats, replay_rows=replay_rows,
+                                      replay_formats=d.replay_formats, replay_ratio=d.replay_ratio,
+                                      both_sides=d.both_sides, use_linguistic=d.use_linguistic, seed=cfg.seed,
+                                      progress=True)
     if cfg.pack:
         packs, stats = pack_samples(samples, cfg.seq_len, vocab.pad_id)
     else:  # baseline: one sample per sequence, padded to seq_len so micro-batches stack
