@@ -72,7 +72,7 @@ def export_bundle(work: str | Path, out_dir: str | Path) -> Path:
         model.tie_weights()
     tok, vocab = load_bundle_tokenizer(w / START_DIR)
     meta = {
-        "phase": cfg.phase, "size": cfg.size, "data_version": run.get("data_version"),
+        "recipe": cfg.recipe, "phase": cfg.phase, "size": cfg.size, "data_version": run.get("data_version"),
         "shard_md5s": run.get("shard_md5s", []), "codec_fingerprint": run["codec"]["fingerprint"],
         "config": cfg.model_dump(mode="json"), "overrides": run.get("overrides", []),
         "init_bundle": run.get("init_bundle"),
