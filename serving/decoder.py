@@ -60,10 +60,11 @@ class DecoderError(UnissError, ValueError):
 class AllowedIds:
     """The id sets a decoding program can allow, as sorted ``LongTensor`` s, built once per vocab.
 
-    Keys: ``("text", terminator, open_end)``, ``("semantic", terminator, open_end)`` (the family,
-    plus the terminator when ``open_end``), ``("one", id)``. The text family excludes
-    ``text_exclude`` (the tokenizer's special ids); no padding row past ``vocab.total`` is ever in
-    a set. Source: ARCHITECTURE.md "Token layout".
+    Keys: ``("text", terminator, open_end)``, ``("semantic", terminator, open_end)``,
+    ``("linguistic", terminator, open_end)`` (the family, plus the terminator when ``open_end``; the
+    linguistic family is the MSLM recipe's translation span, serving/mslm.py), ``("one", id)``.
+    The text family excludes ``text_exclude`` (the tokenizer's special ids); no padding row past
+    ``vocab.total`` is ever in a set. Source: ARCHITECTURE.md "Token layout".
     """
 
     def __init__(self, vocab: SpeechVocab, text_exclude: Sequence[int]) -> None:
@@ -73,7 +74,7 @@ class AllowedIds:
         self.vocab = vocab
         excl = {int(i) for i in text_exclude}
         self.family: dict[str, list[int]] = {}
-        for fam in ("text", "semantic"):
+        for fam in ("text", "semantic", "linguistic"):
             a, z = vocab.range(fam)
             self.family[fam] = [i for i in range(a, z) if not (fam == "text" and i in excl)]
         self._cache: dict[tuple, Any] = {}

@@ -22,6 +22,11 @@ Pipeline per batch (paper §3.2 cross-modal chain of thought; ARCHITECTURE.md "T
 5. ``codec.decode(source speaker, semantic)`` -> target waveform ``(M,)`` float32 16 kHz (the
    *source* speaker tokens carry the voice, ARCHITECTURE.md "Output parsing").
 
+A bundle of the MSLM-S2ST recipe (``bundle.json`` ``recipe: mslm``; issue 20, arXiv 2403.12408)
+runs steps 2-4 as two decodes of the same model instead (:mod:`serving.mslm`): source linguistic
+units -> target linguistic units, then target linguistic units + source speaker block -> semantic
+tokens; step 5 is the same, and the results carry no text.
+
 Shape legend: ``B`` batch rows, ``T`` prompt length (tokens, left padded), ``V`` logit columns
 (embedding rows, ``>= vocab.total``; padding rows are never allowed), ``N``/``M`` samples at
 16 kHz.
@@ -46,9 +51,12 @@ from typing import Any
 
 import numpy as np
 
+from serving.mslm import generation_program, translation_program
 from uniss.audio import require_speech as require_speech_fn  # name clash with translate(require_speech=)
 from uniss.audio import SAMPLE_RATE_HZ, check_waveform  # audio rate of every waveform in and out (Hz)
+from uniss.bundle import BundleError, bundle_recipe
 from uniss.errors import UnissError
+from uniss.mslm import MslmTask, build_mslm_prompt, parse_units
 from uniss.prompts import LANGUAGES, ParsedOutput, Task, build_prompt, other_language, parse_output
 from uniss.vocab import N_SPEAKER_TOKENS, SpeechVocab, speed_index
 
@@ -107,12 +115,14 @@ class TranslationResult:
     """One translated utterance.
 
     Attributes:
-        source_text: transcript of the source (Quality mode only, else ``None``).
-        target_text: translation text (Quality and Performance; ``None`` for Direct).
+        source_text: transcript of the source (Quality mode only, else ``None``; ``None`` for an
+            MSLM bundle, which writes no text).
+        target_text: translation text (Quality and Performance; ``None`` for Direct and MSLM).
         wav: ``(M,)`` float32 target speech at 16 kHz (empty when no semantic tokens came out).
         duration_s: target duration in seconds (``M / 16000``).
         source_duration_s: source duration in seconds.
-        output_tokens: tokens generated for this row (``<|im_end|>`` included, padding excluded).
+        output_tokens: tokens generated for this row (``<|im_end|>`` included, padding excluded;
+            MSLM: both stages together).
         timings: seconds per stage for the batch this row was in (``encode``, ``generate``,
             ``decode``, ``total``).
         complete: every delimiter was produced and the output ended with ``<|im_end|>``.
@@ -257,7 +267,7 @@ class StageConstraint:
         self.n_logits = n_logits
         neg = torch.full((n_logits,), float("-inf"))
         self._span_bias: dict[str, torch.Tensor] = {}
-        for fam in ("text", "semantic"):
+        for fam in ("text", "semantic", "linguistic"):  # linguistic: the MSLM translation span
             b = neg.clone()
             a, z = vocab.range(fam)
             b[a:z] = 0.0
@@ -328,7 +338,9 @@ class TranslationEngine:
         codec: a ``uniss.codecs`` ``SpeechCodec`` (``encode(wavs) -> [CodecTokens]``,
             ``decode(speaker, semantic) -> wav``).
         meta: bundle metadata (``bundle.json``), shown by the predictor; ``model_dir`` (the HF
-            model directory) is what the ``vllm`` runtime loads.
+            model directory) is what the ``vllm`` runtime loads; ``recipe`` (``uniss`` when absent,
+            ``uniss.bundle.bundle_recipe``) selects the decoding: ``mslm`` = the two-stage MSLM-S2ST
+            program (:mod:`serving.mslm`).
         device: torch device string.
         runtime: how step 3 decodes (:data:`RUNTIMES`): ``continuous`` (default,
             :class:`serving.decoder.ContinuousDecoder`: continuous batching with row compaction and
@@ -338,8 +350,8 @@ class TranslationEngine:
         max_batch: decode slots of the continuous runtime (rows decoded together).
 
     Raises:
-        ModelLoadError: the model's embedding rows do not cover the vocabulary, or the codec's
-            sizes disagree with the vocabulary.
+        ModelLoadError: the model's embedding rows do not cover the vocabulary, the codec's
+            sizes disagree with the vocabulary, or ``meta`` names an unknown recipe.
         EngineError: an unknown runtime or ``max_batch < 1``.
     """
 
@@ -365,6 +377,10 @@ class TranslationEngine:
         self.vocab = vocab
         self.codec = codec
         self.meta = dict(meta or {})
+        try:
+            self.recipe = bundle_recipe(self.meta)
+        except BundleError as e:
+            raise ModelLoadError(str(e)) from None
         self.device = device
         self._torch = torch
         # Text ids that must never appear inside a text span: the text tokenizer's own specials
@@ -379,6 +395,7 @@ class TranslationEngine:
         self._decoder = None  # serving.decoder.ContinuousDecoder, built on first use
         self._vllm_runtime = None  # serving.vllm_runtime.VllmRuntime, built on first use
         self.last_stats: dict[str, int] = {}
+        self.last_stages: list[list[list[int]]] = []  # MSLM: generated ids of each stage and row
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -497,10 +514,14 @@ class TranslationEngine:
             target_language: ``en``/``zh`` for all rows or one per row.
             mode: ``quality`` (transcribe, translate, speak), ``performance`` (translate, speak) or
                 ``direct`` (speak) -- paper §3.2; one for all rows or one per row (rows of
-                different modes decode together: each row has its own prompt and program).
-            speed: target/source duration ratio for the speed token (0.1 .. 3.5), scalar or per row.
+                different modes decode together: each row has its own prompt and program). An MSLM
+                bundle has one program (two stages, no text) for every mode; the mode is only
+                recorded on the result.
+            speed: target/source duration ratio for the speed token (0.1 .. 3.5), scalar or per row
+                (MSLM, whose prompts have no speed token: sizes the translated span, serving/mslm.py).
             temperature, top_p, repetition_penalty: sampling (paper §5.2.4 defaults 0.7/0.8/1.1).
-            max_new_tokens: overall cap; default = the program's budgets (see :func:`token_budgets`).
+            max_new_tokens: overall cap; default = the program's budgets (see :func:`token_budgets`);
+                MSLM: the cap of each of its two stages.
             do_sample: ``False`` = greedy decoding.
             seed: sampler seed; row ``i`` samples from its own generator seeded ``seed + i`` (or
                 ``seed[i]`` for a list), so its output does not depend on the other rows; the
@@ -548,23 +569,25 @@ class TranslationEngine:
             if s.shape != (N_SPEAKER_TOKENS,):
                 raise EngineError(f"codec returned {s.shape} speaker tokens for wavs[{i}], expected ({N_SPEAKER_TOKENS},)")
 
-        # 2. prompt ids (T_i,)
-        prompts = [self.prompt_ids(speakers[i], np.asarray(toks[i].linguistic), mode=tasks[i].value, tgt=tgts[i], speed=speeds[i]) for i in range(B)]
-
-        # 3. constrained, batched generation
-        programs = [
-            decoding_program(self.vocab, tasks[i], tgt=tgts[i], speed=speeds[i], budgets=token_budgets(src_dur[i], speeds[i], max_duration_s=max_duration_s))
-            for i in range(B)
-        ]
-        n_new = [_program_length(p) if max_new_tokens is None else min(int(max_new_tokens), _program_length(p)) for p in programs]
         seeds = _row_seeds(seed, B)
         sampling = dict(do_sample=do_sample, temperature=temperature, top_p=top_p, repetition_penalty=repetition_penalty)
-        if self.runtime == "hf":
-            rows = self._generate_hf(prompts, programs, max(n_new), seed=seeds[0], **sampling)
-        elif self.runtime == "vllm":
-            rows = self._vllm().generate(prompts, programs, n_new, seeds=seeds, **sampling)
+        stages: list[list[list[int]]] = []
+        if self.recipe == "mslm":  # 2-3 as two decodes (serving/mslm.py)
+            stages = self._generate_mslm([np.asarray(t.linguistic) for t in toks], speakers, tgts, speeds, src_dur, seeds=seeds,
+                                         sampling=sampling, max_new_tokens=max_new_tokens, max_duration_s=max_duration_s)
+            rows = stages[-1]
         else:
-            rows = self._generate_continuous(prompts, programs, n_new, seeds=seeds, **sampling)
+            # 2. prompt ids (T_i,)
+            prompts = [self.prompt_ids(speakers[i], np.asarray(toks[i].linguistic), mode=tasks[i].value, tgt=tgts[i], speed=speeds[i])
+                       for i in range(B)]
+            # 3. constrained, batched generation
+            programs = [
+                decoding_program(self.vocab, tasks[i], tgt=tgts[i], speed=speeds[i],
+                                 budgets=token_budgets(src_dur[i], speeds[i], max_duration_s=max_duration_s))
+                for i in range(B)
+            ]
+            rows = self._decode(prompts, programs, max_new_tokens, seeds=seeds, sampling=sampling)
+        self.last_stages = stages
         t_max = max(1, max(len(r) for r in rows))
         gen = np.full((B, t_max), self.vocab.pad_id, dtype=np.int64)  # (B, t)
         for i, r in enumerate(rows):
@@ -574,11 +597,12 @@ class TranslationEngine:
         # 4-5. parse, decode with the source speaker tokens
         results: list[TranslationResult] = []
         for i in range(B):
-            row = list(rows[i])
-            if self.vocab.eos_id in row:
-                row = row[: row.index(self.vocab.eos_id) + 1]
-            text = self.vocab.decode(row, self._decode_text)
-            parsed: ParsedOutput = parse_output(self.vocab, tasks[i], text)
+            if stages:
+                parsed, n_out = self._parse_mslm([_cut_at(st[i], self.vocab.eos_id) for st in stages], tasks[i])
+            else:
+                row = _cut_at(rows[i], self.vocab.eos_id)
+                n_out = len(row)
+                parsed = parse_output(self.vocab, tasks[i], self.vocab.decode(row, self._decode_text))
             if parsed.semantic.size:
                 wav = np.asarray(self.codec.decode(speakers[i], parsed.semantic), dtype=np.float32).reshape(-1)
             else:
@@ -590,7 +614,7 @@ class TranslationEngine:
                     wav=wav,
                     duration_s=wav.shape[0] / SAMPLE_RATE_HZ,
                     source_duration_s=src_dur[i],
-                    output_tokens=len(row),
+                    output_tokens=n_out,
                     timings={},
                     complete=parsed.complete,
                     reason=parsed.reason,
@@ -603,10 +627,49 @@ class TranslationEngine:
         timings = {"encode": t1 - t0, "generate": t2 - t1, "decode": t3 - t2, "total": t3 - t0}
         for r in results:
             r.timings = dict(timings)
-        self.last_generated = gen  # (B, t) raw generated ids, for tests/benchmarks
+        self.last_generated = gen  # (B, t) raw generated ids (MSLM: of the generation stage), for tests/benchmarks
         return results
 
     # ------------------------------------------------------------------ runtimes
+    def _decode(self, prompts: list[list[int]], programs: list[list[Step]], max_new_tokens: int | None, *,
+                seeds: list[int | None], sampling: dict[str, Any]) -> list[list[int]]:
+        """Decode ``prompts`` under ``programs`` with the engine's runtime; each row gets at most its
+        program's length (or ``max_new_tokens``) new tokens. Returns the generated ids of each row."""
+        n_new = [_program_length(p) if max_new_tokens is None else min(int(max_new_tokens), _program_length(p)) for p in programs]
+        if self.runtime == "hf":
+            return self._generate_hf(prompts, programs, max(n_new), seed=seeds[0], **sampling)
+        if self.runtime == "vllm":
+            return self._vllm().generate(prompts, programs, n_new, seeds=seeds, **sampling)
+        return self._generate_continuous(prompts, programs, n_new, seeds=seeds, **sampling)
+
+    def _generate_mslm(self, linguistic: list[np.ndarray], speakers: list[np.ndarray], tgts: list[str], speeds: list[float],
+                       src_dur: list[float], *, seeds: list[int | None], sampling: dict[str, Any], max_new_tokens: int | None,
+                       max_duration_s: float | None) -> list[list[list[int]]]:
+        """The MSLM-S2ST program (serving/mslm.py; prompts of ``uniss.mslm``): stage 1 translates each
+        row's source linguistic units ``(T_l,)`` into target linguistic units, stage 2 generates semantic
+        tokens from those units and the row's source speaker codes ``(32,)``. ``max_new_tokens`` caps
+        each stage. Returns ``[stage-1 ids per row, stage-2 ids per row]``."""
+        v, enc, B = self.vocab, self._encode_text, len(tgts)
+        p1 = [v.encode(build_mslm_prompt(v, MslmTask.TRANSLATE, src=other_language(tgts[i]), tgt=tgts[i], linguistic=linguistic[i]), enc)
+              for i in range(B)]
+        g1 = [translation_program(v, src_dur[i], speeds[i], window=SPEED_WINDOW, max_duration_s=max_duration_s) for i in range(B)]
+        rows1 = self._decode(p1, g1, max_new_tokens, seeds=seeds, sampling=sampling)
+        units = [parse_units(v, MslmTask.TRANSLATE, _cut_at(r, v.eos_id)).codes for r in rows1]  # (T_l',) each
+        p2 = [v.encode(build_mslm_prompt(v, MslmTask.GENERATE, tgt=tgts[i], speaker=speakers[i], linguistic=units[i]), enc)
+              for i in range(B)]
+        g2 = [generation_program(v, len(units[i]), window=SPEED_WINDOW, semantic_rate_hz=SEMANTIC_RATE_HZ, max_duration_s=max_duration_s)
+              for i in range(B)]
+        return [rows1, self._decode(p2, g2, max_new_tokens, seeds=seeds, sampling=sampling)]
+
+    def _parse_mslm(self, stage_rows: list[list[int]], task: Task) -> tuple[ParsedOutput, int]:
+        """One row's two MSLM stage outputs (cut after ``<|im_end|>``) -> (parsed output with the
+        stage-2 semantic codes and no text, tokens generated in both stages)."""
+        u1 = parse_units(self.vocab, MslmTask.TRANSLATE, stage_rows[0])
+        u2 = parse_units(self.vocab, MslmTask.GENERATE, stage_rows[1])
+        reasons = [f"{name}: {u.reason}" for name, u in (("translation", u1), ("generation", u2)) if u.reason]
+        parsed = ParsedOutput(task=task, semantic=u2.codes, complete=u1.complete and u2.complete, reason="; ".join(reasons) or None)
+        return parsed, sum(len(r) for r in stage_rows)
+
     def _generate_continuous(self, prompts: list[list[int]], programs: list[list[Step]], n_new: list[int], *, seeds: list[int | None],
                              do_sample: bool, temperature: float, top_p: float, repetition_penalty: float) -> list[list[int]]:
         """Decode with :class:`serving.decoder.ContinuousDecoder` (``max_batch`` slots; rows past
@@ -700,6 +763,12 @@ def _row_seeds(seed: int | Sequence[int] | None, n: int) -> list[int | None]:
     if len(seeds) != n:
         raise EngineError(f"seed list must have {n} entries, got {len(seeds)}")
     return seeds
+
+
+def _cut_at(row: Sequence[int], eos_id: int) -> list[int]:
+    """``row`` up to and including its first ``eos_id`` (all of it when there is none)."""
+    row = list(row)
+    return row[: row.index(eos_id) + 1] if eos_id in row else row
 
 
 def _program_length(program: list[Step]) -> int:

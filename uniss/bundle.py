@@ -3,12 +3,16 @@
 Layout::
 
     BUNDLE/
-      bundle.json   {"format": 1, "phase", "size", "data_version", "shard_md5s", "codec_fingerprint",
+      bundle.json   {"format": 1, "recipe", "phase", "size", "data_version", "shard_md5s", "codec_fingerprint",
                      "created_at", "git_commit", "train_metrics": {...}}
       model/        HF Qwen2ForCausalLM save_pretrained (safetensors)
       tokenizer/    HF fast tokenizer: text tokenizer + every vocab.speech_token_strings() in order
       vocab.json    SpeechVocab.to_dict()
       codec/        the codec directory (copied: lite) or codec.json pointing at the paper codec dirs
+
+``recipe`` names the prompt formats the model was trained on (:data:`RECIPES`): ``uniss`` (the seven
+UniSS formats; bundles written before the field existed are ``uniss``) or ``mslm`` (MSLM-S2ST,
+``uniss/mslm.py``). Serving reads it with :func:`bundle_recipe` to pick the decoding program.
 
 Loading checks that the pieces agree: ``vocab.json`` total == tokenizer length, the model's
 embedding rows == the total padded to a multiple of 64 (``uniss.lm.padded_rows``), and every
@@ -30,10 +34,14 @@ from uniss.jsonio import read_json
 from uniss.lm import LMError, load_checked_model, padded_rows
 from uniss.vocab import SpeechVocab, VocabError
 
-__all__ = ["BUNDLE_FORMAT", "BundleError", "ModelBundle", "git_commit", "load_bundle", "read_bundle_meta", "save_bundle"]
+__all__ = ["BUNDLE_FORMAT", "RECIPES", "BundleError", "ModelBundle", "bundle_recipe", "git_commit", "load_bundle",
+           "read_bundle_meta", "save_bundle"]
 
 #: Version of the bundle layout written by :func:`save_bundle`.
 BUNDLE_FORMAT = 1
+#: Training recipes a bundle can come from (``bundle.json`` ``recipe``; training/config.py ``recipe``):
+#: ``uniss`` (paper §3.3 progressive training) and ``mslm`` (MSLM-S2ST, arXiv 2403.12408; issue 20).
+RECIPES = ("uniss", "mslm")
 
 
 class BundleError(UnissError, ValueError):
@@ -153,6 +161,19 @@ def read_bundle_meta(path: str | Path) -> dict[str, Any]:
     if meta.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{f}: bundle format {meta.get('format')!r}; this code reads format {BUNDLE_FORMAT}")
     return meta
+
+
+def bundle_recipe(meta: dict[str, Any]) -> str:
+    """The recipe of a bundle from its parsed ``bundle.json``: ``meta["recipe"]``, ``uniss`` when the
+    field is absent (bundles written before it existed, released checkpoints).
+
+    Raises:
+        BundleError: a recipe outside :data:`RECIPES`.
+    """
+    recipe = meta.get("recipe") or "uniss"
+    if recipe not in RECIPES:
+        raise BundleError(f"bundle recipe {recipe!r} is not one of {', '.join(RECIPES)}")
+    return str(recipe)
 
 
 def load_bundle_tokenizer(path: str | Path):
