@@ -9,6 +9,10 @@ followed by its step (training/trainjob.py; the step itself needs no GPU, only t
 checkpoint PVC), and puts evaluation on the GPU pool; ``local`` trains with ``torchrun`` on
 ``nproc`` CPU ranks and adds a code-version env var so that a change of library code invalidates
 the local step cache.
+
+``recipe`` (a build-time choice, not a pipeline parameter, so the default ``uniss`` build and its
+golden YAML are unchanged) swaps the three phases for the one training step of the MSLM-S2ST
+baseline (issue 20; ``<model_size>_mslm.yaml``, training/mslm.py); every other step is the same.
 """
 
 
@@ -34,6 +38,7 @@ from components.evaluation import (
 )
 from components.training import train_phase
 from training.config import load_config
+from uniss.bundle import RECIPES
 # Cluster settings live with the TrainJob engine (one owner, STYLE.md #18); override in a fork.
 from training.trainjob import (
     CHECKPOINT_MOUNT,
@@ -56,7 +61,8 @@ STEP_CODE = {
 
 
 def make_retrain_pipeline(target: str = "cluster", code_versions: dict[str, str] | None = None, *,
-                          model_size: str = "tiny", nodes: int | None = None, gpus_per_node: int | None = None):
+                          model_size: str = "tiny", nodes: int | None = None, gpus_per_node: int | None = None,
+                          recipe: str = "uniss"):
     """Build the retraining pipeline for ``target`` (``local`` | ``cluster``).
 
     Args:
@@ -67,14 +73,22 @@ def make_retrain_pipeline(target: str = "cluster", code_versions: dict[str, str]
         model_size: default of the ``model_size`` pipeline parameter.
         nodes, gpus_per_node: defaults of the pipeline parameters of the same names (the
             TrainJob shape on a cluster); ``None`` = the ``cluster`` section of
-            ``<model_size>_phase1.yaml`` (1.5B: 2 x 8, paper §5.1).
+            ``<model_size>_phase1.yaml`` (1.5B: 2 x 8, paper §5.1), ``<model_size>_mslm.yaml`` for mslm.
+        recipe: ``uniss`` (phases 1 -> 2 -> 3, paper §3.3) or ``mslm`` (one ``train-mslm`` step on
+            ``<model_size>_mslm.yaml``; issue 20).
 
     Returns:
         The ``@dsl.pipeline`` function.
+
+    Raises:
+        ValueError: unknown target or recipe, or a node count below 1; ConfigError: no shipped
+            config for ``model_size`` (and ``recipe``).
     """
     if target not in ("local", "cluster"):
         raise ValueError(f"target must be 'local' or 'cluster', got {target!r}")
-    cl = load_config(f"{model_size}_phase1.yaml").cluster
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+    cl = load_config(f"{model_size}_phase1.yaml" if recipe == "uniss" else f"{model_size}_{recipe}.yaml").cluster
     default_nodes = cl.nodes if nodes is None else int(nodes)
     default_gpus = cl.gpus_per_node if gpus_per_node is None else int(gpus_per_node)
     if default_nodes < 1 or default_gpus < 1:
@@ -103,7 +117,9 @@ def make_retrain_pipeline(target: str = "cluster", code_versions: dict[str, str]
             task.set_env_variable("UNISS_CHECKPOINT_ROOT", CHECKPOINT_MOUNT)
         return task
 
-    @dsl.pipeline(name=PIPELINE_NAME, description="UniSS end-to-end retraining: UniST data -> 3-phase ZeRO-3 training -> evaluation -> gated promotion -> KServe")
+    training = "3-phase ZeRO-3 training" if recipe == "uniss" else "MSLM-S2ST baseline ZeRO-3 training (one phase)"
+
+    @dsl.pipeline(name=PIPELINE_NAME, description=f"UniSS end-to-end retraining: UniST data -> {training} -> evaluation -> gated promotion -> KServe")
     def retrain(
         size: str = "tiny",
         seed: int = 0,
@@ -138,23 +154,26 @@ def make_retrain_pipeline(target: str = "cluster", code_versions: dict[str, str]
         data = common(checkout_unist(data_version=version), retries=2).outputs["data"]
 
         # ---- progressive training (paper §3.3) ---------------------------------------------
-        def phase(n: int, init=None) -> dsl.PipelineTask:
+        def phase(n: int, init=None, *, config=None, name=None) -> dsl.PipelineTask:
             kwargs = {} if init is None else {"init": init.outputs["bundle"]}
-            t = train_phase(phase=n, config=f"{model_size}_phase{n}.yaml", data=data, data_version=version,
+            t = train_phase(phase=n, config=config or f"{model_size}_phase{n}.yaml", data=data, data_version=version,
                             overrides=train_overrides, nproc=nproc, engine=engine, nodes=nodes,
                             gpus_per_node=gpus_per_node, **kwargs)
-            return common(t.set_display_name(f"train-phase-{n}"), code="train", trainjob=True)
+            return common(t.set_display_name(name or f"train-phase-{n}"), code="train", trainjob=True)
 
-        p1 = phase(1)
-        p2 = phase(2, p1)
-        p3 = phase(3, p2)
+        if recipe == "mslm":  # MSLM-S2ST baseline (issue 20): one phase, its own sample formats
+            trained = phase(1, config=f"{model_size}_mslm.yaml", name="train-mslm")
+        else:
+            p1 = phase(1)
+            p2 = phase(2, p1)
+            trained = phase(3, p2)
 
         # ---- evaluate, gate, register + promote, deploy -------------------------------------
-        ev = common(evaluate_model(bundle=p3.outputs["bundle"], data=data, split=eval_split,
+        ev = common(evaluate_model(bundle=trained.outputs["bundle"], data=data, split=eval_split,
                                    directions=eval_directions, modes=eval_modes, limit=eval_limit), gpu=True, code="serve")
         # Every trained candidate is registered (alias ``challenger``, lineage tags) so it can be
         # inspected, served or force-promoted; only the gate moves ``champion`` and deploys.
-        reg = common(register_model(bundle=p3.outputs["bundle"], metrics_json=ev.outputs["Output"], data_version=version),
+        reg = common(register_model(bundle=trained.outputs["bundle"], metrics_json=ev.outputs["Output"], data_version=version),
                      retries=2, code="serve")
         gate = common(gate_model(challenger_metrics=ev.outputs["Output"]), code="serve").after(reg)
         with dsl.If(gate.output == True, name="gate-passed"):  # noqa: E712 - KFP condition

@@ -162,8 +162,10 @@ def run_local(
     with_stack: bool = True,
     verbose: bool = False,
     console: Console | None = None,
+    recipe: str = "uniss",
 ) -> LocalRunResult:
-    """Run ``retrain`` or ``ablation`` with kfp.local in this machine's venv.
+    """Run ``retrain`` or ``ablation`` with kfp.local in this machine's venv (``recipe``: the
+    ``retrain`` build, ``pipelines.retrain.make_retrain_pipeline``; ``ablation`` is UniSS's only).
 
     Brings the embedded stack up if needed (``with_stack``), opens the parent MLflow run, runs the
     pipeline and collects the nested step runs. By default the terminal shows a live step view
@@ -172,9 +174,13 @@ def run_local(
     the terminal as kfp.local does.
 
     Raises:
-        PipelineError: the pipeline failed (its message names the failed step's log).
+        PipelineError: the pipeline failed (its message names the failed step's log), or an unknown
+            pipeline or recipe.
     """
     from kfp import local
+
+    if recipe != "uniss" and pipeline != "retrain":
+        raise PipelineError(f"recipe {recipe!r} applies to the retrain pipeline only, not {pipeline!r}")
 
     # kfp.local warns for every task that our project image is not a "python" image; the
     # SubprocessRunner runs the component in this venv, so the image is not used locally.
@@ -198,7 +204,10 @@ def run_local(
     if pipeline == "retrain":
         from pipelines.retrain import make_retrain_pipeline
 
-        fn = make_retrain_pipeline("local", {d: code_version(dirs=(d,)) for d in CODE_DIRS})
+        try:
+            fn = make_retrain_pipeline("local", {d: code_version(dirs=(d,)) for d in CODE_DIRS}, recipe=recipe)
+        except ValueError as e:  # ConfigError is one too
+            raise PipelineError(str(e)) from None
     elif pipeline == "ablation":
         from pipelines.ablation import ablation as fn
     else:
@@ -281,7 +290,7 @@ def _nested_steps(parent_id: str) -> list[dict[str, Any]]:
 
 
 def compile_pipeline(pipeline: str, output: Path, *, model_size: str = "tiny", nodes: int | None = None,
-                     gpus_per_node: int | None = None) -> Path:
+                     gpus_per_node: int | None = None, recipe: str = "uniss") -> Path:
     """Compile ``retrain`` (cluster target) or ``ablation`` to KFP IR YAML.
 
     Args:
@@ -290,9 +299,11 @@ def compile_pipeline(pipeline: str, output: Path, *, model_size: str = "tiny", n
         model_size, nodes, gpus_per_node: ``retrain`` only: defaults of those pipeline
             parameters; each training phase runs as a TrainJob of ``nodes`` x ``gpus_per_node``
             GPUs (``None`` = the ``cluster`` section of ``<model_size>_phase1.yaml``).
+        recipe: ``retrain`` only: ``uniss`` (3 phases) or ``mslm`` (the MSLM-S2ST baseline's one
+            training step; ``pipelines.retrain.make_retrain_pipeline``).
 
     Raises:
-        PipelineError: unknown pipeline, or a bad size / node count.
+        PipelineError: unknown pipeline or recipe, or a bad size / node count.
     """
     from kfp import compiler
 
@@ -301,31 +312,33 @@ def compile_pipeline(pipeline: str, output: Path, *, model_size: str = "tiny", n
         from training.config import ConfigError
 
         try:
-            fn = make_retrain_pipeline("cluster", model_size=model_size, nodes=nodes, gpus_per_node=gpus_per_node)
+            fn = make_retrain_pipeline("cluster", model_size=model_size, nodes=nodes, gpus_per_node=gpus_per_node,
+                                       recipe=recipe)
         except (ConfigError, ValueError) as e:
             raise PipelineError(str(e)) from None
-    elif pipeline == "ablation":
+    elif pipeline == "ablation" and recipe == "uniss":
         from pipelines.ablation import ablation as fn
     else:
-        raise PipelineError(f"unknown pipeline {pipeline!r}")
+        raise PipelineError(f"unknown pipeline {pipeline!r} (recipe {recipe!r})")
     output.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(fn, str(output))
     return output
 
 
 def submit(pipeline: str, host: str, arguments: dict[str, Any], *, experiment: str = EXPERIMENT,
-           namespace: str | None = None, enable_caching: bool = True) -> str:
-    """Compile and submit to a Kubeflow Pipelines endpoint; returns the KFP run id.
+           namespace: str | None = None, enable_caching: bool = True, recipe: str = "uniss") -> str:
+    """Compile (``recipe`` as in :func:`compile_pipeline`) and submit to a Kubeflow Pipelines
+    endpoint; returns the KFP run id.
 
     Raises:
-        PipelineError: the KFP API refused the run or cannot be reached.
+        PipelineError: the KFP API refused the run or cannot be reached; unknown pipeline or recipe.
     """
     import tempfile
 
     import kfp
 
     with tempfile.TemporaryDirectory() as tmp:
-        pkg = compile_pipeline(pipeline, Path(tmp) / f"{pipeline}.yaml")
+        pkg = compile_pipeline(pipeline, Path(tmp) / f"{pipeline}.yaml", recipe=recipe)
         try:
             client = kfp.Client(host=host, namespace=namespace)
             run = client.create_run_from_pipeline_package(

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from pipelines.cli._common import (DevShareOption, DirectionOption, LimitOption, SourceOption, SplitOption,
                                    TestShareOption, console, friendly_errors, sources_spec)
+from uniss.bundle import RECIPES
 from uniss.settings import MODEL_NAME
 from pipelines.runner import LocalRunResult, compile_pipeline, retrain_arguments, run_local, submit
 
@@ -61,23 +62,28 @@ def retrain(
     limit: LimitOption = 0,
     test_share: TestShareOption = 0.2,
     dev_share: DevShareOption = 0.1,
+    recipe: str = typer.Option("uniss", "--recipe", help="uniss (3-phase UniSS training) | mslm (the MSLM-S2ST baseline, one phase on <model_size>_mslm.yaml)"),
 ) -> None:
     """Trigger end-to-end retraining: UniST data -> 3-phase training -> evaluation -> gated promotion -> deploy.
 
     ``--source KIND:PATH`` trains on your own corpus (the pipeline parameter ``sources``, so a
     ``--cluster`` run takes it too: there the paths must be readable by the pipeline's pods).
+    ``--recipe mslm`` trains the MSLM-S2ST baseline (issue 20) in place of the three phases; the
+    evaluation, gate, registration and deployment steps are the same.
     """
+    if recipe not in RECIPES:
+        raise typer.BadParameter(f"--recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
     spec = sources_spec(source, direction, split, limit, test_share, dev_share)
     args = retrain_arguments(size, data_version=data_version, overrides=override, eval_limit=eval_limit,
                              sources=spec or None)
     if not local:
         if not host:
             raise typer.BadParameter("--cluster needs --host URL")
-        run_id = submit("retrain", host, args, enable_caching=not no_cache)
+        run_id = submit("retrain", host, args, enable_caching=not no_cache, recipe=recipe)
         console.print(f"submitted KFP run {run_id} to {host}")
         return
-    console.rule(f"[bold]uniss retrain --local --size {size}")
-    res = run_local("retrain", args, enable_caching=not no_cache, verbose=verbose, console=console)
+    console.rule(f"[bold]uniss retrain --local --size {size}" + ("" if recipe == "uniss" else f" --recipe {recipe}"))
+    res = run_local("retrain", args, enable_caching=not no_cache, verbose=verbose, console=console, recipe=recipe)
     _print_summary(res)
     if as_json:
         print(json.dumps({"wall_s": res.wall_s, "parent_run_id": res.parent_run_id, "summary": res.summary,

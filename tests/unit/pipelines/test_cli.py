@@ -49,3 +49,23 @@ def test_retrain_rejects_unknown_size_before_any_work():
     res = runner.invoke(app, ["retrain", "--size", "huge"])
     assert res.exit_code == 2
     assert "unknown size 'huge'" in res.output
+
+
+WIDE = {"COLUMNS": "300"}  # rich wraps error panels at the terminal width
+
+
+def test_recipe_options_are_checked_before_any_work(tmp_path):
+    """``--recipe`` of ``uniss train``/``uniss retrain`` (issue 20): unknown names, a config of the other
+    recipe and a UniSS phase without ``--phase``/``--config`` stop with exit code 2 before any work."""
+    res = runner.invoke(app, env=WIDE, args=["retrain", "--recipe", "nope"])
+    assert res.exit_code == 2 and "--recipe must be one of uniss, mslm" in res.output
+    base = ["train", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o")]
+    res = runner.invoke(app, env=WIDE, args=[*base, "--recipe", "mslm", "--config", "tiny_phase1.yaml"])
+    assert res.exit_code == 2 and "trains recipe 'uniss', not --recipe 'mslm'" in res.output
+    res = runner.invoke(app, env=WIDE, args=[*base, "--config", "tiny_mslm.yaml", "--phase", "1"])
+    assert res.exit_code == 2 and "trains recipe 'mslm', not --recipe 'uniss'" in res.output
+    res = runner.invoke(app, env=WIDE, args=[*base, "--config", "tiny_phase1.yaml"])
+    assert res.exit_code == 2 and "--phase is required" in res.output
+    # mslm defaults to phase 1 of tiny_mslm.yaml and reaches the data check (no dataset here)
+    res = runner.invoke(app, env=WIDE, args=[*base, "--recipe", "mslm"])
+    assert res.exit_code == 2 and "is not a UniST dataset" in res.output and "Traceback" not in res.output

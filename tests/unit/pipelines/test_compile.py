@@ -158,3 +158,28 @@ def test_codec_preset_comes_from_the_size_preset():
     assert retrain_arguments("tiny", params={"pipeline": {"tiny": {}}})["codec_preset"] == "tiny"
     args = retrain_arguments("demo", params={"pipeline": {"demo": {"codec": "demo-v3"}}})
     assert args["codec_preset"] == "demo-v3"
+
+
+def test_mslm_recipe_trains_once_and_keeps_the_other_steps(tmp_path):
+    """``recipe="mslm"`` (issue 20): one training step on ``<model_size>_mslm.yaml`` feeding the same
+    evaluation, registration, gate and deployment steps; the default build stays the golden one
+    (test_pipeline_compiles_to_golden_yaml)."""
+    from pipelines.runner import PipelineError
+
+    out = compile_pipeline("retrain", tmp_path / "m.yaml", recipe="mslm")
+    spec = next(yaml.safe_load_all(out.read_text()))
+    dag = spec["root"]["dag"]["tasks"]
+    train = [k for k in dag if k.startswith("train-phase")]
+    assert train == ["train-phase"]
+    p = dag["train-phase"]["inputs"]["parameters"]
+    assert p["phase"]["runtimeValue"]["constant"] == 1 and "init" not in dag["train-phase"]["inputs"].get("artifacts", {})
+    assert p["config"]["runtimeValue"]["constant"] == "{{$.inputs.parameters['pipelinechannel--model_size']}}_mslm.yaml"
+    assert dag["evaluate-model"]["inputs"]["artifacts"]["bundle"]["taskOutputArtifact"]["producerTask"] == "train-phase"
+    golden = next(yaml.safe_load_all((TESTDATA / "retrain_pipeline.yaml").read_text()))["root"]["dag"]["tasks"]
+    assert set(golden) - set(dag) == {"train-phase-2", "train-phase-3"} and set(dag) <= set(golden)
+    with pytest.raises(PipelineError, match="recipe"):
+        compile_pipeline("retrain", tmp_path / "x.yaml", recipe="nope")
+    with pytest.raises(PipelineError):
+        compile_pipeline("retrain", tmp_path / "x.yaml", recipe="mslm", model_size="1_5b")  # no 1_5b_mslm.yaml
+    with pytest.raises(PipelineError):
+        compile_pipeline("ablation", tmp_path / "x.yaml", recipe="mslm")
