@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import math
 
-from uniss.mslm import LINGUISTIC_RATE_HZ, SEMANTIC_PER_LINGUISTIC
+from uniss.codecs.base import LINGUISTIC_RATE_HZ
+from uniss.mslm import SEMANTIC_PER_LINGUISTIC
 from uniss.vocab import SpeechVocab
 
 __all__ = ["generation_program", "span_bounds", "translation_program"]

@@ -14,8 +14,9 @@ Mapping onto this platform's codec (ARCHITECTURE.md "Token layout"; shapes as in
 =====================  ==========================================  =====================================
 paper                  here                                        why
 =====================  ==========================================  =====================================
-HuBERT semantic units  linguistic tokens ``L`` (12.5 tok/s)        the content stream (GLM-4-Voice-like,
-                                                                   ASR-supervised), carries no voice
+HuBERT semantic units  linguistic tokens ``L`` (12.5 tok/s)        the codec's content stream (paper
+                                                                   codec: GLM-4-Voice = quantized Whisper
+                                                                   encoder), like HuBERT units
 EnCodec acoustic       semantic tokens ``S`` (50 tok/s)            the stream the codec decodes to speech
 units (target)                                                     (with speaker tokens), like EnCodec
 EnCodec acoustic       the source speaker block ``G`` (32 tokens)  the codec's voice stream: the decoder
@@ -58,12 +59,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from uniss.codecs.base import LINGUISTIC_RATE_HZ, SEMANTIC_RATE_HZ
 from uniss.prompts import IM_END, LANGUAGES, PromptError
 from uniss.vocab import N_SPEAKER_TOKENS, SpeechVocab
 
 __all__ = [
     "GENERATE_TOKEN",
-    "LINGUISTIC_RATE_HZ",
     "MSLM_FORMATS",
     "MslmTask",
     "ParsedUnits",
@@ -78,11 +79,10 @@ __all__ = [
 TRANSLATE_TOKEN = "<|task_s2s|>"
 #: Task token of semantic-to-acoustic generation (paper ``<gen>``); a control token UniSS leaves unused.
 GENERATE_TOKEN = "<|task_t2s_translation|>"
-#: Linguistic token rate (tokens/s; paper UniSS §3.1.2, GLM-4-Voice tokens at 12.5 Hz).
-LINGUISTIC_RATE_HZ = 12.5
-#: Semantic tokens per linguistic token of the same speech (50 Hz / 12.5 Hz; both streams are
-#: fixed-rate views of one waveform), used to size the generation span from the translated units.
-SEMANTIC_PER_LINGUISTIC = 4
+#: Semantic tokens per linguistic token of the same speech (50 / 12.5 tok/s, ``uniss.codecs.base``
+#: rates, paper UniSS §3.1.2; both streams are fixed-rate views of one waveform), used to size the
+#: generation span from the translated units.
+SEMANTIC_PER_LINGUISTIC = round(SEMANTIC_RATE_HZ / LINGUISTIC_RATE_HZ)
 
 
 class MslmTask(str, enum.Enum):
