@@ -335,7 +335,7 @@ class TranslationEngine:
         tokenizer: HF fast tokenizer (text ids; speech tokens may be added, they are not used:
             ``SpeechVocab.encode`` maps them).
         vocab: the token layout.
-        codec: a ``uniss.codecs`` ``SpeechCodec`` (``encode(wavs) -> [CodecTokens]``,
+        codec: a ``uniss.codecs`` ``SpeechCodec`` (``encode(wavs, semantic=False) -> [CodecTokens]``,
             ``decode(speaker, semantic) -> wav``).
         meta: bundle metadata (``bundle.json``), shown by the predictor; ``model_dir`` (the HF
             model directory) is what the ``vllm`` runtime loads; ``recipe`` (``uniss`` when absent,
@@ -561,8 +561,9 @@ class TranslationEngine:
         arrays = [check(w, what=f"wavs[{i}]") for i, w in enumerate(wavs)]
         src_dur = [a.shape[0] / SAMPLE_RATE_HZ for a in arrays]
 
-        # 1. speech tokens (batched codec call)
-        toks = self.codec.encode(arrays)
+        # 1. speech tokens (batched codec call): the prompt holds the source's speaker and
+        # linguistic tokens only (ARCHITECTURE.md prompts), so its semantic stream is skipped
+        toks = self.codec.encode(arrays, semantic=False)
         t1 = time.perf_counter()
         speakers = [np.asarray(c.speaker, dtype=np.int64) for c in toks]
         for i, s in enumerate(speakers):

@@ -88,7 +88,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "serving"))
 
 
 class _NoCodec:
-    def encode(self, wavs):  # pragma: no cover - must never be reached
+    def encode(self, wavs, **kw):  # pragma: no cover - must never be reached
         raise AssertionError("codec.encode ran on audio without speech")
 
 

@@ -110,8 +110,10 @@ class SpeechCodec(Protocol):
         """``(N,)`` float32 16 kHz -> ``(T_s,)`` int64, T_s ~ 50 * seconds."""
         ...
 
-    def encode(self, wavs: list[np.ndarray]) -> list[CodecTokens]:
-        """All three streams of each waveform (batched)."""
+    def encode(self, wavs: list[np.ndarray], *, semantic: bool = True) -> list[CodecTokens]:
+        """All three streams of each waveform (batched); ``semantic=False`` leaves ``semantic``
+        empty ``(0,)`` where a backend can skip it (the engine needs only the source's speaker and
+        linguistic tokens: ARCHITECTURE.md prompts)."""
         ...
 
     def decode(self, speaker: np.ndarray, semantic: np.ndarray) -> np.ndarray:

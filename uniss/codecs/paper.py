@@ -145,8 +145,9 @@ class PaperCodec(ManifestFingerprint):
             toks = self._extract(self._glm, self._glm_fe, utts)
         return [np.asarray(t, dtype=np.int64) for t in toks]
 
-    def encode(self, wavs: list[np.ndarray]) -> list[CodecTokens]:
-        """All three streams of each clip."""
+    def encode(self, wavs: list[np.ndarray], *, semantic: bool = True) -> list[CodecTokens]:
+        """All three streams of each clip (BiCodec yields global and semantic tokens in one pass,
+        so ``semantic=False`` saves nothing and the semantic codes are returned anyway)."""
         ling = self.linguistic_batch(wavs)
         out = []
         for w, lg in zip(wavs, ling, strict=True):

@@ -68,8 +68,9 @@ class ToyCodec:
         e = _frame_log_energy(wav, SR // 50)  # 320 samples = 20 ms -> 50 Hz
         return np.clip(((e + 8) / 8 * SIZES["semantic"]).astype(np.int64), 0, SIZES["semantic"] - 1)
 
-    def encode(self, wavs: list[np.ndarray]) -> list[CodecTokens]:
-        return [CodecTokens(self.speaker(w), self.linguistic(w), self.semantic(w)) for w in wavs]
+    def encode(self, wavs: list[np.ndarray], *, semantic: bool = True) -> list[CodecTokens]:
+        return [CodecTokens(self.speaker(w), self.linguistic(w), self.semantic(w) if semantic else np.zeros(0, dtype=np.int64))
+                for w in wavs]
 
     def decode(self, speaker: np.ndarray, semantic: np.ndarray) -> np.ndarray:
         f0 = 100.0 + 4.0 * float(np.mean(speaker))  # Hz

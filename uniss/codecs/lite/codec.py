@@ -224,7 +224,7 @@ class LiteCodec(ManifestFingerprint):
         w = check_wav(wav)
         return nearest(log_mel(w, self.config.n_mels, self.config.n_fft).T, self.semantic_centroids)  # mel.T: (T_s, M)
 
-    def encode(self, wavs: list[np.ndarray], progress: bool = False) -> list[CodecTokens]:
+    def encode(self, wavs: list[np.ndarray], progress: bool = False, *, semantic: bool = True) -> list[CodecTokens]:
         """All three streams of each clip (one Whisper pass for the linguistic stream of all clips).
 
         Batching: a clip's speaker and semantic codes equal those of :meth:`speaker` and
@@ -238,6 +238,9 @@ class LiteCodec(ManifestFingerprint):
         Args:
             wavs: list of ``(N_i,)`` float32 16 kHz.
             progress: tqdm bars.
+            semantic: ``False`` skips the semantic stream (each ``semantic`` is an empty ``(0,)``
+                int64): a translation request tokenizes its source for the prompt, which holds no
+                semantic tokens (ARCHITECTURE.md prompts).
 
         Raises:
             CodecError: a bad waveform (the message names its index).
@@ -254,7 +257,8 @@ class LiteCodec(ManifestFingerprint):
         emb = speaker_embedder().embed_batch(ws)  # (n, 256)
         out = []
         for i, (w, lg) in enumerate(zip(tqdm(ws, desc="semantic", disable=not progress, leave=False), ling, strict=True)):
-            out.append(CodecTokens(speaker=self.speaker_codes_from_embedding(emb[i]), linguistic=lg, semantic=self.semantic(w)))
+            sem = self.semantic(w) if semantic else np.zeros(0, dtype=np.int64)
+            out.append(CodecTokens(speaker=self.speaker_codes_from_embedding(emb[i]), linguistic=lg, semantic=sem))
         return out
 
     # -- decoder ---------------------------------------------------------------------------

@@ -159,12 +159,15 @@ class LiteCodecV3(ManifestFingerprint):
 
     # -- tokenizers ------------------------------------------------------------------------
 
-    def _content(self, ws: list[np.ndarray], progress: bool = False) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """One Whisper pass -> (linguistic codes ``(T_l_i,)``, semantic codes ``(T_s_i,)``) per clip."""
+    def _content(self, ws: list[np.ndarray], progress: bool = False, *, semantic: bool = True) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """One Whisper pass -> (linguistic codes ``(T_l_i,)``, semantic codes ``(T_s_i,)``) per clip;
+        ``semantic=False`` skips the semantic k-means (empty ``(0,)`` codes)."""
         pooled, ppos, frames, fpos = whisper_states().states_with_positions(ws, self.config.whisper_batch, progress,
                                                                             window=self.config.whisper_window)
         ling = nearest(np.concatenate([s - self.linguistic_position_mean[p] for s, p in zip(pooled, ppos, strict=True)]),
                        self.linguistic_centroids)
+        if not semantic:
+            return _split(ling, [len(s) for s in pooled]), [np.zeros(0, dtype=np.int64) for _ in frames]
         sem = nearest(np.concatenate([s - self.semantic_position_mean[p] for s, p in zip(frames, fpos, strict=True)]),
                       self.semantic_centroids)
         return _split(ling, [len(s) for s in pooled]), _split(sem, [len(s) for s in frames])
@@ -214,11 +217,12 @@ class LiteCodecV3(ManifestFingerprint):
         """``(N,)`` float32 16 kHz -> ``(32,)`` int64 in ``[0, K_spk)``."""
         return self.speaker_codes_from_embedding(self.speaker_embedding(wav))
 
-    def encode(self, wavs: list[np.ndarray], progress: bool = False) -> list[CodecTokens]:
+    def encode(self, wavs: list[np.ndarray], progress: bool = False, *, semantic: bool = True) -> list[CodecTokens]:
         """All three streams of each clip: one shared Whisper pass (both content streams) and one
         batched resemblyzer pass. Packing tolerance as in v2 (``LiteCodec.encode``): speaker codes
         equal :meth:`speaker`; content codes have the lengths of the single calls but may differ in
-        places (window position, after centring).
+        places (window position, after centring). ``semantic=False`` skips the semantic k-means
+        (each ``semantic`` empty ``(0,)``), as v2.
 
         Raises:
             CodecError: a bad waveform (the message names its index).
@@ -231,7 +235,7 @@ class LiteCodecV3(ManifestFingerprint):
                 raise CodecError(f"waveform {i}: {e}") from None
         if not ws:
             return []
-        ling, sem = self._content(ws, progress)
+        ling, sem = self._content(ws, progress, semantic=semantic)
         emb = speaker_embedder().embed_batch(ws)  # (n, 256)
         return [CodecTokens(speaker=self.speaker_codes_from_embedding(emb[i]), linguistic=ling[i], semantic=sem[i])
                 for i in range(len(ws))]

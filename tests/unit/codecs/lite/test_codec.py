@@ -37,6 +37,17 @@ def test_encode_shapes_rates_ranges(tiny_codec, corpus):
         assert len(np.unique(t.semantic)) > 5 and len(np.unique(t.linguistic)) > 3
 
 
+def test_encode_without_semantic_keeps_the_other_streams(tiny_codec, corpus):
+    """``semantic=False`` (the engine's source encode): empty semantic codes, the same speaker and
+    linguistic codes as the full encode of the same list."""
+    wavs = [w for *_, w in corpus[:3]]
+    full, lean = tiny_codec.encode(wavs), tiny_codec.encode(wavs, semantic=False)
+    for a, b in zip(full, lean, strict=True):
+        assert b.semantic.shape == (0,) and b.semantic.dtype == np.int64
+        np.testing.assert_array_equal(a.speaker, b.speaker)
+        np.testing.assert_array_equal(a.linguistic, b.linguistic)
+
+
 def test_single_calls_match_batched_encode(tiny_codec, corpus):
     """Single-clip calls against ``encode`` on six clips packed into one 30 s Whisper window.
 

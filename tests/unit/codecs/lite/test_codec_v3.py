@@ -64,6 +64,17 @@ def test_v3_encode_shapes_rates_dtypes(v3_codec, corpus):
     assert float((single == toks[0].semantic).mean()) >= 0.5
 
 
+def test_v3_encode_without_semantic_keeps_the_other_streams(v3_codec, corpus):
+    """``semantic=False`` (the engine's source encode): empty semantic codes, the same speaker and
+    linguistic codes as the full encode of the same list."""
+    wavs = [w for *_, w in corpus[:3]]
+    full, lean = v3_codec.encode(wavs), v3_codec.encode(wavs, semantic=False)
+    for a, b in zip(full, lean, strict=True):
+        assert b.semantic.shape == (0,) and b.semantic.dtype == np.int64
+        np.testing.assert_array_equal(a.speaker, b.speaker)
+        np.testing.assert_array_equal(a.linguistic, b.linguistic)
+
+
 @pytest.mark.parametrize("t_s", [1, 7, 50, 133])
 def test_v3_decode_duration_is_token_count(v3_codec, t_s):
     """Duration = T_s / 50 s exactly, whatever the vocoder (speed control by token count)."""
