@@ -48,6 +48,10 @@ class Pack:
         position_ids: ``(L,)`` int64, restarting at 0 for each sample (and for the padding run).
         n_real: number of non-padding positions.
         n_samples: samples inside.
+        members: indices (into the list given to :func:`pack_samples`/:func:`pad_samples`) of the
+            samples inside, in the order they sit in the pack (the S2ST-Omni recipe maps each
+            pack's placeholder positions to its samples' speech features with it,
+            training/omni.py).
     """
 
     input_ids: np.ndarray
@@ -55,6 +59,7 @@ class Pack:
     position_ids: np.ndarray
     n_real: int
     n_samples: int
+    members: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class PackStats:
         return self.real_tokens / self.total_tokens if self.total_tokens else 0.0
 
 
-def _assemble(samples: Sequence[Sample], length: int, pad_id: int) -> Pack:
+def _assemble(samples: Sequence[Sample], length: int, pad_id: int, members: Sequence[int] = ()) -> Pack:
     ids = np.full(length, pad_id, dtype=np.int64)
     labels = np.full(length, IGNORE_INDEX, dtype=np.int64)
     pos = np.zeros(length, dtype=np.int64)
@@ -84,7 +89,7 @@ def _assemble(samples: Sequence[Sample], length: int, pad_id: int) -> Pack:
         pos[o : o + n] = np.arange(n)
         o += n
     pos[o:] = np.arange(length - o)  # padding is its own run
-    return Pack(ids, labels, pos, n_real=o, n_samples=len(samples))
+    return Pack(ids, labels, pos, n_real=o, n_samples=len(samples), members=tuple(int(i) for i in members))
 
 
 def pack_samples(samples: Sequence[Sample], seq_len: int, pad_id: int) -> tuple[list[Pack], PackStats]:
@@ -129,7 +134,7 @@ def pack_samples(samples: Sequence[Sample], seq_len: int, pad_id: int) -> tuple[
             space.append(seq_len - n)
             bisect.insort(free_sorted, (space[-1], len(bins) - 1))
     bins.sort(key=lambda b: min(b))
-    packs = [_assemble([samples[i] for i in sorted(b)], seq_len, pad_id) for b in bins]
+    packs = [_assemble([samples[i] for i in sorted(b)], seq_len, pad_id, sorted(b)) for b in bins]
     real = sum(p.n_real for p in packs)
     return packs, PackStats(len(packs), len(keep), dropped, real, len(packs) * seq_len)
 
@@ -139,12 +144,12 @@ def pad_samples(samples: Sequence[Sample], batch_size: int, pad_id: int, max_len
     """The padded baseline: batches of ``batch_size`` consecutive samples, each padded to the
     longest sample of its batch (or to ``pad_to``), one sample per row. Samples longer than
     ``max_len`` are dropped. Returns one :class:`Pack` per sample and the stats."""
-    keep = [s for s in samples if 0 < len(s) <= (max_len or 10**12)]
+    keep = [i for i, s in enumerate(samples) if 0 < len(s) <= (max_len or 10**12)]
     rows: list[Pack] = []
     for b in range(0, len(keep), batch_size):
         chunk = keep[b : b + batch_size]
-        L = pad_to or max(len(s) for s in chunk)
-        rows.extend(_assemble([s], L, pad_id) for s in chunk)
+        L = pad_to or max(len(samples[i]) for i in chunk)
+        rows.extend(_assemble([samples[i]], L, pad_id, (i,)) for i in chunk)
     real = sum(p.n_real for p in rows)
     total = sum(len(p.input_ids) for p in rows)
     return rows, PackStats(len(rows), len(keep), len(samples) - len(keep), real, total)
