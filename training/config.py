@@ -11,7 +11,9 @@ warm-up; sequence packs of 18k tokens; batches counted in tokens.
 
 Recipes: ``recipe: uniss`` (default; the seven UniSS formats, three phases) or ``recipe: mslm`` (the
 MSLM-S2ST baseline of issue 20, arXiv 2403.12408: formats ``mslm_translate``/``mslm_generate`` built by
-``training/mslm.py``, one phase, ``configs/<size>_mslm.yaml``).
+``training/mslm.py``, one phase, ``configs/<size>_mslm.yaml``) or ``recipe: s2st-omni`` (S2ST-Omni of
+issue 20, arXiv 2506.11160: format ``omni_s2tt`` built by ``training/omni.py``, the paper's two
+fine-tuning stages as phases 1 and 2, ``configs/<size>_omni_stage<N>.yaml`` with an ``omni:`` section).
 """
 
 from __future__ import annotations
@@ -25,11 +27,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from uniss.errors import UnissError
 from uniss.mslm import MSLM_FORMATS
 
+#: The S2ST-Omni formats (``uniss.omni.OMNI_FORMATS``, spelled here so loading a config does not
+#: import torch; tests/unit/training/test_omni_train.py checks they agree).
+OMNI_FORMATS: tuple[str, ...] = ("omni_s2tt",)
+
 __all__ = [
     "CONFIG_DIR",
     "ClusterConfig",
     "ConfigError",
     "DataConfig",
+    "OMNI_FORMATS",
+    "OmniConfig",
     "OptimConfig",
     "TrainConfig",
     "ZeroConfig",
@@ -85,7 +93,7 @@ class DataConfig(_Frozen):
         subset: UniST subset of the S2ST rows: ``general`` (phase 2) or ``hq`` (phase 3).
         formats: sample formats built from every row (``asr``, ``s2tt``, ``tts``, ``mt``,
             ``quality``, ``performance``, ``direct``; recipe mslm: ``mslm_translate``,
-            ``mslm_generate``).
+            ``mslm_generate``; recipe s2st-omni: ``omni_s2tt``).
         replay_formats: phase-1 formats mixed in as replay (phase 2: asr, s2tt, tts, mt).
         replay_ratio: replay samples per main sample (phase 2: 0.5, i.e. UniST : phase-1 = 2 : 1).
         both_sides: for ASR/TTS use the source and the target speech; for S2TT/MT both directions.
@@ -105,7 +113,7 @@ class DataConfig(_Frozen):
 
     subset: Literal["general", "hq"] = "general"
     formats: tuple[Literal["asr", "s2tt", "tts", "mt", "quality", "performance", "direct",
-                           "mslm_translate", "mslm_generate"], ...]
+                           "mslm_translate", "mslm_generate", "omni_s2tt"], ...]
     replay_formats: tuple[Literal["asr", "s2tt", "tts", "mt"], ...] = ()
     replay_ratio: float = Field(default=0.0, ge=0)
     both_sides: bool = True
@@ -147,6 +155,26 @@ class ZeroConfig(_Frozen):
     offload_param: Literal["none", "cpu"] = "none"
 
 
+class OmniConfig(_Frozen):
+    """The S2ST-Omni recipe's stage settings (arXiv 2506.11160 §2.2-2.3; training/omni.py).
+
+    Attributes:
+        train_lm: ``false`` = stage 1 (only the speech adapter is updated; the LM is frozen),
+            ``true`` = stage 2 (adapter and LM; full fine-tuning instead of the paper's LoRA, see
+            training/omni.py).
+        frame_stack: 12.5 Hz encoder states stacked into one adapter frame (2 -> 6.25 frames/s);
+            used when the adapter is created (stage 1 without an init adapter); a stage that starts
+            from a bundle keeps that bundle's adapter and must name the same value.
+        adapter_layers: linear layers of the adapter (paper §2.2: 4).
+        adapter_hidden: width of the adapter's hidden layers (``null`` = the LM hidden size).
+    """
+
+    train_lm: bool
+    frame_stack: int = Field(default=2, ge=1)
+    adapter_layers: int = Field(default=4, ge=1)
+    adapter_hidden: int | None = Field(default=None, ge=1)
+
+
 class ClusterConfig(_Frozen):
     """How many GPU nodes a phase asks for on a cluster (a Kubeflow Trainer ``TrainJob``,
     training/trainjob.py); ignored by the local ``torchrun`` engine.
@@ -167,7 +195,9 @@ class TrainConfig(_Frozen):
     Attributes:
         recipe: ``uniss`` (paper §3.3 progressive training, the default) or ``mslm`` (MSLM-S2ST,
             arXiv 2403.12408: ``data.formats`` among ``mslm_translate``/``mslm_generate``, phase 1,
-            no replay/alignment/ablation; training/mslm.py).
+            no replay/alignment/ablation; training/mslm.py) or ``s2st-omni`` (S2ST-Omni, arXiv
+            2506.11160: ``data.formats`` = ``[omni_s2tt]``, phase 1 = stage 1 and phase 2 = stage 2,
+            an ``omni`` section; training/omni.py).
         size: model size (``uniss.lm.SIZES``): ``tiny``, ``0_5b``, ``1_5b``.
         phase: 1 (alignment), 2 (CoT S2ST), 3 (refinement).
         pretrained: phase 1 only: local HF checkpoint dir (Qwen2.5-*-Instruct) to start from;
@@ -186,10 +216,11 @@ class TrainConfig(_Frozen):
         log_every: optimizer steps between logged metrics.
         precision: ``auto`` (bf16 where the device supports it, else fp32), ``bf16``, ``fp32``.
         seed: data-order and init seed.
-        optim, data, zero, cluster: see the section classes.
+        optim, data, zero, cluster, omni: see the section classes (``omni`` only with
+            ``recipe: s2st-omni``).
     """
 
-    recipe: Literal["uniss", "mslm"] = "uniss"
+    recipe: Literal["uniss", "mslm", "s2st-omni"] = "uniss"
     size: Literal["tiny", "0_5b", "1_5b"]
     phase: Literal[1, 2, 3]
     pretrained: str | None = None
@@ -210,6 +241,7 @@ class TrainConfig(_Frozen):
     data: DataConfig
     zero: ZeroConfig = ZeroConfig()
     cluster: ClusterConfig = ClusterConfig()
+    omni: OmniConfig | None = None
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -219,7 +251,19 @@ class TrainConfig(_Frozen):
             raise ValueError(f"batch_tokens {self.batch_tokens} is smaller than one micro-batch ({self.seq_len} x {self.micro_batch_size})")
         d = self.data
         mslm = [f for f in d.formats if f in MSLM_FORMATS]
-        if self.recipe == "mslm":
+        omni = [f for f in d.formats if f in OMNI_FORMATS]
+        if (self.recipe == "s2st-omni") != (self.omni is not None):
+            raise ValueError("the omni section belongs to recipe s2st-omni, which needs it")
+        if self.recipe != "s2st-omni" and omni:
+            raise ValueError(f"formats {omni} belong to recipe s2st-omni; set recipe: s2st-omni")
+        if self.recipe == "s2st-omni":
+            if len(omni) != len(d.formats):
+                raise ValueError(f"recipe s2st-omni trains formats among {list(OMNI_FORMATS)}, got {list(d.formats)}")
+            if self.phase not in (1, 2) or d.replay_formats or d.replay_ratio or d.alignment or not d.use_linguistic \
+                    or d.translation_upsample != 1:
+                raise ValueError("recipe s2st-omni has two stages (phase 1, 2) without replay, alignment corpus, "
+                                 "translation upsampling or the w/o-linguistic ablation")
+        elif self.recipe == "mslm":
             if len(mslm) != len(d.formats):
                 raise ValueError(f"recipe mslm trains formats among {list(MSLM_FORMATS)}, got {list(d.formats)}")
             if self.phase != 1 or d.replay_formats or d.replay_ratio or d.alignment or not d.use_linguistic:

@@ -61,8 +61,10 @@ def check_dataset(data_dir: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def load_rows(data_dir: str | Path, *, split: str, subset: str, max_rows: int | None = None) -> list[dict[str, Any]]:
-    """Corpus rows (dicts with the UniST columns, audio bytes dropped) of a split/subset.
+def load_rows(data_dir: str | Path, *, split: str, subset: str, max_rows: int | None = None,
+              keep_audio: bool = False) -> list[dict[str, Any]]:
+    """Corpus rows (dicts with the UniST columns, audio bytes dropped unless ``keep_audio``: the
+    S2ST-Omni recipe encodes the speech itself) of a split/subset.
 
     Uses ``uniss.unist.dataset.load_samples(..., require_validated=True)``.
 
@@ -72,7 +74,8 @@ def load_rows(data_dir: str | Path, *, split: str, subset: str, max_rows: int | 
     from uniss.unist.dataset import load_samples
 
     df = load_samples(data_dir, split=split, subset=subset, require_validated=True)
-    df = df.drop(columns=[c for c in ("src_audio", "tgt_audio") if c in df.columns])
+    if not keep_audio:
+        df = df.drop(columns=[c for c in ("src_audio", "tgt_audio") if c in df.columns])
     if max_rows is not None:
         df = df.iloc[:max_rows]
     if len(df) == 0:

@@ -4,7 +4,8 @@ DeepSpeed's ``zero_to_fp32`` consolidates the ``latest`` ZeRO-3 checkpoint of ``
 (training/checkpointer.py) into one fp32 state dict; it is checked against the phase's start
 model (keys must match, STYLE.md #14) and written with ``uniss.bundle.save_bundle`` together with
 the tokenizer, vocab layout and codec (docs/design.md "Model bundle"), plus the phase's
-``metrics.jsonl`` and ``loss_curve.png``.
+``metrics.jsonl`` and ``loss_curve.png``. A recipe s2st-omni phase trained ``OmniLM(lm, adapter)``:
+its ``lm.*`` weights become ``model/`` and its ``adapter.*`` weights ``adapter/`` (``uniss.omni``).
 """
 
 from __future__ import annotations
@@ -61,6 +62,16 @@ def export_bundle(work: str | Path, out_dir: str | Path) -> Path:
     done = read_json(w / DONE_FILE, what="done record", error=TrainError)
     model = load_checked_model(w / START_DIR / "model")
     sd = get_fp32_state_dict_from_zero_checkpoint(str(w / DS_DIR))
+    adapter = None
+    if cfg.recipe == "s2st-omni":  # the trained module was OmniLM(lm, adapter) (training/omni.py)
+        from uniss.omni import ADAPTER_DIR, load_adapter
+
+        adapter = load_adapter(w / START_DIR / ADAPTER_DIR)
+        a_sd = {k[len("adapter."):]: v for k, v in sd.items() if k.startswith("adapter.")}
+        if set(a_sd) != set(adapter.state_dict()):
+            raise TrainError(f"consolidated checkpoint has adapter keys {sorted(a_sd)[:5]}, expected {sorted(adapter.state_dict())[:5]}")
+        adapter.load_state_dict(a_sd, strict=True)
+        sd = {k[len("lm."):]: v for k, v in sd.items() if k.startswith("lm.")}
     expected = set(model.state_dict())
     tied = bool(model.config.tie_word_embeddings)
     missing = [k for k in expected if k not in sd and not (tied and k == "lm_head.weight")]
@@ -86,6 +97,10 @@ def export_bundle(work: str | Path, out_dir: str | Path) -> Path:
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     save_bundle(tmp, model=model, tokenizer=tok, vocab=vocab, codec_dir=run["codec"]["path"], meta=meta)
+    if adapter is not None:
+        from uniss.omni import save_adapter
+
+        save_adapter(adapter, tmp / ADAPTER_DIR)
     if (w / "loss_curve.png").is_file():
         shutil.copy2(w / "loss_curve.png", tmp / "loss_curve.png")
     shutil.copy2(w / METRICS_FILE, tmp / METRICS_FILE)

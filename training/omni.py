@@ -56,7 +56,8 @@ from uniss.omni import (
 )
 from uniss.vocab import SpeechVocab
 
-__all__ = ["OmniLM", "OmniSample", "build_omni_sample", "build_omni_samples", "pack_features", "row_features"]
+__all__ = ["OmniLM", "OmniSample", "batch_features", "build_omni_sample", "build_omni_samples", "omni_model", "pack_features",
+           "row_features", "start_adapter"]
 
 FeatureKey = tuple[str, str]  # (row id, side)
 
@@ -283,3 +284,60 @@ class OmniLM(torch.nn.Module):
         emb = self.lm.get_input_embeddings()(input_ids)  # (B, L, H)
         x = splice_adapter(emb, input_ids, self.placeholder_id, self.adapter(features))  # (B, L, H)
         return self.lm(inputs_embeds=x, position_ids=position_ids, labels=labels, **kw)
+
+
+def start_adapter(cfg: Any, lm: Any, init_bundle: Path | None, start_dir: Path) -> Path:
+    """Write ``start_dir/adapter``: the init bundle's adapter when it has one (stage 2 continues
+    stage 1's), else a new one (seeded with ``cfg.seed``) sized by ``cfg.omni`` and the LM hidden size.
+
+    Args:
+        cfg: the phase's ``TrainConfig`` (``recipe: s2st-omni``).
+        lm: the start LM (``config.hidden_size``).
+        init_bundle: the bundle the phase starts from, or ``None``.
+        start_dir: the (temporary) start directory being written.
+
+    Returns:
+        the adapter directory.
+
+    Raises:
+        TrainError: stage 2 (phase 2) without an init adapter, or an init adapter whose
+            ``frame_stack`` / width disagrees with the config / LM.
+    """
+    from training.workdir import TrainError
+    from uniss.omni import ADAPTER_DIR, AdapterConfig, load_adapter, save_adapter
+
+    o = cfg.omni
+    hidden = int(lm.config.hidden_size)
+    src = Path(init_bundle) / ADAPTER_DIR if init_bundle is not None else None
+    if src is not None and src.is_dir():
+        ad = load_adapter(src)
+        if ad.cfg.frame_stack != o.frame_stack or ad.cfg.out_dim != hidden:
+            raise TrainError(f"init adapter {src} has frame_stack={ad.cfg.frame_stack}, out_dim={ad.cfg.out_dim}; "
+                             f"the config says frame_stack={o.frame_stack} and the LM hidden size is {hidden}")
+    elif cfg.phase > 1:
+        raise TrainError("S2ST-Omni stage 2 starts from a stage-1 bundle with an adapter/ (run stage 1 first, --init)")
+    else:
+        torch.manual_seed(cfg.seed)
+        ad = SpeechAdapter(AdapterConfig(out_dim=hidden, frame_stack=o.frame_stack, hidden_dim=o.adapter_hidden,
+                                         n_layers=o.adapter_layers))
+    return save_adapter(ad, Path(start_dir) / ADAPTER_DIR)
+
+
+def omni_model(lm: Any, start_dir: Path, *, train_lm: bool) -> OmniLM:
+    """The :class:`OmniLM` a rank trains: ``lm`` plus ``start_dir/adapter``, placeholder id from
+    ``start_dir/vocab.json``.
+
+    Raises:
+        OmniError: a missing or inconsistent adapter directory.
+    """
+    from uniss.omni import ADAPTER_DIR, PLACEHOLDER_TOKEN, load_adapter
+
+    vocab = SpeechVocab.from_json((Path(start_dir) / "vocab.json").read_text())
+    return OmniLM(lm, load_adapter(Path(start_dir) / ADAPTER_DIR), vocab.token_id(PLACEHOLDER_TOKEN), train_lm=train_lm)
+
+
+def batch_features(data: Mapping[str, np.ndarray], rows: Sequence[int]) -> torch.Tensor:
+    """The adapter frames of packs ``rows`` (one micro-batch), concatenated in row order, as
+    ``(P_total, k * 512)`` float32 (the order :func:`uniss.omni.splice_adapter` fills)."""
+    off, f = data["feature_offsets"], data["features"]
+    return torch.from_numpy(np.concatenate([f[off[r]:off[r + 1]] for r in rows]).astype(np.float32))

@@ -12,7 +12,9 @@ where ``WORKDIR`` was prepared by :func:`training.workdir.prepare_phase` (config
 tokenizer, packed data). Each rank runs :func:`recipe_main`, which reads top to bottom:
 
 - :func:`setup`: process group, model from ``WORKDIR/start`` (embeddings were expanded to the
-  speech vocabulary there, **before** ``deepspeed.initialize``), AdamW + the paper's LR schedule,
+  speech vocabulary there, **before** ``deepspeed.initialize``; recipe s2st-omni: the LM and the
+  speech adapter as one :class:`training.omni.OmniLM`, the LM frozen in stage 1 and left out of the
+  optimizer), AdamW + the paper's LR schedule,
   the DeepSpeed ZeRO-3 engine, resume from the last checkpoint, metric loggers;
 - :func:`train`: the loop over packed sequences;
 - :func:`save_checkpoint`: every ``checkpoint_every`` optimizer steps and at the end, through a
@@ -157,10 +159,14 @@ def setup(work: Path) -> RecipeState:
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and _bf16_supported())
     model = load_checked_model(work / START_DIR / "model", attn_implementation=cfg.attn_implementation)
     model.config.use_cache = False
+    if cfg.recipe == "s2st-omni":  # LM + speech adapter in one module; stage 1 freezes the LM (training/omni.py)
+        from training.omni import omni_model
+
+        model = omni_model(model, work / START_DIR, train_lm=cfg.omni.train_lm)
     model.train()
     o = cfg.optim
-    decay = [p for nme, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for nme, p in model.named_parameters() if p.ndim < 2]
+    decay = [p for nme, p in model.named_parameters() if p.ndim >= 2 and p.requires_grad]
+    no_decay = [p for nme, p in model.named_parameters() if p.ndim < 2 and p.requires_grad]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=o.lr, betas=tuple(o.betas), eps=o.eps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, st.total_steps))
@@ -222,9 +228,15 @@ def train(st: RecipeState) -> None:
             ids = torch.from_numpy(st.data["input_ids"][rows].astype(np.int64))  # (B, L)
             lab = torch.from_numpy(st.data["labels"][rows].astype(np.int64))  # (B, L)
             pos = torch.from_numpy(st.data["position_ids"][rows].astype(np.int64))  # (B, L)
+            extra = {}
+            if "features" in st.data:  # recipe s2st-omni: the packs' adapter frames (P_total, k * 512)
+                from training.omni import batch_features
+
+                extra["features"] = batch_features(st.data, rows).to(eng.device)
             # attention_mask=None + restarting position_ids -> block-diagonal causal attention
             # (training/packing.py); use_cache=False keeps transformers on the packed-mask path.
-            out = eng(input_ids=ids.to(eng.device), position_ids=pos.to(eng.device), labels=lab.to(eng.device), use_cache=False)
+            out = eng(input_ids=ids.to(eng.device), position_ids=pos.to(eng.device), labels=lab.to(eng.device), use_cache=False,
+                      **extra)
             eng.backward(out.loss)
             eng.step()
             loss_sum += torch.tensor([float(out.loss.detach()), 1.0])

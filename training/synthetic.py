@@ -41,6 +41,25 @@ def _codes_for(text: str, n: int, size: int, salt: str) -> list[int]:
     return [codes[i] for i in idx]
 
 
+def _audio_for(text: str, duration_s: float, salt: str) -> bytes:
+    """FLAC bytes of a 16 kHz tone sequence for ``text`` (``with_audio``): each character owns a
+    fixed pitch (hash of salt + char, 150-950 Hz) held for an equal share of ``duration_s``, with a
+    short fade per character, so speech features follow the text like :func:`_codes_for`'s codes.
+    Not speech; enough for a frozen encoder + adapter to have something learnable."""
+    from uniss.audio import SAMPLE_RATE_HZ, to_flac_bytes
+
+    chars = [c for c in text if not c.isspace()] or [" "]
+    n = max(1, int(round(duration_s * SAMPLE_RATE_HZ)))
+    f = np.asarray([150 + 20 * (int(hashlib.md5((salt + c).encode()).hexdigest()[:8], 16) % 41) for c in chars],  # noqa: S324
+                   dtype=np.float64)
+    idx = np.minimum((np.arange(n) * len(chars)) // n, len(chars) - 1)  # (n,) character of each sample
+    t = np.arange(n) / SAMPLE_RATE_HZ
+    seg = np.arange(n) - np.searchsorted(idx, idx)  # samples since the character started
+    env = np.minimum(1.0, seg / 160.0)  # 10 ms fade-in per character
+    wav = 0.3 * env * (np.sin(2 * np.pi * f[idx] * t) + 0.3 * np.sin(4 * np.pi * f[idx] * t))
+    return to_flac_bytes(wav.astype(np.float32))
+
+
 def make_synthetic_dataset(
     out_dir: str | Path,
     n_rows: int = 24,
@@ -50,6 +69,7 @@ def make_synthetic_dataset(
     seed: int = 0,
     duration_s: tuple[float, float] = (0.6, 1.6),
     rows_per_shard: int = 16,
+    with_audio: bool = False,
 ) -> Path:
     """Write a synthetic dataset directory.
 
@@ -59,6 +79,9 @@ def make_synthetic_dataset(
         sizes: codec sizes ``{"speaker", "semantic", "linguistic"}`` (default 64/128/64).
         validated: value of ``manifest["validation"]["passed"]``.
         duration_s: range of source durations in seconds.
+        with_audio: fill ``src_audio``/``tgt_audio`` with FLAC tone sequences that follow the texts
+            (:func:`_audio_for`; the S2ST-Omni recipe reads the speech itself); default empty bytes,
+            so existing datasets (and their shard md5s) are unchanged.
 
     Returns:
         ``Path`` of the dataset.
@@ -89,7 +112,8 @@ def make_synthetic_dataset(
             rows.append({
                 "id": f"{split}-{i:05d}", "split": split, "src_lang": src, "tgt_lang": tgt,
                 "src_text": st, "tgt_text": tt, "src_voice": "synthetic:a", "tgt_voice": "synthetic:b",
-                "src_audio": b"", "tgt_audio": b"", "src_duration_s": sd, "tgt_duration_s": td,
+                "src_audio": _audio_for(st, sd, "a") if with_audio else b"",
+                "tgt_audio": _audio_for(tt, td, "a") if with_audio else b"", "src_duration_s": sd, "tgt_duration_s": td,
                 "ratio": ratio, "speed_index": int(round(ratio * 10)) - 1, "src_wer": 0.0, "tgt_wer": 0.0,
                 "general": True, "hq": bool(0.7 <= ratio <= 1.5),
                 "src_speaker": spk_s, "src_linguistic": _codes_for(st, max(1, int(sd * 12.5)), sizes["linguistic"], "l"),

@@ -3,9 +3,12 @@
 A work directory (``WORKDIR``, one per phase and inputs) holds::
 
     config.json      the validated TrainConfig (training/config.py)
-    start/           model/ tokenizer/ vocab.json the phase begins from (a bundle without codec)
+    start/           model/ tokenizer/ vocab.json the phase begins from (a bundle without codec;
+                     recipe s2st-omni: also adapter/)
     packs.npz        packed (or padded) sequences: input_ids, labels, position_ids (N, seq_len)
-                     int32; n_real (N,) int64 real tokens per sequence
+                     int32; n_real (N,) int64 real tokens per sequence; recipe s2st-omni also
+                     features (P_total, k * 512) float16 and feature_offsets (N + 1,) int64
+                     (training/omni.py)
     run.json         data version, shard md5s, codec, init bundle, packing statistics
     ds/              DeepSpeed ZeRO-3 checkpoints (training/checkpointer.py)
     metrics.jsonl    what the ranks logged (training/metric_logging.py)
@@ -93,6 +96,8 @@ def work_dir_for(cfg: TrainConfig, manifest: dict[str, Any], init_meta: dict[str
         conf["data"].pop("translation_upsample", None)
     if conf.get("recipe") == "uniss":  # the default recipe = the key of before
         conf.pop("recipe", None)
+    if conf.get("omni") is None:  # only recipe s2st-omni has the section: every other key as before
+        conf.pop("omni", None)
     key = {
         "config": conf,
         "shards": sorted(s.get("md5", s["path"]) for s in manifest.get("shards", [])),
@@ -156,6 +161,10 @@ def _build_start(cfg: TrainConfig, data_dir: Path, init_bundle: Path | None, cod
         tok = build_speech_tokenizer(text_tok, vocab)
         expand_vocab(model, vocab, tokenizer=tok)  # before DeepSpeed (ARCHITECTURE.md)
     save_bundle(tmp, model=model, tokenizer=tok, vocab=vocab, meta={"phase": cfg.phase - 1, "size": cfg.size, "kind": "start"})
+    if cfg.recipe == "s2st-omni":  # the speech adapter beside the LM (training/omni.py)
+        from training.omni import start_adapter
+
+        start_adapter(cfg, model, init_bundle, tmp)
     shutil.rmtree(start, ignore_errors=True)
     tmp.rename(start)
 
@@ -172,14 +181,21 @@ def _build_packs(cfg: TrainConfig, data_dir: Path, start: Path, out: Path) -> di
     # the text tokenizer is the first text_size ids of the model tokenizer: speech strings never
     # reach encode_text (SpeechVocab.encode routes them), so the model tokenizer is safe here.
     d = cfg.data
-    rows = load_rows(data_dir, split=d.split, subset=d.subset, max_rows=d.max_rows)
+    rows = load_rows(data_dir, split=d.split, subset=d.subset, max_rows=d.max_rows, keep_audio=cfg.recipe == "s2st-omni")
     align = _alignment_rows(cfg, data_dir)
     if align and set(d.formats) <= PHASE1_FORMATS:  # phase 1: the alignment corpus beside UniST
         rows = rows + align
     replay_rows = None
     if d.replay_formats and d.replay_ratio > 0:
         replay_rows = load_rows(data_dir, split=d.split, subset="general", max_rows=d.max_rows) + align
-    if cfg.recipe == "mslm":  # MSLM-S2ST (training/mslm.py): translation + generation, translation upsampled
+    extra: dict[str, np.ndarray] = {}
+    if cfg.recipe == "s2st-omni":  # S2ST-Omni (training/omni.py): S2TT through the adapter, frozen features
+        from training.omni import build_omni_samples, row_features
+
+        feats = row_features(rows, both_sides=d.both_sides, cache_dir=checkpoint_root() / "omni_features")
+        samples = build_omni_samples(vocab, enc, rows, feats, frame_stack=cfg.omni.frame_stack, both_sides=d.both_sides,
+                                     seed=cfg.seed)
+    elif cfg.recipe == "mslm":  # MSLM-S2ST (training/mslm.py): translation + generation, translation upsampled
         from training.mslm import build_mslm_samples
 
         samples = build_mslm_samples(vocab, enc, rows, formats=d.formats, both_sides=d.both_sides,
@@ -195,10 +211,14 @@ def _build_packs(cfg: TrainConfig, data_dir: Path, start: Path, out: Path) -> di
         packs, stats = pad_samples(samples, 1, vocab.pad_id, max_len=cfg.seq_len, pad_to=cfg.seq_len)
     if not packs:
         raise TrainError("the phase mixture produced no trainable sequences")
+    if cfg.recipe == "s2st-omni":  # each pack's adapter frames in placeholder order
+        from training.omni import pack_features
+
+        extra["features"], extra["feature_offsets"] = pack_features(packs, samples)
     np.savez(out, input_ids=np.stack([p.input_ids for p in packs]).astype(np.int32),
              labels=np.stack([p.labels for p in packs]).astype(np.int32),
              position_ids=np.stack([p.position_ids for p in packs]).astype(np.int32),
-             n_real=np.asarray([p.n_real for p in packs], dtype=np.int64))
+             n_real=np.asarray([p.n_real for p in packs], dtype=np.int64), **extra)
     tasks: dict[str, int] = {}
     for s in samples:
         tasks[s.task] = tasks.get(s.task, 0) + 1

@@ -11,8 +11,10 @@ Layout::
       codec/        the codec directory (copied: lite) or codec.json pointing at the paper codec dirs
 
 ``recipe`` names the prompt formats the model was trained on (:data:`RECIPES`): ``uniss`` (the seven
-UniSS formats; bundles written before the field existed are ``uniss``) or ``mslm`` (MSLM-S2ST,
-``uniss/mslm.py``). Serving reads it with :func:`bundle_recipe` to pick the decoding program.
+UniSS formats; bundles written before the field existed are ``uniss``), ``mslm`` (MSLM-S2ST,
+``uniss/mslm.py``) or ``s2st-omni`` (S2ST-Omni, ``uniss/omni.py``; adds ``adapter/`` with the
+speech adapter's ``config.json`` and ``adapter.safetensors``). Serving reads it with :func:`bundle_recipe`
+to pick the decoding program.
 
 Loading checks that the pieces agree: ``vocab.json`` total == tokenizer length, the model's
 embedding rows == the total padded to a multiple of 64 (``uniss.lm.padded_rows``), and every
@@ -40,8 +42,9 @@ __all__ = ["BUNDLE_FORMAT", "RECIPES", "BundleError", "ModelBundle", "bundle_rec
 #: Version of the bundle layout written by :func:`save_bundle`.
 BUNDLE_FORMAT = 1
 #: Training recipes a bundle can come from (``bundle.json`` ``recipe``; training/config.py ``recipe``):
-#: ``uniss`` (paper §3.3 progressive training) and ``mslm`` (MSLM-S2ST, arXiv 2403.12408; issue 20).
-RECIPES = ("uniss", "mslm")
+#: ``uniss`` (paper §3.3 progressive training), ``mslm`` (MSLM-S2ST, arXiv 2403.12408; issue 20) and
+#: ``s2st-omni`` (S2ST-Omni, arXiv 2506.11160; issue 20: the bundle also holds ``adapter/``, ``uniss.omni``).
+RECIPES = ("uniss", "mslm", "s2st-omni")
 
 
 class BundleError(UnissError, ValueError):

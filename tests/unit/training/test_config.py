@@ -9,7 +9,8 @@ from training.config import ConfigError, config_names, deepspeed_config, load_co
 @pytest.mark.parametrize("name", config_names())
 def test_every_shipped_config_loads(name):
     cfg = load_config(name)
-    assert name == (f"{cfg.size}_mslm.yaml" if cfg.recipe == "mslm" else f"{cfg.size}_phase{cfg.phase}.yaml")
+    expected = {"mslm": f"{cfg.size}_mslm.yaml", "s2st-omni": f"{cfg.size}_omni_stage{cfg.phase}.yaml"}
+    assert name == expected.get(cfg.recipe, f"{cfg.size}_phase{cfg.phase}.yaml")
     assert cfg.optim.weight_decay == 0.1 and cfg.optim.betas == (0.9, 0.95)
     assert cfg.zero.stage == 3
     ds = deepspeed_config(cfg, 2, bf16=False)
