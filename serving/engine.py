@@ -27,6 +27,11 @@ runs steps 2-4 as two decodes of the same model instead (:mod:`serving.mslm`): s
 units -> target linguistic units, then target linguistic units + source speaker block -> semantic
 tokens; step 5 is the same, and the results carry no text.
 
+A bundle of the S2ST-Omni recipe (``recipe: s2st-omni``; issue 20, arXiv 2506.11160) has no codec
+step (:mod:`serving.omni`): frozen Whisper states -> the bundle's speech adapter -> constrained S2TT
+decoding (text only), then the platform's TTS speaks the translation in the voice nearest to the
+source speaker; results carry ``target_text`` and that waveform.
+
 Shape legend: ``B`` batch rows, ``T`` prompt length (tokens, left padded), ``V`` logit columns
 (embedding rows, ``>= vocab.total``; padding rows are never allowed), ``N``/``M`` samples at
 16 kHz.
@@ -117,7 +122,8 @@ class TranslationResult:
     Attributes:
         source_text: transcript of the source (Quality mode only, else ``None``; ``None`` for an
             MSLM bundle, which writes no text).
-        target_text: translation text (Quality and Performance; ``None`` for Direct and MSLM).
+        target_text: translation text (Quality and Performance; ``None`` for Direct and MSLM; the
+            S2TT output for S2ST-Omni, which the TTS engine then speaks).
         wav: ``(M,)`` float32 target speech at 16 kHz (empty when no semantic tokens came out).
         duration_s: target duration in seconds (``M / 16000``).
         source_duration_s: source duration in seconds.
@@ -340,7 +346,7 @@ class TranslationEngine:
         meta: bundle metadata (``bundle.json``), shown by the predictor; ``model_dir`` (the HF
             model directory) is what the ``vllm`` runtime loads; ``recipe`` (``uniss`` when absent,
             ``uniss.bundle.bundle_recipe``) selects the decoding: ``mslm`` = the two-stage MSLM-S2ST
-            program (:mod:`serving.mslm`).
+            program (:mod:`serving.mslm`), ``s2st-omni`` = adapter S2TT then TTS (:mod:`serving.omni`).
         device: torch device string.
         runtime: how step 3 decodes (:data:`RUNTIMES`): ``continuous`` (default,
             :class:`serving.decoder.ContinuousDecoder`: continuous batching with row compaction and
@@ -348,15 +354,20 @@ class TranslationEngine:
             call per batch with :class:`StageConstraint`; the benchmark baseline), ``vllm``
             (:class:`serving.vllm_runtime.VllmRuntime`, GPU, where ``vllm`` is installed).
         max_batch: decode slots of the continuous runtime (rows decoded together).
+        adapter: the speech adapter of an ``s2st-omni`` bundle (``uniss.omni.load_adapter``); such a
+            bundle needs no codec (``codec=None``).
+        voices: an ``s2st-omni`` bundle's :class:`serving.omni.VoiceMatcher` (default: built on first
+            use over the Kokoro-82M engine, every voice).
 
     Raises:
         ModelLoadError: the model's embedding rows do not cover the vocabulary, the codec's
-            sizes disagree with the vocabulary, or ``meta`` names an unknown recipe.
+            sizes disagree with the vocabulary, ``meta`` names an unknown recipe, or an
+            ``s2st-omni`` engine has no adapter (or one whose width is not the LM's).
         EngineError: an unknown runtime or ``max_batch < 1``.
     """
 
     def __init__(self, model: Any, tokenizer: Any, vocab: SpeechVocab, codec: Any, *, meta: dict | None = None, device: str = "cpu",
-                 runtime: str = "continuous", max_batch: int = 8) -> None:
+                 runtime: str = "continuous", max_batch: int = 8, adapter: Any | None = None, voices: Any | None = None) -> None:
         import torch
 
         if runtime not in RUNTIMES:
@@ -396,6 +407,12 @@ class TranslationEngine:
         self._vllm_runtime = None  # serving.vllm_runtime.VllmRuntime, built on first use
         self.last_stats: dict[str, int] = {}
         self.last_stages: list[list[list[int]]] = []  # MSLM: generated ids of each stage and row
+        self.adapter = adapter
+        self.voices = voices  # s2st-omni: serving.omni.VoiceMatcher, built on first use
+        if self.recipe == "s2st-omni":
+            if adapter is None or adapter.cfg.out_dim != model.config.hidden_size:
+                raise ModelLoadError("an s2st-omni model needs its speech adapter (bundle adapter/) with out_dim = the LM hidden size")
+            self.adapter = adapter.to(device).eval()
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -427,10 +444,23 @@ class TranslationEngine:
 
     @classmethod
     def _load_bundle(cls, path: Path, *, device: str, **kw: Any) -> TranslationEngine:
-        from uniss.bundle import load_bundle  # the bundle contract owner (docs/design.md)
+        from uniss.bundle import load_bundle, read_bundle_meta  # the bundle contract owner (docs/design.md)
 
-        b = load_bundle(path, device=device)
-        return cls(b.model, b.tokenizer, b.vocab, b.codec, meta={**b.meta, "model_dir": str(path / "model")}, device=device, **kw)
+        try:
+            omni = bundle_recipe(read_bundle_meta(path)) == "s2st-omni"
+        except BundleError as e:
+            raise ModelLoadError(str(e)) from None
+        b = load_bundle(path, device=device, with_codec=not omni)  # S2ST-Omni speaks through a TTS engine, no codec
+        adapter = None
+        if omni:
+            from uniss.omni import ADAPTER_DIR, OmniError, load_adapter
+
+            try:
+                adapter = load_adapter(path / ADAPTER_DIR, device=device)
+            except OmniError as e:
+                raise ModelLoadError(f"s2st-omni bundle {path}: {e}") from None
+        return cls(b.model, b.tokenizer, b.vocab, b.codec, meta={**b.meta, "model_dir": str(path / "model")}, device=device,
+                   adapter=adapter, **kw)
 
     @classmethod
     def _load_released(cls, path: Path, *, device: str, **kw: Any) -> TranslationEngine:
@@ -515,13 +545,15 @@ class TranslationEngine:
             mode: ``quality`` (transcribe, translate, speak), ``performance`` (translate, speak) or
                 ``direct`` (speak) -- paper §3.2; one for all rows or one per row (rows of
                 different modes decode together: each row has its own prompt and program). An MSLM
-                bundle has one program (two stages, no text) for every mode; the mode is only
-                recorded on the result.
+                bundle has one program (two stages, no text) for every mode, an S2ST-Omni bundle
+                too (S2TT then TTS); the mode is only recorded on the result.
             speed: target/source duration ratio for the speed token (0.1 .. 3.5), scalar or per row
-                (MSLM, whose prompts have no speed token: sizes the translated span, serving/mslm.py).
+                (MSLM, whose prompts have no speed token: sizes the translated span, serving/mslm.py;
+                S2ST-Omni: not used, the TTS speaks at its natural pace).
             temperature, top_p, repetition_penalty: sampling (paper §5.2.4 defaults 0.7/0.8/1.1).
             max_new_tokens: overall cap; default = the program's budgets (see :func:`token_budgets`);
-                MSLM: the cap of each of its two stages.
+                MSLM: the cap of each of its two stages; S2ST-Omni: of the S2TT output (text +
+                ``<|end_content|><|im_end|>``), decoded one row at a time whatever the runtime.
             do_sample: ``False`` = greedy decoding.
             seed: sampler seed; row ``i`` samples from its own generator seeded ``seed + i`` (or
                 ``seed[i]`` for a list), so its output does not depend on the other rows; the
@@ -560,6 +592,11 @@ class TranslationEngine:
         check = require_speech_fn if require_speech else check_waveform
         arrays = [check(w, what=f"wavs[{i}]") for i, w in enumerate(wavs)]
         src_dur = [a.shape[0] / SAMPLE_RATE_HZ for a in arrays]
+        seeds = _row_seeds(seed, B)
+        sampling = dict(do_sample=do_sample, temperature=temperature, top_p=top_p, repetition_penalty=repetition_penalty)
+        if self.recipe == "s2st-omni":  # no codec: adapter S2TT then TTS (serving/omni.py)
+            return self._translate_omni(arrays, tgts, tasks, src_dur, seeds=seeds, sampling=sampling,
+                                        max_new_tokens=max_new_tokens, t0=t0)
 
         # 1. speech tokens (batched codec call): the prompt holds the source's speaker and
         # linguistic tokens only (ARCHITECTURE.md prompts), so its semantic stream is skipped
@@ -570,8 +607,6 @@ class TranslationEngine:
             if s.shape != (N_SPEAKER_TOKENS,):
                 raise EngineError(f"codec returned {s.shape} speaker tokens for wavs[{i}], expected ({N_SPEAKER_TOKENS},)")
 
-        seeds = _row_seeds(seed, B)
-        sampling = dict(do_sample=do_sample, temperature=temperature, top_p=top_p, repetition_penalty=repetition_penalty)
         stages: list[list[list[int]]] = []
         if self.recipe == "mslm":  # 2-3 as two decodes (serving/mslm.py)
             stages = self._generate_mslm([np.asarray(t.linguistic) for t in toks], speakers, tgts, speeds, src_dur, seeds=seeds,
@@ -629,6 +664,53 @@ class TranslationEngine:
         for r in results:
             r.timings = dict(timings)
         self.last_generated = gen  # (B, t) raw generated ids (MSLM: of the generation stage), for tests/benchmarks
+        return results
+
+    def _translate_omni(self, arrays: list[np.ndarray], tgts: list[str], tasks: list[Task], src_dur: list[float], *,
+                        seeds: list[int | None], sampling: dict[str, Any], max_new_tokens: int | None,
+                        t0: float) -> list[TranslationResult]:
+        """The S2ST-Omni program (serving/omni.py) on checked ``(N_i,)`` float32 16 kHz waveforms:
+        frozen Whisper states -> adapter S2TT (text only) -> TTS in the nearest voice. Timings:
+        ``encode`` = encoder states, ``generate`` = S2TT, ``decode`` = voice choice + TTS. A row whose
+        TTS fails (``TTSError``) keeps its text, gets an empty waveform and ``complete=False``."""
+        from serving.omni import VoiceMatcher, s2tt_decode, text_budget
+        from uniss.engines.tts import TTSError
+        from uniss.omni import adapter_inputs, build_omni_prompt, speech_features
+
+        v, B = self.vocab, len(arrays)
+        frames = [adapter_inputs(s, self.adapter.cfg) for s in speech_features(arrays)]  # (P_i, k * 512) each
+        t1 = time.perf_counter()
+        prompts = [v.encode(build_omni_prompt(v, tgt=tgts[i], n_frames=frames[i].shape[0]), self._encode_text) for i in range(B)]
+        budgets = [text_budget(d) if max_new_tokens is None else min(text_budget(d), max(1, int(max_new_tokens) - 2)) for d in src_dur]
+        rows = s2tt_decode(self.model, self.adapter, v, prompts, frames, budgets=budgets, text_exclude=self.text_exclude,
+                           seeds=seeds, **sampling)
+        self.last_generated = np.full((B, max(len(r) for r in rows)), v.pad_id, dtype=np.int64)  # (B, t)
+        for i, r in enumerate(rows):
+            self.last_generated[i, : len(r)] = r
+        t2 = time.perf_counter()
+        if self.voices is None:
+            from uniss.engines.tts import make_tts
+
+            self.voices = VoiceMatcher(make_tts("kokoro"))
+        results: list[TranslationResult] = []
+        for i in range(B):
+            parsed = parse_output(v, Task.S2TT, v.decode(rows[i], self._decode_text))
+            reason, wav = parsed.reason, np.zeros(0, dtype=np.float32)
+            if parsed.target_text:
+                try:
+                    voice, _ = self.voices.pick(arrays[i], tgts[i])
+                    wav = self.voices.speak(parsed.target_text, tgts[i], voice)
+                except TTSError as e:
+                    reason = "; ".join(x for x in (reason, f"tts: {e}") if x)
+            else:
+                reason = "; ".join(x for x in (reason, "empty translation") if x)
+            results.append(TranslationResult(
+                source_text=None, target_text=parsed.target_text, wav=wav, duration_s=wav.shape[0] / SAMPLE_RATE_HZ,
+                source_duration_s=src_dur[i], output_tokens=len(rows[i]), timings={}, complete=reason is None and wav.size > 0,
+                reason=reason, mode=tasks[i].value, target_language=tgts[i]))
+        t3 = time.perf_counter()
+        for r in results:
+            r.timings = {"encode": t1 - t0, "generate": t2 - t1, "decode": t3 - t2, "total": t3 - t0}
         return results
 
     # ------------------------------------------------------------------ runtimes
