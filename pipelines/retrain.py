@@ -12,7 +12,9 @@ the local step cache.
 
 ``recipe`` (a build-time choice, not a pipeline parameter, so the default ``uniss`` build and its
 golden YAML are unchanged) swaps the three phases for the one training step of the MSLM-S2ST
-baseline (issue 20; ``<model_size>_mslm.yaml``, training/mslm.py); every other step is the same.
+baseline (issue 20; ``<model_size>_mslm.yaml``, training/mslm.py) or the two fine-tuning stages of
+S2ST-Omni (issue 20; ``<model_size>_omni_stage1.yaml`` then ``_stage2.yaml`` from its bundle,
+training/omni.py); every other step is the same.
 """
 
 
@@ -74,8 +76,9 @@ def make_retrain_pipeline(target: str = "cluster", code_versions: dict[str, str]
         nodes, gpus_per_node: defaults of the pipeline parameters of the same names (the
             TrainJob shape on a cluster); ``None`` = the ``cluster`` section of
             ``<model_size>_phase1.yaml`` (1.5B: 2 x 8, paper §5.1), ``<model_size>_mslm.yaml`` for mslm.
-        recipe: ``uniss`` (phases 1 -> 2 -> 3, paper §3.3) or ``mslm`` (one ``train-mslm`` step on
-            ``<model_size>_mslm.yaml``; issue 20).
+        recipe: ``uniss`` (phases 1 -> 2 -> 3, paper §3.3), ``mslm`` (one ``train-mslm`` step on
+            ``<model_size>_mslm.yaml``; issue 20) or ``s2st-omni`` (``train-omni-stage-1`` -> ``-2`` on
+            ``<model_size>_omni_stage{1,2}.yaml``; issue 20).
 
     Returns:
         The ``@dsl.pipeline`` function.
@@ -88,7 +91,8 @@ def make_retrain_pipeline(target: str = "cluster", code_versions: dict[str, str]
         raise ValueError(f"target must be 'local' or 'cluster', got {target!r}")
     if recipe not in RECIPES:
         raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
-    cl = load_config(f"{model_size}_phase1.yaml" if recipe == "uniss" else f"{model_size}_{recipe}.yaml").cluster
+    first = {"uniss": f"{model_size}_phase1.yaml", "mslm": f"{model_size}_mslm.yaml", "s2st-omni": f"{model_size}_omni_stage1.yaml"}
+    cl = load_config(first[recipe]).cluster
     default_nodes = cl.nodes if nodes is None else int(nodes)
     default_gpus = cl.gpus_per_node if gpus_per_node is None else int(gpus_per_node)
     if default_nodes < 1 or default_gpus < 1:
@@ -117,7 +121,8 @@ def make_retrain_pipeline(target: str = "cluster", code_versions: dict[str, str]
             task.set_env_variable("UNISS_CHECKPOINT_ROOT", CHECKPOINT_MOUNT)
         return task
 
-    training = "3-phase ZeRO-3 training" if recipe == "uniss" else "MSLM-S2ST baseline ZeRO-3 training (one phase)"
+    training = {"uniss": "3-phase ZeRO-3 training", "mslm": "MSLM-S2ST baseline ZeRO-3 training (one phase)",
+                "s2st-omni": "S2ST-Omni two-stage ZeRO-3 fine-tuning (adapter, then adapter + LM)"}[recipe]
 
     @dsl.pipeline(name=PIPELINE_NAME, description=f"UniSS end-to-end retraining: UniST data -> {training} -> evaluation -> gated promotion -> KServe")
     def retrain(
@@ -161,7 +166,10 @@ def make_retrain_pipeline(target: str = "cluster", code_versions: dict[str, str]
                             gpus_per_node=gpus_per_node, **kwargs)
             return common(t.set_display_name(name or f"train-phase-{n}"), code="train", trainjob=True)
 
-        if recipe == "mslm":  # MSLM-S2ST baseline (issue 20): one phase, its own sample formats
+        if recipe == "s2st-omni":  # S2ST-Omni (issue 20): adapter-only stage 1, then adapter + LM from its bundle
+            s1 = phase(1, config=f"{model_size}_omni_stage1.yaml", name="train-omni-stage-1")
+            trained = phase(2, s1, config=f"{model_size}_omni_stage2.yaml", name="train-omni-stage-2")
+        elif recipe == "mslm":  # MSLM-S2ST baseline (issue 20): one phase, its own sample formats
             trained = phase(1, config=f"{model_size}_mslm.yaml", name="train-mslm")
         else:
             p1 = phase(1)

@@ -62,14 +62,15 @@ def retrain(
     limit: LimitOption = 0,
     test_share: TestShareOption = 0.2,
     dev_share: DevShareOption = 0.1,
-    recipe: str = typer.Option("uniss", "--recipe", help="uniss (3-phase UniSS training) | mslm (the MSLM-S2ST baseline, one phase on <model_size>_mslm.yaml)"),
+    recipe: str = typer.Option("uniss", "--recipe", help="uniss (3-phase UniSS training) | mslm (the MSLM-S2ST baseline, one phase on <model_size>_mslm.yaml) | s2st-omni (S2ST-Omni, two stages on <model_size>_omni_stage{1,2}.yaml)"),
 ) -> None:
     """Trigger end-to-end retraining: UniST data -> 3-phase training -> evaluation -> gated promotion -> deploy.
 
     ``--source KIND:PATH`` trains on your own corpus (the pipeline parameter ``sources``, so a
     ``--cluster`` run takes it too: there the paths must be readable by the pipeline's pods).
-    ``--recipe mslm`` trains the MSLM-S2ST baseline (issue 20) in place of the three phases; the
-    evaluation, gate, registration and deployment steps are the same.
+    ``--recipe mslm`` trains the MSLM-S2ST baseline (issue 20) in place of the three phases,
+    ``--recipe s2st-omni`` the two S2ST-Omni stages; the evaluation, gate, registration and deployment
+    steps are the same.
     """
     if recipe not in RECIPES:
         raise typer.BadParameter(f"--recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")

@@ -6,6 +6,8 @@ Example (tiny model, CPU, 2 ranks)::
     uniss train --phase 2 --config tiny_phase2.yaml --data .uniss/data/demo --out runs/p2 --init runs/p1
     uniss train --phase 3 --config tiny_phase3.yaml --data .uniss/data/demo --out runs/p3 --init runs/p2 optim.lr=3e-5
     uniss train --recipe mslm --data .uniss/data/demo --out runs/mslm   # MSLM-S2ST baseline: phase 1 of tiny_mslm.yaml
+    uniss train --recipe s2st-omni --data .uniss/data/demo --out runs/omni1                    # S2ST-Omni stage 1
+    uniss train --recipe s2st-omni --phase 2 --data .uniss/data/demo --out runs/omni2 --init runs/omni1  # stage 2
 
 Rerunning the same command after a crash resumes from the last checkpoint.
 """
@@ -21,7 +23,7 @@ from pipelines.cli._common import console, friendly_errors
 
 @friendly_errors
 def train(
-    phase: int = typer.Option(None, "--phase", min=1, max=3, help="1 alignment | 2 CoT S2ST | 3 refinement (required for uniss; mslm: 1)"),
+    phase: int = typer.Option(None, "--phase", min=1, max=3, help="1 alignment | 2 CoT S2ST | 3 refinement (required for uniss; mslm: 1; s2st-omni: the stage, 1 or 2, default 1)"),
     config: str = typer.Option(None, "--config", help="YAML path or shipped name (tiny_phase1.yaml ...; required for uniss; mslm: tiny_mslm.yaml)"),
     data: Path = typer.Option(..., "--data", help="validated UniST dataset directory"),
     out: Path = typer.Option(..., "--out", help="bundle directory to write"),
@@ -29,12 +31,13 @@ def train(
     nproc: int = typer.Option(2, "--nproc", min=1, help="ranks (processes) for torchrun"),
     work_dir: Path = typer.Option(None, "--work-dir", help="checkpoint dir (default: keyed by the inputs)"),
     overrides: list[str] = typer.Argument(None, help="config overrides key=value (optim.lr=1e-4 data.use_linguistic=false)"),
-    recipe: str = typer.Option("uniss", "--recipe", help="uniss (progressive UniSS phases) | mslm (MSLM-S2ST baseline, one phase)"),
+    recipe: str = typer.Option("uniss", "--recipe", help="uniss (progressive UniSS phases) | mslm (MSLM-S2ST baseline, one phase) | s2st-omni (S2ST-Omni, stage = --phase 1 or 2)"),
 ) -> None:
     """Train one phase and export its model bundle.
 
     ``--recipe`` must be the config's ``recipe`` (training/config.py); ``uniss`` needs ``--phase``
-    and ``--config``, ``mslm`` defaults them to 1 and ``tiny_mslm.yaml`` (issue 20).
+    and ``--config``, ``mslm`` defaults them to 1 and ``tiny_mslm.yaml``, ``s2st-omni`` to stage 1 and
+    ``tiny_omni_stage<phase>.yaml`` (issue 20; stage 2 needs ``--init`` the stage-1 bundle).
     """
     from training.config import load_config
     from training.launch import run_phase
@@ -45,6 +48,9 @@ def train(
     if recipe == "mslm":
         phase = 1 if phase is None else phase
         config = config or "tiny_mslm.yaml"
+    elif recipe == "s2st-omni":
+        phase = 1 if phase is None else phase
+        config = config or f"tiny_omni_stage{phase}.yaml"
     for name, value in (("--phase", phase), ("--config", config)):
         if value is None:
             raise typer.BadParameter(f"{name} is required (recipe {recipe})")

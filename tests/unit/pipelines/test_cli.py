@@ -69,3 +69,19 @@ def test_recipe_options_are_checked_before_any_work(tmp_path):
     # mslm defaults to phase 1 of tiny_mslm.yaml and reaches the data check (no dataset here)
     res = runner.invoke(app, env=WIDE, args=[*base, "--recipe", "mslm"])
     assert res.exit_code == 2 and "is not a UniST dataset" in res.output and "Traceback" not in res.output
+
+
+def test_omni_recipe_defaults_and_checks(tmp_path):
+    """``--recipe s2st-omni`` (issue 20): stage 1 of tiny_omni_stage1.yaml by default, ``--phase 2`` picks
+    stage 2's config; a config of another recipe stops with exit code 2 before any work."""
+    base = ["train", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o")]
+    res = runner.invoke(app, env=WIDE, args=[*base, "--recipe", "s2st-omni", "--config", "tiny_mslm.yaml"])
+    assert res.exit_code == 2 and "trains recipe 'mslm', not --recipe 's2st-omni'" in res.output
+    res = runner.invoke(app, env=WIDE, args=[*base, "--config", "tiny_omni_stage1.yaml", "--phase", "1"])
+    assert res.exit_code == 2 and "trains recipe 's2st-omni', not --recipe 'uniss'" in res.output
+    res = runner.invoke(app, env=WIDE, args=[*base, "--recipe", "s2st-omni"])
+    assert res.exit_code == 2 and "is not a UniST dataset" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, env=WIDE, args=[*base, "--recipe", "s2st-omni", "--phase", "2"])  # stage 2 needs stage 1's bundle
+    assert res.exit_code == 2 and "--init BUNDLE" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, env=WIDE, args=[*base, "--recipe", "s2st-omni", "--phase", "3"])
+    assert res.exit_code == 2 and "tiny_omni_stage3" in res.output
