@@ -99,3 +99,30 @@ def test_stage1_trains_only_the_adapter_stage2_both(trained):
         assert bun.meta["recipe"] == "s2st-omni" and bun.meta["phase"] == b and bun.meta["train_metrics"]["steps"] == 8
         assert bun.meta["config"]["omni"]["train_lm"] is (b == 2)
     print({"stage1_loss": [l1[1], l1[8]], "stage2_loss": [l2[1], l2[8]]})
+
+
+@pytest.mark.slow
+def test_trained_bundle_translates_through_the_engine(trained, omni_env):
+    """The stage-2 bundle loads into ``TranslationEngine`` (same ``translate`` interface, no codec) and
+    runs S2TT then TTS; a model trained for 16 tiny steps writes rough text, so the TTS step may refuse
+    it: then the row keeps its text and says why."""
+    from serving.engine import TranslationEngine
+    from serving.omni import VoiceMatcher
+    from training.data import load_rows
+    from uniss.audio import load_audio
+    from uniss.engines.kokoro import KokoroTTS
+
+    eng = TranslationEngine.load(trained["b2"])
+    assert eng.recipe == "s2st-omni" and eng.codec is None
+    eng.voices = VoiceMatcher(KokoroTTS(threads=2), voices={"en": ["kokoro:jf_alpha"], "zh": ["kokoro:jf_alpha"]})
+    row = next(r for r in load_rows(omni_env["data"], split="dev", subset="general", keep_audio=True) if r["tgt_lang"] == "en")
+    (res,) = eng.translate([load_audio(row["src_audio"])], target_language="en", do_sample=False, require_speech=False)
+    v = eng.vocab
+    gen = [int(t) for t in eng.last_generated[0] if t != v.pad_id]
+    assert gen[-2:] == [v.token_id("<|end_content|>"), v.eos_id] and all(t < v.text_size for t in gen[:-2])
+    assert isinstance(res.target_text, str) and res.target_text
+    if res.complete:
+        assert res.wav.dtype == np.float32 and res.wav.shape[0] > 0
+    else:
+        assert res.reason.startswith("tts:") and res.wav.size == 0
+    print({"reference": row["tgt_text"], "translation": res.target_text, "complete": res.complete, "wav_s": res.duration_s})
