@@ -164,7 +164,8 @@ class OmniConfig(_Frozen):
             training/omni.py).
         frame_stack: 12.5 Hz encoder states stacked into one adapter frame (2 -> 6.25 frames/s);
             used when the adapter is created (stage 1 without an init adapter); a stage that starts
-            from a bundle keeps that bundle's adapter and must name the same value.
+            from a bundle keeps that bundle's adapter and must name the same values here and in
+            ``adapter_layers`` / ``adapter_hidden`` (checked before training).
         adapter_layers: linear layers of the adapter (paper §2.2: 4).
         adapter_hidden: width of the adapter's hidden layers (``null`` = the LM hidden size).
     """

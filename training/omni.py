@@ -301,7 +301,8 @@ def start_adapter(cfg: Any, lm: Any, init_bundle: Path | None, start_dir: Path) 
 
     Raises:
         TrainError: stage 2 (phase 2) without an init adapter, or an init adapter whose
-            ``frame_stack`` / width disagrees with the config / LM.
+            ``frame_stack`` / layers / hidden width disagree with ``cfg.omni`` or whose output width
+            is not the LM hidden size.
     """
     from training.workdir import TrainError
     from uniss.omni import ADAPTER_DIR, AdapterConfig, load_adapter, save_adapter
@@ -311,9 +312,10 @@ def start_adapter(cfg: Any, lm: Any, init_bundle: Path | None, start_dir: Path) 
     src = Path(init_bundle) / ADAPTER_DIR if init_bundle is not None else None
     if src is not None and src.is_dir():
         ad = load_adapter(src)
-        if ad.cfg.frame_stack != o.frame_stack or ad.cfg.out_dim != hidden:
-            raise TrainError(f"init adapter {src} has frame_stack={ad.cfg.frame_stack}, out_dim={ad.cfg.out_dim}; "
-                             f"the config says frame_stack={o.frame_stack} and the LM hidden size is {hidden}")
+        want = {"frame_stack": o.frame_stack, "n_layers": o.adapter_layers, "hidden_dim": o.adapter_hidden, "out_dim": hidden}
+        have = {k: getattr(ad.cfg, k) for k in want}
+        if have != want:
+            raise TrainError(f"init adapter {src} has {have}; the config and the LM ask for {want}")
     elif cfg.phase > 1:
         raise TrainError("S2ST-Omni stage 2 starts from a stage-1 bundle with an adapter/ (run stage 1 first, --init)")
     else:

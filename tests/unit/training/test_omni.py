@@ -173,3 +173,28 @@ def test_row_features_cache_by_audio_content(tmp_path):
     assert calls == [2] and np.array_equal(g[("r1", "tgt")], f[("r0", "src")])
     with pytest.raises(SampleError):
         row_features([{"id": "r2", "src_audio": b""}], both_sides=False, encoder=enc)
+
+
+def test_start_adapter_new_or_from_the_init_bundle(tmp_path, toks):
+    """Stage 1 creates the adapter from ``cfg.omni`` and the LM width; stage 2 continues the init
+    bundle's and refuses one whose shape the config does not name, or a missing one."""
+    from training.config import load_config
+    from training.omni import start_adapter
+    from training.workdir import TrainError
+    from uniss.lm import build_lm
+
+    text, _, _ = toks
+    lm = build_lm("tiny", len(text))
+    s1 = load_config("tiny_omni_stage1")
+    d = start_adapter(s1, lm, None, tmp_path / "start1")
+    a = load_adapter(d)
+    assert (a.cfg.out_dim, a.cfg.frame_stack, a.cfg.n_layers) == (lm.config.hidden_size, 2, 4)
+    (tmp_path / "b1").mkdir()
+    save_adapter(a, tmp_path / "b1" / "adapter")
+    s2 = load_config("tiny_omni_stage2")
+    b = load_adapter(start_adapter(s2, lm, tmp_path / "b1", tmp_path / "start2"))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    with pytest.raises(TrainError, match="frame_stack"):
+        start_adapter(load_config("tiny_omni_stage2", ["omni.frame_stack=3"]), lm, tmp_path / "b1", tmp_path / "s3")
+    with pytest.raises(TrainError, match="stage-1 bundle"):
+        start_adapter(s2, lm, None, tmp_path / "s4")
