@@ -54,10 +54,11 @@ def train_variant(
     nproc: int,
     bundle: Output[Model],
 ) -> str:
-    """Train one ablation variant: ``variant = {"name", "phases": [..], "overrides": [..]}`` runs
-    the listed phases in order, each from the previous one's weights (paper Table 4 ablations:
-    ``w/o phase 1`` = phases [2, 3]; ``w/o linguistic`` = override ``use_linguistic=false``;
-    ``phase 1+2`` = phases [1, 2])."""
+    """Train one ablation variant: ``variant = {"name", "phases": [..], "overrides": [..]}`` (and
+    optionally ``"recipe"``: ``uniss`` by default, ``mslm`` or ``s2st-omni``) runs the listed phases
+    in order, each from the previous one's weights (paper Table 4 ablations: ``w/o phase 1`` =
+    phases [2, 3]; ``w/o linguistic`` = override ``use_linguistic=false``; ``phase 1+2`` = phases
+    [1, 2]; issue 20's recipe comparison: one variant per recipe)."""
     from training.launch import run_phases_step as run
 
     info = run(
@@ -69,6 +70,7 @@ def train_variant(
         nproc=nproc,
         out_dir=bundle.path,
         run_name=str(variant["name"]),
+        recipe=str(variant.get("recipe", "uniss")),
     )
     bundle.metadata.update(info)
     return str(variant["name"])

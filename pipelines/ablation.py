@@ -1,6 +1,7 @@
 """The ablation pipeline (paper Table 4 as configuration): one trained variant per ``ParallelFor``
 iteration on the same data version, each evaluated and logged to MLflow with its variant name, so
-``uniss compare RUN...`` prints the delta table.
+``uniss compare RUN...`` prints the delta table. The same pipeline compares the recipes of issue 20
+(UniSS, MSLM-S2ST, S2ST-Omni) with ``variants=RECIPE_VARIANTS``.
 """
 
 from kfp import dsl
@@ -19,6 +20,17 @@ DEFAULT_VARIANTS = [
     {"name": "wo_linguistic", "phases": [1, 2, 3], "overrides": ["use_linguistic=false"]},
     {"name": "phase1_2", "phases": [1, 2], "overrides": []},
 ]
+
+#: Issue 20: the three recipes side by side on one data version (UniSS's three phases, the
+#: MSLM-S2ST baseline's one phase, S2ST-Omni's two stages; ``training.launch.RECIPE_STEPS``).
+RECIPE_VARIANTS = [
+    {"name": "uniss", "recipe": "uniss", "phases": [1, 2, 3], "overrides": []},
+    {"name": "mslm", "recipe": "mslm", "phases": [1], "overrides": []},
+    {"name": "s2st-omni", "recipe": "s2st-omni", "phases": [1, 2], "overrides": []},
+]
+
+#: Variant sets ``uniss pipeline ablation --variants`` runs.
+VARIANT_SETS = {"table4": DEFAULT_VARIANTS, "recipes": RECIPE_VARIANTS}
 
 
 @dsl.pipeline(name=PIPELINE_NAME, description="UniSS ablations (paper Table 4) on one data version")

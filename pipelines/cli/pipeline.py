@@ -172,18 +172,27 @@ def ablation_cmd(
     data_version: str = typer.Option(..., help="data version tag every variant trains on"),
     eval_limit: int = typer.Option(0, help="evaluate at most N utterances per direction"),
     override: list[str] = typer.Option([], "--override", "-o", help="training override for every variant"),
+    variants: str = typer.Option("table4", help="table4 (paper Table 4 ablations) | recipes (UniSS, MSLM-S2ST, S2ST-Omni: issue 20)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="stream every step's full output instead of the live step view"),
 ) -> None:
-    """Run the ablation pipeline locally (variants of paper Table 4), then compare with ``uniss compare``."""
-    from pipelines.ablation import DEFAULT_VARIANTS
+    """Run the ablation pipeline locally (variants of paper Table 4, or the three recipes side by
+    side), then compare with ``uniss compare``. ``recipes`` evaluates Quality only: the two
+    baselines decode one program whatever the mode, and issue 20 compares them with UniSS Quality."""
+    from pipelines.ablation import VARIANT_SETS
 
-    variants = [{**v, "overrides": [*v["overrides"], *override]} for v in DEFAULT_VARIANTS]
-    res = run_local("ablation", {"data_version": data_version, "variants": variants, "eval_limit": eval_limit},
-                    verbose=verbose, console=console)
+    if variants not in VARIANT_SETS:
+        raise typer.BadParameter(f"--variants must be one of {', '.join(VARIANT_SETS)}, got {variants!r}")
+    chosen = [{**v, "overrides": [*v["overrides"], *override]} for v in VARIANT_SETS[variants]]
+    args = {"data_version": data_version, "variants": chosen, "eval_limit": eval_limit}
+    metric = ""
+    if variants == "recipes":
+        args["eval_modes"] = ["quality"]
+        metric = " --mode quality --metric speech_bleu,text_bleu,slc_0.2,speaker_sim,mos,rtf"
+    res = run_local("ablation", args, verbose=verbose, console=console)
     _print_summary(res)
-    ids = " ".join(s["run_id"] for s in res.steps if s["step"] == "evaluate_model")
+    ids = [s["run_id"] for s in res.steps if s["step"] == "evaluate_model"]
     if ids:
-        console.print(f"compare: uniss compare {shlex.quote(ids)}")
+        console.print(f"compare: uniss compare {' '.join(shlex.quote(i) for i in ids)}{metric}")
 
 
 def register(root: typer.Typer) -> None:

@@ -72,3 +72,42 @@ def test_parse_param_unit():
     assert parse_param("a=hello world") == ("a", "hello world")
     with pytest.raises(typer.BadParameter, match="no '='"):
         parse_param("a")
+
+
+@pytest.fixture
+def ran_locally(monkeypatch):
+    """Replace the local pipeline run with a recorder returning two evaluate steps."""
+    from pipelines.runner import LocalRunResult
+
+    calls = []
+
+    def fake_run_local(pipeline, arguments, **kw):
+        calls.append({"pipeline": pipeline, "arguments": arguments})
+        steps = [{"step": "evaluate_model", "wall_s": 1.0, "run_id": rid} for rid in ("run-a", "run-b")]
+        return LocalRunResult(parent_run_id=None, tracking_uri=None, wall_s=2.0, steps=steps)
+
+    monkeypatch.setattr(cli_pipeline, "run_local", fake_run_local)
+    return calls
+
+
+def test_ablation_recipes_trains_the_three_recipes_and_prints_one_compare(ran_locally):
+    res = runner.invoke(app, ["pipeline", "ablation", "--data-version", "v1", "--variants", "recipes", "-o", "epochs=1"],
+                        env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    args = ran_locally[0]["arguments"]
+    assert ran_locally[0]["pipeline"] == "ablation" and args["data_version"] == "v1" and args["eval_modes"] == ["quality"]
+    assert [(v["name"], v["recipe"], v["phases"], v["overrides"]) for v in args["variants"]] == [
+        ("uniss", "uniss", [1, 2, 3], ["epochs=1"]), ("mslm", "mslm", [1], ["epochs=1"]),
+        ("s2st-omni", "s2st-omni", [1, 2], ["epochs=1"])]
+    # one compare command with every evaluate run as its own argument
+    assert "uniss compare run-a run-b --mode quality --metric speech_bleu,text_bleu,slc_0.2,speaker_sim,mos,rtf" in res.output
+
+
+def test_ablation_default_is_table4_and_unknown_set_exits_2(ran_locally):
+    res = runner.invoke(app, ["pipeline", "ablation", "--data-version", "v1"], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    assert [v["name"] for v in ran_locally[0]["arguments"]["variants"]] == ["full", "wo_phase1", "wo_linguistic", "phase1_2"]
+    assert "eval_modes" not in ran_locally[0]["arguments"]
+    assert "uniss compare run-a run-b" in res.output
+    res = runner.invoke(app, ["pipeline", "ablation", "--data-version", "v1", "--variants", "cascade"], env={"COLUMNS": "300"})
+    assert res.exit_code == 2 and "--variants must be one of" in res.output

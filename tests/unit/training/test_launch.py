@@ -157,3 +157,44 @@ def test_resume_after_sigkill_continues_step_lr_and_data(killed_and_resumed):
     # same step -> same LR and (same weights + same data position) -> same loss as before the kill
     assert after[0]["lr"] == pytest.approx(before[s + 1]["lr"])
     assert after[0]["loss"] == pytest.approx(before[s + 1]["loss"], abs=1e-3)
+
+
+def test_recipe_variants_fail_before_compute(tiny_data, tmp_path):
+    kw = dict(model_size="tiny", data_dir=str(tiny_data), data_version=None, overrides=[], nproc=2, out_dir=str(tmp_path / "b"))
+    with pytest.raises(TrainError, match="recipe must be one of"):
+        run_phases_step(phases=[1], recipe="cascade", **kw)
+    with pytest.raises(TrainError, match="runs all of its phases"):
+        run_phases_step(phases=[1, 2], recipe="mslm", **kw)
+    with pytest.raises(TrainError, match="runs all of its phases"):
+        run_phases_step(phases=[2], recipe="s2st-omni", **kw)
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("recipe, phases, expected", [
+    ("uniss", [1, 3], [(1, "tiny_phase1.yaml", False), (3, "tiny_phase3.yaml", True)]),
+    ("mslm", [], [(1, "tiny_mslm.yaml", False)]),
+    ("s2st-omni", [1, 2], [(1, "tiny_omni_stage1.yaml", False), (2, "tiny_omni_stage2.yaml", True)]),
+])
+def test_recipe_variants_run_their_configs_in_order(monkeypatch, tmp_path, recipe, phases, expected):
+    """Each recipe's steps (training.launch.RECIPE_STEPS) run in order, each later one from the
+    previous bundle; the shipped configs exist."""
+    import json
+
+    import training.launch as L
+    from training.config import load_config
+
+    calls = []
+
+    def fake_run_phase(p, config, data_dir, out, init_bundle=None, **kw):
+        calls.append((p, config, init_bundle is not None))
+        load_config(config)  # a shipped config of that name
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "bundle.json").write_text(json.dumps({"train_metrics": {"loss_end": 1.0 + p}}))
+        return Path(out)
+
+    monkeypatch.setattr(L, "run_phase", fake_run_phase)
+    monkeypatch.setenv("UNISS_CHECKPOINT_ROOT", str(tmp_path / "ckpt"))
+    info = run_phases_step(phases=phases, model_size="tiny", data_dir=str(tmp_path), data_version="v1", overrides=[],
+                           nproc=2, out_dir=str(tmp_path / "b"), run_name=recipe, recipe=recipe)
+    assert calls == expected
+    assert info["recipe"] == recipe and info[f"phase{expected[-1][0]}_loss_end"] == 1.0 + expected[-1][0]
