@@ -53,7 +53,7 @@ GATE_EXPERIMENT = "uniss-gate"
 #: Name of the bundle inside the pyfunc model's artifacts.
 BUNDLE_ARTIFACT = "bundle"
 #: Lineage keys copied from ``bundle.json`` onto each version.
-LINEAGE_KEYS = ("data_version", "shard_md5s", "git_commit", "codec_fingerprint", "phase", "size", "created_at")
+LINEAGE_KEYS = ("data_version", "shard_md5s", "git_commit", "codec_fingerprint", "phase", "size", "created_at", "recipe")
 #: MLflow caps tag values (8000 chars on the server); longer lineage values are truncated with a marker.
 _TAG_MAX = 5000
 
