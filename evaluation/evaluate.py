@@ -259,6 +259,8 @@ def evaluate(
     for direction, why in skipped.items():
         warnings.warn(f"evaluation skips direction {direction}: {why}", SkippedDirectionWarning, stacklevel=2)
     engine = _load_engine(model)
+    if hasattr(engine, "prepare"):  # one-time set-up (S2ST-Omni voice references) outside the timed translate calls
+        engine.prepare(sorted({d.split("-")[1] for d in subs}))
     asr = asr or _default_asr()
     embed = speaker_embed or _default_embed()
     if out_dir is None:

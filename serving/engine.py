@@ -691,7 +691,7 @@ class TranslationEngine:
         if self.voices is None:
             from uniss.engines.tts import make_tts
 
-            self.voices = VoiceMatcher(make_tts("kokoro"))
+            self.voices = VoiceMatcher(make_tts("kokoro"))  # references built on first use (or by prepare)
         results: list[TranslationResult] = []
         for i in range(B):
             parsed = parse_output(v, Task.S2TT, v.decode(rows[i], self._decode_text))
@@ -831,6 +831,30 @@ class TranslationEngine:
     def source_language(self, target_language: str) -> str:
         """The S2ST source language for a target (the other one of the EN<->ZH pair)."""
         return other_language(target_language)
+
+    def prepare(self, target_languages: Sequence[str] = LANGUAGES) -> None:
+        """Do now the one-time work a first request into ``target_languages`` would otherwise pay,
+        so request latency (and evaluation RTF) measures translation only: for an ``s2st-omni``
+        bundle, the TTS voice references of each language (:meth:`serving.omni.VoiceMatcher.references`:
+        every candidate voice speaks one sentence, ~1-2 CPU min per language with Kokoro on 2 cores);
+        nothing for the codec recipes (``uniss``, ``mslm``), whose first request only warms caches.
+
+        Raises:
+            EngineError: an unknown target language.
+            uniss.engines.tts.TTSError: the TTS engine has no voice for a language.
+        """
+        for t in target_languages:
+            if t not in LANGUAGES:
+                raise EngineError(f"unknown target language {t!r}; supported: {', '.join(LANGUAGES)}")
+        if self.recipe != "s2st-omni":
+            return
+        if self.voices is None:
+            from serving.omni import VoiceMatcher
+            from uniss.engines.tts import make_tts
+
+            self.voices = VoiceMatcher(make_tts("kokoro"))
+        for t in target_languages:
+            self.voices.references(t)
 
 
 def _row_seeds(seed: int | Sequence[int] | None, n: int) -> list[int | None]:

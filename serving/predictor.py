@@ -365,7 +365,8 @@ class UnissPredictor(kserve.Model):
         self.ready = False
 
     def load(self) -> bool:
-        """Build the engine (if not given) and mark the model ready.
+        """Build the engine (if not given), run its one-time set-up (``TranslationEngine.prepare``:
+        an S2ST-Omni model's TTS voice references) and mark the model ready.
 
         Raises:
             serving.engine.ModelLoadError: the model source cannot be loaded.
@@ -375,6 +376,8 @@ class UnissPredictor(kserve.Model):
                 raise ModelLoadError("no model given: pass model_uri or engine")
             self.engine = TranslationEngine.load(self.model_uri, device=self.config.device, runtime=self.config.runtime,
                                                  max_batch=self.config.max_batch)
+        if hasattr(self.engine, "prepare"):  # ready only once a first request pays no one-time set-up
+            self.engine.prepare()
         self._batcher = _MicroBatcher(self.engine, self.config.max_batch, self.config.batch_window_ms / 1000.0)
         self.ready = True
         return self.ready

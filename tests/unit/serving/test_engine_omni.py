@@ -130,3 +130,43 @@ def test_translate_speaks_the_translation_in_the_nearest_voice(bundle, kokoro, t
     assert res.wav.dtype == np.float32 and res.wav.ndim == 1 and res.wav.shape[0] > 1600
     assert np.array_equal(res.wav, kokoro.synthesize(res.target_text, "en", "kokoro:jm_kumo"))
     assert abs(res.duration_s - res.wav.shape[0] / 16000) < 1e-9 and set(res.timings) == {"encode", "generate", "decode", "total"}
+
+
+class _CountingTTS:
+    """A TTS stand-in that records each synthesis (a tone per voice), to count reference renders."""
+
+    def __init__(self):
+        self.calls = []
+
+    def voices(self, language):
+        return ["a", "b", "c"]
+
+    def synthesize(self, text, language, voice):
+        self.calls.append((text, language, voice))
+        return tm.tone(1.0, freq={"a": 120.0, "b": 220.0, "c": 320.0}[voice])
+
+
+class _Embedder:
+    def embed_batch(self, wavs):
+        out = np.stack([np.abs(np.fft.rfft(w[:4000]))[:256] for w in wavs]).astype(np.float32)  # (n, 256)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def test_prepare_builds_the_voice_references_once_before_any_request(bundle):
+    """``prepare`` renders each candidate voice's reference once per language (the one-time cost a first
+    request would pay); later picks reuse them. Unknown languages are refused; codec recipes do nothing."""
+    from serving.engine import EngineError
+
+    tts = _CountingTTS()
+    engine = TranslationEngine.load(bundle)
+    engine.voices = VoiceMatcher(tts, embedder=_Embedder())
+    engine.prepare(["en", "zh"])
+    assert sorted(c[1:] for c in tts.calls) == [(lang, v) for lang in ("en", "zh") for v in ("a", "b", "c")]
+    assert engine.voices.pick(tm.tone(1.0, freq=220.0), "en")[0] == "b"
+    engine.prepare(["en"])
+    assert len(tts.calls) == 6  # nothing rendered again
+    with pytest.raises(EngineError, match="unknown target language"):
+        engine.prepare(["fr"])
+    tiny = tm.tiny_engine()
+    tiny.prepare()  # uniss recipe: no-op, no TTS built
+    assert tiny.voices is None
