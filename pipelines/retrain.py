@@ -77,7 +77,8 @@ def make_retrain_pipeline(target: str = "cluster", code_versions: dict[str, str]
             TrainJob shape on a cluster); ``None`` = the ``cluster`` section of
             ``<model_size>_phase1.yaml`` (1.5B: 2 x 8, paper §5.1), ``<model_size>_mslm.yaml`` for mslm.
         recipe: ``uniss`` (phases 1 -> 2 -> 3, paper §3.3), ``mslm`` (one ``train-mslm`` step on
-            ``<model_size>_mslm.yaml``; issue 20) or ``s2st-omni`` (``train-omni-stage-1`` -> ``-2`` on
+            ``<model_size>_mslm.yaml``; issue 20) or ``s2st-omni`` (``train-omni-llm``: UniSS phase 1
+            on ``<model_size>_phase1.yaml`` as its LLM, then ``train-omni-stage-1`` -> ``-2`` on
             ``<model_size>_omni_stage{1,2}.yaml``; issue 20).
 
     Returns:
@@ -166,8 +167,10 @@ def make_retrain_pipeline(target: str = "cluster", code_versions: dict[str, str]
                             gpus_per_node=gpus_per_node, **kwargs)
             return common(t.set_display_name(name or f"train-phase-{n}"), code="train", trainjob=True)
 
-        if recipe == "s2st-omni":  # S2ST-Omni (issue 20): adapter-only stage 1, then adapter + LM from its bundle
-            s1 = phase(1, config=f"{model_size}_omni_stage1.yaml", name="train-omni-stage-1")
+        if recipe == "s2st-omni":  # S2ST-Omni (issue 20): its LLM is UniSS phase 1's LM on the same data (the
+            # paper starts from a pretrained LLM, which the tiny size lacks); then adapter-only stage 1, adapter + LM stage 2
+            llm = phase(1, name="train-omni-llm")
+            s1 = phase(1, llm, config=f"{model_size}_omni_stage1.yaml", name="train-omni-stage-1")
             trained = phase(2, s1, config=f"{model_size}_omni_stage2.yaml", name="train-omni-stage-2")
         elif recipe == "mslm":  # MSLM-S2ST baseline (issue 20): one phase, its own sample formats
             trained = phase(1, config=f"{model_size}_mslm.yaml", name="train-mslm")

@@ -200,27 +200,30 @@ def run_phase_step(*, phase: int, config: str, data_dir: str, data_version: str 
             "mlflow_run_id": meta.get("mlflow_run_id", "")}
 
 
-#: The phases and shipped config of each recipe's steps (``<size>`` = the model size), in order;
-#: ``uniss`` lists its three progressive phases (paper §3.3; a variant picks a subset), the issue-20
-#: baselines their fixed steps: MSLM-S2ST one phase (``<size>_mslm.yaml``), S2ST-Omni its two
-#: fine-tuning stages (``<size>_omni_stage{1,2}.yaml``, paper §2.3).
+#: The phases and shipped config of each recipe's steps (``<size>`` = the model size), in order,
+#: each later step starting from the previous step's bundle; ``uniss`` lists its three progressive
+#: phases (paper §3.3; a variant picks a subset), the issue-20 baselines their fixed steps: MSLM-S2ST
+#: one phase (``<size>_mslm.yaml``); S2ST-Omni UniSS phase 1 as its LLM (the paper starts from a
+#: pretrained LLM; the tiny size has none, so its LM is pretrained on the same data's phase-1
+#: alignment tasks), then its two fine-tuning stages (``<size>_omni_stage{1,2}.yaml``, paper §2.3).
 RECIPE_STEPS: dict[str, tuple[tuple[int, str], ...]] = {
     "uniss": ((1, "{size}_phase1.yaml"), (2, "{size}_phase2.yaml"), (3, "{size}_phase3.yaml")),
     "mslm": ((1, "{size}_mslm.yaml"),),
-    "s2st-omni": ((1, "{size}_omni_stage1.yaml"), (2, "{size}_omni_stage2.yaml")),
+    "s2st-omni": ((1, "{size}_phase1.yaml"), (1, "{size}_omni_stage1.yaml"), (2, "{size}_omni_stage2.yaml")),
 }
 
 
 def run_phases_step(*, phases: list[int], model_size: str, data_dir: str, data_version: str | None,
                     overrides: list[str], nproc: int, out_dir: str, run_name: str = "",
                     recipe: str = "uniss") -> dict[str, Any]:
-    """Ablation / comparison helper (``components/training.py::train_variant``): the listed phases
-    of ``recipe`` (:data:`RECIPE_STEPS`) in order, each from the previous one's bundle; the last
+    """Ablation / comparison helper (``components/training.py::train_variant``): the steps of
+    ``recipe`` (:data:`RECIPE_STEPS`) in order, each from the previous one's bundle; the last
     bundle goes to ``out_dir``, intermediate bundles next to the work directories.
 
     Args:
-        phases: increasing subset of the recipe's phases (``uniss``: of 1, 2, 3; ``mslm``: [1];
-            ``s2st-omni``: [1, 2], its two stages, both needed); empty = all of a baseline's.
+        phases: ``uniss``: an increasing subset of 1, 2, 3 (the Table 4 ablations); a baseline
+            (``mslm``, ``s2st-omni``) runs all of its steps: empty, or its distinct phase numbers
+            (``mslm``: [1]; ``s2st-omni``: [1, 2]).
         recipe: ``uniss``, ``mslm`` or ``s2st-omni`` (issue 20: the recipes compared on one data
             version).
 
@@ -230,28 +233,31 @@ def run_phases_step(*, phases: list[int], model_size: str, data_dir: str, data_v
     """
     if recipe not in RECIPE_STEPS:
         raise TrainError(f"recipe must be one of {', '.join(RECIPE_STEPS)}, got {recipe!r}")
-    steps = dict(RECIPE_STEPS[recipe])
+    all_steps = RECIPE_STEPS[recipe]
+    numbers = sorted({p for p, _ in all_steps})
     if recipe != "uniss":
-        phases = list(phases) or list(steps)
-        if list(phases) != list(steps):
-            raise TrainError(f"the {recipe} recipe runs all of its phases {list(steps)}, got {phases}")
-    if not phases or sorted(phases) != list(phases) or any(p not in steps for p in phases):
-        raise TrainError(f"phases must be an increasing list from {set(steps)}, got {phases}")
+        if list(phases) not in ([], numbers):
+            raise TrainError(f"the {recipe} recipe runs all of its phases {numbers}, got {list(phases)}")
+        steps = list(all_steps)
+    else:
+        if not phases or sorted(phases) != list(phases) or any(p not in numbers for p in phases):
+            raise TrainError(f"phases must be an increasing list from {set(numbers)}, got {phases}")
+        steps = [s for s in all_steps if s[0] in phases]
     prev: Path | None = None
-    info: dict[str, Any] = {"variant": run_name, "phases": list(phases), "recipe": recipe}
-    for i, p in enumerate(phases):
-        last = i == len(phases) - 1
+    info: dict[str, Any] = {"variant": run_name, "phases": [p for p, _ in steps], "recipe": recipe}
+    for i, (p, cfg) in enumerate(steps):
+        last = i == len(steps) - 1
         ovr = list(overrides)
         init = prev
-        config = steps[p].format(size=model_size)
+        config = cfg.format(size=model_size)
         if p > 1 and prev is None:
             # "w/o phase 1": phase 2 starts from the untrained start weights (random init +
             # corpus BPE / pretrained text LM): build them as a phase-1 start.
-            wd1 = prepare_phase(1, steps[1].format(size=model_size), data_dir, overrides=ovr, data_version=data_version)
+            wd1 = prepare_phase(1, all_steps[0][1].format(size=model_size), data_dir, overrides=ovr, data_version=data_version)
             init = wd1 / START_DIR
-        out = Path(out_dir) if last else checkpoint_root() / f"bundles/{run_name or 'variant'}_phase{p}"
+        out = Path(out_dir) if last else checkpoint_root() / f"bundles/{run_name or 'variant'}_step{i + 1}_phase{p}"
         prev = run_phase(p, config, data_dir, out, init_bundle=init, overrides=ovr,
                          nproc=nproc, data_version=data_version or None)
         tm = json.loads((prev / "bundle.json").read_text()).get("train_metrics", {})
-        info[f"phase{p}_loss_end"] = tm.get("loss_end")
+        info[f"step{i + 1}_loss_end"] = tm.get("loss_end")
     return info

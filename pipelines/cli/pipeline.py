@@ -62,7 +62,7 @@ def retrain(
     limit: LimitOption = 0,
     test_share: TestShareOption = 0.2,
     dev_share: DevShareOption = 0.1,
-    recipe: str = typer.Option("uniss", "--recipe", help="uniss (3-phase UniSS training) | mslm (the MSLM-S2ST baseline, one phase on <model_size>_mslm.yaml) | s2st-omni (S2ST-Omni, two stages on <model_size>_omni_stage{1,2}.yaml)"),
+    recipe: str = typer.Option("uniss", "--recipe", help="uniss (3-phase UniSS training) | mslm (the MSLM-S2ST baseline, one phase on <model_size>_mslm.yaml) | s2st-omni (S2ST-Omni: UniSS phase 1 as its LLM, then two stages on <model_size>_omni_stage{1,2}.yaml)"),
 ) -> None:
     """Trigger end-to-end retraining: UniST data -> 3-phase training -> evaluation -> gated promotion -> deploy.
 

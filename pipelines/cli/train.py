@@ -6,7 +6,7 @@ Example (tiny model, CPU, 2 ranks)::
     uniss train --phase 2 --config tiny_phase2.yaml --data .uniss/data/demo --out runs/p2 --init runs/p1
     uniss train --phase 3 --config tiny_phase3.yaml --data .uniss/data/demo --out runs/p3 --init runs/p2 optim.lr=3e-5
     uniss train --recipe mslm --data .uniss/data/demo --out runs/mslm   # MSLM-S2ST baseline: phase 1 of tiny_mslm.yaml
-    uniss train --recipe s2st-omni --data .uniss/data/demo --out runs/omni1                    # S2ST-Omni stage 1
+    uniss train --recipe s2st-omni --data .uniss/data/demo --out runs/omni1 --init runs/p1     # S2ST-Omni stage 1 (LLM: a phase-1 bundle)
     uniss train --recipe s2st-omni --phase 2 --data .uniss/data/demo --out runs/omni2 --init runs/omni1  # stage 2
 
 Rerunning the same command after a crash resumes from the last checkpoint.

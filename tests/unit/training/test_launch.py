@@ -173,11 +173,11 @@ def test_recipe_variants_fail_before_compute(tiny_data, tmp_path):
 @pytest.mark.parametrize("recipe, phases, expected", [
     ("uniss", [1, 3], [(1, "tiny_phase1.yaml", False), (3, "tiny_phase3.yaml", True)]),
     ("mslm", [], [(1, "tiny_mslm.yaml", False)]),
-    ("s2st-omni", [1, 2], [(1, "tiny_omni_stage1.yaml", False), (2, "tiny_omni_stage2.yaml", True)]),
+    ("s2st-omni", [1, 2], [(1, "tiny_phase1.yaml", False), (1, "tiny_omni_stage1.yaml", True), (2, "tiny_omni_stage2.yaml", True)]),
 ])
 def test_recipe_variants_run_their_configs_in_order(monkeypatch, tmp_path, recipe, phases, expected):
     """Each recipe's steps (training.launch.RECIPE_STEPS) run in order, each later one from the
-    previous bundle; the shipped configs exist."""
+    previous bundle (S2ST-Omni's stage 1 from the UniSS phase-1 LM); the shipped configs exist."""
     import json
 
     import training.launch as L
@@ -197,4 +197,4 @@ def test_recipe_variants_run_their_configs_in_order(monkeypatch, tmp_path, recip
     info = run_phases_step(phases=phases, model_size="tiny", data_dir=str(tmp_path), data_version="v1", overrides=[],
                            nproc=2, out_dir=str(tmp_path / "b"), run_name=recipe, recipe=recipe)
     assert calls == expected
-    assert info["recipe"] == recipe and info[f"phase{expected[-1][0]}_loss_end"] == 1.0 + expected[-1][0]
+    assert info["recipe"] == recipe and info[f"step{len(expected)}_loss_end"] == 1.0 + expected[-1][0]
