@@ -238,8 +238,10 @@ def build_continuation(
 
 
 def strip_special(text: str) -> str:
-    """Remove every ``<|...|>`` token and surrounding whitespace (released ``process_output``)."""
-    return _ANY_SPECIAL.sub("", text).strip()
+    """Remove every ``<|...|>`` token and surrounding whitespace (released ``process_output``), and
+    every U+FFFD replacement character: byte-level BPE decodes a model's incomplete or invalid UTF-8
+    byte run (e.g. half of a Chinese character) as U+FFFD, which is not text to score or speak."""
+    return _ANY_SPECIAL.sub("", text).replace("\ufffd", "").strip()
 
 
 @dataclass

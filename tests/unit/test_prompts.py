@@ -218,3 +218,12 @@ def test_bad_prompt_arguments():
         build_prompt(PAPER, "summarise", tgt="zh")
     with pytest.raises(TokenRangeError):
         build_prompt(PAPER, "asr", src="en", speaker=SPK, linguistic=[16384])
+
+
+def test_strip_special_drops_byte_fallback_replacement_characters():
+    """A tiny byte-level BPE model can write half of a multi-byte character; decoding gives U+FFFD,
+    which must not reach the target text (Text-BLEU, TTS)."""
+    from uniss.prompts import strip_special
+
+    assert strip_special("<|start_content|>我妈妈今天\ufffd一本新书。<|end_content|> ") == "我妈妈今天一本新书。"
+    assert strip_special(" hello\ufffd\ufffd world ") == "hello world"
