@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from training.samples import IGNORE_INDEX, Sample, SampleError
+from training.samples import IGNORE_INDEX, Sample, SampleError, row_codes, row_text
 from uniss.mslm import MSLM_FORMATS, MslmTask, build_mslm_continuation, build_mslm_prompt
 from uniss.vocab import SpeechVocab
 
@@ -35,19 +35,6 @@ __all__ = ["MSLM_FORMATS", "TRANSLATION_UPSAMPLE", "build_mslm_sample", "build_m
 
 #: Copies of every translation sample (paper §3.4: "we upsample the translation data by 3 times").
 TRANSLATION_UPSAMPLE = 3
-
-
-def _codes(row: Mapping[str, Any], key: str) -> np.ndarray:
-    if key not in row or row[key] is None:
-        raise SampleError(f"row {row.get('id', '?')} has no {key}")
-    return np.asarray(row[key], dtype=np.int64)
-
-
-def _lang(row: Mapping[str, Any], key: str) -> str:
-    v = row.get(key)
-    if v is None or not str(v).strip():
-        raise SampleError(f"row {row.get('id', '?')} has no {key}")
-    return str(v)
 
 
 def build_mslm_sample(
@@ -83,13 +70,13 @@ def build_mslm_sample(
         raise SampleError(f"side must be 'src' or 'tgt', got {side!r}")
     other = "tgt" if side == "src" else "src"
     if t is MslmTask.TRANSLATE:
-        prompt = build_mslm_prompt(vocab, t, src=_lang(row, f"{side}_lang"), tgt=_lang(row, f"{other}_lang"),
-                                   linguistic=_codes(row, f"{side}_linguistic"))
-        cont = build_mslm_continuation(vocab, t, linguistic=_codes(row, f"{other}_linguistic"))
+        prompt = build_mslm_prompt(vocab, t, src=row_text(row, f"{side}_lang"), tgt=row_text(row, f"{other}_lang"),
+                                   linguistic=row_codes(row, f"{side}_linguistic"))
+        cont = build_mslm_continuation(vocab, t, linguistic=row_codes(row, f"{other}_linguistic"))
     else:
-        prompt = build_mslm_prompt(vocab, t, tgt=_lang(row, f"{other}_lang"), speaker=_codes(row, f"{side}_speaker"),
-                                   linguistic=_codes(row, f"{other}_linguistic"))
-        cont = build_mslm_continuation(vocab, t, semantic=_codes(row, f"{other}_semantic"))
+        prompt = build_mslm_prompt(vocab, t, tgt=row_text(row, f"{other}_lang"), speaker=row_codes(row, f"{side}_speaker"),
+                                   linguistic=row_codes(row, f"{other}_linguistic"))
+        cont = build_mslm_continuation(vocab, t, semantic=row_codes(row, f"{other}_semantic"))
     p = vocab.encode(prompt, encode_text)
     c = vocab.encode(cont, encode_text)
     ids = np.asarray(p + c, dtype=np.int64)

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.samples import IGNORE_INDEX, Sample, SampleError
+from training.samples import IGNORE_INDEX, Sample, SampleError, row_text
 from uniss.omni import (
     FEATURE_DIM,
     OMNI_FORMAT,
@@ -72,13 +72,6 @@ class OmniSample(Sample):
     """
 
     features: np.ndarray
-
-
-def _text(row: Mapping[str, Any], key: str) -> str:
-    v = row.get(key)
-    if v is None or not str(v).strip():
-        raise SampleError(f"row {row.get('id', '?')} has no {key}")
-    return str(v)
 
 
 def build_omni_sample(
@@ -115,8 +108,8 @@ def build_omni_sample(
         raise OmniError(f"row {row.get('id', '?')}: encoder states must be (T_f >= 1, {FEATURE_DIM}), got {tuple(x.shape)}")
     other = "tgt" if side == "src" else "src"
     frames = stack_frames(x, frame_stack)  # (P, k * 512)
-    prompt = build_omni_prompt(vocab, tgt=_text(row, f"{other}_lang"), n_frames=frames.shape[0])
-    cont = build_omni_continuation(vocab, translation=_text(row, f"{other}_text"))
+    prompt = build_omni_prompt(vocab, tgt=row_text(row, f"{other}_lang"), n_frames=frames.shape[0])
+    cont = build_omni_continuation(vocab, translation=row_text(row, f"{other}_text"))
     p = vocab.encode(prompt, encode_text)
     c = vocab.encode(cont, encode_text)
     ids = np.asarray(p + c, dtype=np.int64)

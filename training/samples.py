@@ -64,13 +64,23 @@ class Sample:
         return int((self.labels != IGNORE_INDEX).sum())
 
 
-def _codes(row: Mapping[str, Any], key: str) -> np.ndarray:
+def row_codes(row: Mapping[str, Any], key: str) -> np.ndarray:
+    """``row[key]`` as ``(T,)`` int64 codes (every recipe's sample builders read rows with it).
+
+    Raises:
+        SampleError: the row has no such column or it is null.
+    """
     if key not in row or row[key] is None:
         raise SampleError(f"row {row.get('id', '?')} has no {key}")
     return np.asarray(row[key], dtype=np.int64)
 
 
-def _text(row: Mapping[str, Any], key: str) -> str:
+def row_text(row: Mapping[str, Any], key: str) -> str:
+    """``row[key]`` as a non-blank string (a text or a language code).
+
+    Raises:
+        SampleError: the row has no such column, or it is null or blank.
+    """
     v = row.get(key)
     if v is None or not str(v).strip():
         raise SampleError(f"row {row.get('id', '?')} has no {key}")
@@ -81,8 +91,8 @@ def _understanding(vocab: SpeechVocab, row: Mapping[str, Any], side: str, use_li
     """Speaker + linguistic codes of one side; with ``use_linguistic=False`` the linguistic codes
     are empty and the semantic tokens are spliced in by :func:`_splice_semantic`."""
     return {
-        "speaker": _codes(row, f"{side}_speaker"),
-        "linguistic": _codes(row, f"{side}_linguistic") if use_linguistic else np.zeros(0, dtype=np.int64),
+        "speaker": row_codes(row, f"{side}_speaker"),
+        "linguistic": row_codes(row, f"{side}_linguistic") if use_linguistic else np.zeros(0, dtype=np.int64),
     }
 
 
@@ -127,35 +137,35 @@ def build_sample(
     if side not in ("src", "tgt"):
         raise SampleError(f"side must be 'src' or 'tgt', got {side!r}")
     other = "tgt" if side == "src" else "src"
-    lang = {s: _text(row, f"{s}_lang") for s in ("src", "tgt")}
+    lang = {s: row_text(row, f"{s}_lang") for s in ("src", "tgt")}
     splice = None
     if t.is_s2st:
         und = _understanding(vocab, row, "src", use_linguistic)
         ratio = float(row.get("ratio", 1.0))
         prompt = build_prompt(vocab, t, tgt=lang["tgt"], speed_ratio=ratio, **und)
-        cont = build_continuation(vocab, t, tgt=lang["tgt"], transcript=_text(row, "src_text"),
-                                  translation=_text(row, "tgt_text"), semantic=_codes(row, "tgt_semantic"),
+        cont = build_continuation(vocab, t, tgt=lang["tgt"], transcript=row_text(row, "src_text"),
+                                  translation=row_text(row, "tgt_text"), semantic=row_codes(row, "tgt_semantic"),
                                   speed_ratio=ratio)
         splice = "src"
     elif t is Task.ASR:
         und = _understanding(vocab, row, side, use_linguistic)
         prompt = build_prompt(vocab, t, src=lang[side], **und)
-        cont = build_continuation(vocab, t, transcript=_text(row, f"{side}_text"))
+        cont = build_continuation(vocab, t, transcript=row_text(row, f"{side}_text"))
         splice = side
     elif t is Task.S2TT:
         und = _understanding(vocab, row, side, use_linguistic)
         prompt = build_prompt(vocab, t, tgt=lang[other], **und)
-        cont = build_continuation(vocab, t, translation=_text(row, f"{other}_text"))
+        cont = build_continuation(vocab, t, translation=row_text(row, f"{other}_text"))
         splice = side
     elif t is Task.TTS:
-        prompt = build_prompt(vocab, t, src=lang[side], speaker=_codes(row, f"{side}_speaker"),
-                              text=_text(row, f"{side}_text"), speed_ratio=1.0)
-        cont = build_continuation(vocab, t, semantic=_codes(row, f"{side}_semantic"))
+        prompt = build_prompt(vocab, t, src=lang[side], speaker=row_codes(row, f"{side}_speaker"),
+                              text=row_text(row, f"{side}_text"), speed_ratio=1.0)
+        cont = build_continuation(vocab, t, semantic=row_codes(row, f"{side}_semantic"))
     else:  # MT
-        prompt = build_prompt(vocab, t, tgt=lang[other], text=_text(row, f"{side}_text"))
-        cont = build_continuation(vocab, t, translation=_text(row, f"{other}_text"))
+        prompt = build_prompt(vocab, t, tgt=lang[other], text=row_text(row, f"{side}_text"))
+        cont = build_continuation(vocab, t, translation=row_text(row, f"{other}_text"))
     if splice is not None and not use_linguistic:
-        prompt = _splice_semantic(vocab, prompt, _codes(row, f"{splice}_semantic"))
+        prompt = _splice_semantic(vocab, prompt, row_codes(row, f"{splice}_semantic"))
     p = vocab.encode(prompt, encode_text)
     c = vocab.encode(cont, encode_text)
     ids = np.asarray(p + c, dtype=np.int64)
