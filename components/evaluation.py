@@ -16,13 +16,16 @@ def evaluate_model(
     limit: int,
     metrics: Output[Metrics],
     report: Output[HTML],
+    variant: str = "",
 ) -> dict:
     """Speech-BLEU, Text-BLEU, SLC-0.2/0.4, speaker similarity per direction and mode; returns the
-    flat metrics dict (keys like ``speech_bleu.en-zh.quality``)."""
+    flat metrics dict (keys like ``speech_bleu.en-zh.quality``). ``variant`` (the ablation / recipe
+    variant's name) tags the step's MLflow run ``uniss.variant``, the row label of ``uniss compare``."""
     from components.tracking import record_metrics, step_run
     from evaluation.evaluate import evaluate_step as run
 
-    with step_run("evaluate_model", {"split": split, "directions": directions, "modes": modes, "limit": limit}):
+    tags = {"uniss.variant": variant} if variant else None
+    with step_run("evaluate_model", {"split": split, "directions": directions, "modes": modes, "limit": limit}, tags=tags):
         flat = run(bundle_dir=bundle.path, data_dir=data.path, split=split, directions=directions,
                    modes=modes, limit=limit, report_dir=report.path)
     record_metrics(metrics, flat)

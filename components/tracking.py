@@ -27,11 +27,12 @@ def tracking_available() -> bool:
 
 
 @contextlib.contextmanager
-def step_run(step: str, params: dict[str, Any] | None = None) -> Iterator[Any]:
+def step_run(step: str, params: dict[str, Any] | None = None, tags: dict[str, str] | None = None) -> Iterator[Any]:
     """Open a nested MLflow run for one step (or nothing when no tracking server is configured).
 
     Yields the active ``mlflow.ActiveRun`` or ``None``. Logs ``step_wall_s`` (seconds) at exit and
-    tags the run with ``uniss.step``.
+    tags the run with ``uniss.step`` and ``tags`` (e.g. ``uniss.variant``, which ``uniss compare``
+    shows as the row label).
     """
     t0 = time.perf_counter()
     if not tracking_available():
@@ -44,7 +45,7 @@ def step_run(step: str, params: dict[str, Any] | None = None) -> Iterator[Any]:
     mlflow.set_tracking_uri(tracking_uri())
     mlflow.set_experiment(EXPERIMENT)
     parent = os.environ.get("MLFLOW_PARENT_RUN_ID")
-    with mlflow.start_run(run_name=step, parent_run_id=parent, nested=bool(parent), tags={"uniss.step": step}) as run:
+    with mlflow.start_run(run_name=step, parent_run_id=parent, nested=bool(parent), tags={"uniss.step": step, **(tags or {})}) as run:
         if params:
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
         try:

@@ -50,4 +50,5 @@ def ablation(
         tr = train_variant(variant=variant, model_size=model_size, data=data.outputs["data"],
                            data_version=data_version, nproc=nproc)
         evaluate_model(bundle=tr.outputs["bundle"], data=data.outputs["data"], split=eval_split,
-                       directions=eval_directions, modes=eval_modes, limit=eval_limit)
+                       directions=eval_directions, modes=eval_modes, limit=eval_limit,
+                       variant=tr.outputs["Output"])  # the variant's name labels its row in uniss compare

@@ -205,3 +205,13 @@ def test_omni_recipe_trains_two_stages_and_keeps_the_other_steps(tmp_path):
     assert dag["evaluate-model"]["inputs"]["artifacts"]["bundle"]["taskOutputArtifact"]["producerTask"] == "train-phase-3"
     golden = next(yaml.safe_load_all((TESTDATA / "retrain_pipeline.yaml").read_text()))["root"]["dag"]["tasks"]
     assert set(dag) == set(golden)
+
+
+def test_ablation_labels_each_evaluation_with_its_variant(tmp_path):
+    """Each variant's evaluate step gets the variant name the train step returns (MLflow tag
+    ``uniss.variant``), so ``uniss compare`` rows read full / mslm / s2st-omni, not evaluate_model."""
+    out = compile_pipeline("ablation", tmp_path / "a.yaml")
+    spec = next(yaml.safe_load_all(out.read_text()))
+    loop = next(t for t in spec["components"].values() if "dag" in t and "evaluate-model" in t["dag"]["tasks"])
+    ev = loop["dag"]["tasks"]["evaluate-model"]["inputs"]["parameters"]["variant"]
+    assert ev["taskOutputParameter"] == {"outputParameterKey": "Output", "producerTask": "train-variant"}
