@@ -60,8 +60,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from uniss.codecs.base import LINGUISTIC_RATE_HZ, SEMANTIC_RATE_HZ
-from uniss.prompts import IM_END, LANGUAGES, PromptError
-from uniss.vocab import N_SPEAKER_TOKENS, SpeechVocab
+from uniss.prompts import IM_END, PromptError, global_block, language_token
+from uniss.vocab import SpeechVocab
 
 __all__ = [
     "GENERATE_TOKEN",
@@ -94,12 +94,6 @@ class MslmTask(str, enum.Enum):
 
 #: The recipe's sample formats, in the order a corpus row emits them (training configs name these).
 MSLM_FORMATS: tuple[str, ...] = tuple(t.value for t in MslmTask)
-
-
-def _lang(vocab: SpeechVocab, lang: str | None, what: str) -> str:
-    if lang not in LANGUAGES:
-        raise PromptError(f"{what} language must be one of {', '.join(LANGUAGES)}, got {lang!r}")
-    return vocab.language_token(lang)
 
 
 def _glm_block(vocab: SpeechVocab, linguistic: Sequence[int] | np.ndarray | None) -> str:
@@ -147,15 +141,12 @@ def build_mslm_prompt(
     """
     t = _task(task)
     if t is MslmTask.TRANSLATE:
-        return (TRANSLATE_TOKEN + _lang(vocab, src, "source") + _glm_block(vocab, linguistic) + "<|write_generate|>"
-                + _lang(vocab, tgt, "target") + "<|start_glm_token|>")
+        return (TRANSLATE_TOKEN + language_token(vocab, src, "source") + _glm_block(vocab, linguistic) + "<|write_generate|>"
+                + language_token(vocab, tgt, "target") + "<|start_glm_token|>")
     if speaker is None:
         raise PromptError("the MSLM generation prompt needs the source speaker codes (the style prompt)")
-    spk = np.asarray(speaker)
-    if spk.ndim != 1 or spk.shape[0] != N_SPEAKER_TOKENS:
-        raise PromptError(f"speaker tokens must be {N_SPEAKER_TOKENS} codes, got shape {tuple(spk.shape)}")
-    g = "<|start_global_token|>" + vocab.tokens("speaker", spk) + "<|end_global_token|>"
-    return (GENERATE_TOKEN + _lang(vocab, tgt, "target") + g + _glm_block(vocab, linguistic) + "<|write_generate|>"
+    return (GENERATE_TOKEN + language_token(vocab, tgt, "target") + global_block(vocab, speaker) + _glm_block(vocab, linguistic)
+            + "<|write_generate|>"
             + "<|start_semantic_token|>")
 
 

@@ -66,7 +66,7 @@ from torch import nn
 
 from uniss.codecs.base import LINGUISTIC_RATE_HZ
 from uniss.errors import UnissError
-from uniss.prompts import IM_END, LANGUAGES, PromptError
+from uniss.prompts import IM_END, PromptError, language_token
 from uniss.vocab import SpeechVocab
 
 __all__ = [
@@ -132,12 +132,6 @@ def n_adapter_frames(n_features: int, frame_stack: int) -> int:
     return math.ceil(n_features / frame_stack)
 
 
-def _lang(vocab: SpeechVocab, lang: str | None) -> str:
-    if lang not in LANGUAGES:
-        raise PromptError(f"target language must be one of {', '.join(LANGUAGES)}, got {lang!r}")
-    return vocab.language_token(lang)
-
-
 def build_omni_prompt(vocab: SpeechVocab, *, tgt: str, n_frames: int) -> str:
     """The S2TT prompt with ``n_frames`` adapter placeholders (module docstring).
 
@@ -154,7 +148,7 @@ def build_omni_prompt(vocab: SpeechVocab, *, tgt: str, n_frames: int) -> str:
     """
     if n_frames < 1:
         raise OmniError(f"the prompt needs at least one adapter frame, got {n_frames}")
-    t = _lang(vocab, tgt)
+    t = language_token(vocab, tgt, "target")
     return TASK_TOKEN + t + PLACEHOLDER_TOKEN * int(n_frames) + "<|write_generate|>" + t + "<|start_content|>"
 
 

@@ -31,6 +31,8 @@ __all__ = [
     "Task",
     "build_continuation",
     "build_prompt",
+    "global_block",
+    "language_token",
     "other_language",
     "parse_output",
     "strip_special",
@@ -83,13 +85,25 @@ def other_language(lang: str) -> str:
     return LANGUAGES[1 - LANGUAGES.index(lang)]
 
 
-def _lang(vocab: SpeechVocab, lang: str) -> str:
+def language_token(vocab: SpeechVocab, lang: str | None, role: str = "") -> str:
+    """The layout's token of ``lang`` (``<|eng|>`` / ``<|cmn|>``, ARCHITECTURE.md control tokens),
+    for every recipe's prompts.
+
+    Raises:
+        PromptError: ``lang`` is not in ``LANGUAGES`` (the message names ``role``, e.g. "source").
+    """
     if lang not in LANGUAGES:
-        raise PromptError(f"unknown language {lang!r}; supported: {', '.join(LANGUAGES)}")
+        raise PromptError(f"unknown {role + ' ' if role else ''}language {lang!r}; supported: {', '.join(LANGUAGES)}")
     return vocab.language_token(lang)
 
 
-def _global_block(vocab: SpeechVocab, speaker: Sequence[int] | np.ndarray) -> str:
+def global_block(vocab: SpeechVocab, speaker: Sequence[int] | np.ndarray) -> str:
+    """``<|start_global_token|>`` + the 32 speaker tokens + ``<|end_global_token|>`` (the ``G`` block
+    of ARCHITECTURE.md prompts) from ``(32,)`` family-local speaker codes.
+
+    Raises:
+        PromptError: not 32 codes in one dimension; TokenRangeError: a code outside the family.
+    """
     spk = np.asarray(speaker)
     if spk.ndim != 1 or spk.shape[0] != N_SPEAKER_TOKENS:
         raise PromptError(f"speaker tokens must be {N_SPEAKER_TOKENS} codes, got shape {tuple(spk.shape)}")
@@ -144,11 +158,11 @@ def build_prompt(
         need("tgt", tgt)
         need("speaker", speaker)
         need("linguistic", linguistic)
-        tg = _lang(vocab, tgt)  # type: ignore[arg-type]
-        sr = _lang(vocab, other_language(tgt))  # type: ignore[arg-type]
+        tg = language_token(vocab, tgt)  # type: ignore[arg-type]
+        sr = language_token(vocab, other_language(tgt))  # type: ignore[arg-type]
         v = vocab.speed_token(speed_ratio)
         head = (
-            "<|task_s2s_translation|>" + _MODE_TOKEN[t] + tg + _global_block(vocab, speaker)  # type: ignore[arg-type]
+            "<|task_s2s_translation|>" + _MODE_TOKEN[t] + tg + global_block(vocab, speaker)  # type: ignore[arg-type]
             + vocab.tokens("linguistic", linguistic) + "<|write_generate|>"  # type: ignore[arg-type]
         )
         if t is Task.QUALITY:
@@ -162,25 +176,25 @@ def build_prompt(
         need(lang_arg, lang)
         need("speaker", speaker)
         need("linguistic", linguistic)
-        lt = _lang(vocab, lang)  # type: ignore[arg-type]
+        lt = language_token(vocab, lang)  # type: ignore[arg-type]
         task_tok = "<|task_asr|>" if t is Task.ASR else "<|task_s2t_translation|>"
         return (
-            task_tok + lt + _global_block(vocab, speaker) + vocab.tokens("linguistic", linguistic)  # type: ignore[arg-type]
+            task_tok + lt + global_block(vocab, speaker) + vocab.tokens("linguistic", linguistic)  # type: ignore[arg-type]
             + "<|write_generate|>" + lt + "<|start_content|>"
         )
     if t is Task.TTS:
         need("src", src)
         need("speaker", speaker)
         need("text", text)
-        s = _lang(vocab, src)  # type: ignore[arg-type]
+        s = language_token(vocab, src)  # type: ignore[arg-type]
         return (
-            "<|task_tts|>" + s + _global_block(vocab, speaker) + "<|start_content|>" + text  # type: ignore[arg-type,operator]
+            "<|task_tts|>" + s + global_block(vocab, speaker) + "<|start_content|>" + text  # type: ignore[arg-type,operator]
             + "<|end_content|><|write_generate|>" + s + vocab.speed_token(speed_ratio) + "<|start_semantic_token|>"
         )
     # MT
     need("tgt", tgt)
     need("text", text)
-    tg = _lang(vocab, tgt)  # type: ignore[arg-type]
+    tg = language_token(vocab, tgt)  # type: ignore[arg-type]
     return "<|task_t2t_translation|>" + tg + "<|start_content|>" + text + "<|end_content|><|write_generate|>" + tg + "<|start_content|>"  # type: ignore[operator]
 
 
@@ -222,7 +236,7 @@ def build_continuation(
         need("transcript", transcript)
         need("translation", translation)
         return (
-            f"{transcript}<|end_content|><|task_s2t_translation|>{_lang(vocab, tgt)}{vocab.speed_token(speed_ratio)}"  # type: ignore[arg-type]
+            f"{transcript}<|end_content|><|task_s2t_translation|>{language_token(vocab, tgt)}{vocab.speed_token(speed_ratio)}"  # type: ignore[arg-type]
             f"<|start_content|>{translation}<|end_content|><|start_semantic_token|>{speech()}<|end_semantic_token|>{IM_END}"
         )
     if t is Task.PERFORMANCE:
