@@ -673,7 +673,7 @@ class TranslationEngine:
         frozen Whisper states -> adapter S2TT (text only) -> TTS in the nearest voice. Timings:
         ``encode`` = encoder states, ``generate`` = S2TT, ``decode`` = voice choice + TTS. A row whose
         TTS fails (``TTSError``) keeps its text, gets an empty waveform and ``complete=False``."""
-        from serving.omni import VoiceMatcher, s2tt_decode, text_budget
+        from serving.omni import s2tt_decode, text_budget
         from uniss.engines.tts import TTSError
         from uniss.omni import adapter_inputs, build_omni_prompt, speech_features
 
@@ -688,18 +688,15 @@ class TranslationEngine:
         for i, r in enumerate(rows):
             self.last_generated[i, : len(r)] = r
         t2 = time.perf_counter()
-        if self.voices is None:
-            from uniss.engines.tts import make_tts
-
-            self.voices = VoiceMatcher(make_tts("kokoro"))  # references built on first use (or by prepare)
+        voices = self._voice_matcher()
         results: list[TranslationResult] = []
         for i in range(B):
             parsed = parse_output(v, Task.S2TT, v.decode(rows[i], self._decode_text))
             reason, wav = parsed.reason, np.zeros(0, dtype=np.float32)
             if parsed.target_text:
                 try:
-                    voice, _ = self.voices.pick(arrays[i], tgts[i])
-                    wav = self.voices.speak(parsed.target_text, tgts[i], voice)
+                    voice, _ = voices.pick(arrays[i], tgts[i])
+                    wav = voices.speak(parsed.target_text, tgts[i], voice)
                 except TTSError as e:
                     reason = "; ".join(x for x in (reason, f"tts: {e}") if x)
             else:
@@ -848,13 +845,18 @@ class TranslationEngine:
                 raise EngineError(f"unknown target language {t!r}; supported: {', '.join(LANGUAGES)}")
         if self.recipe != "s2st-omni":
             return
+        for t in target_languages:
+            self._voice_matcher().references(t)
+
+    def _voice_matcher(self):
+        """The ``s2st-omni`` engine's :class:`serving.omni.VoiceMatcher` (Kokoro), built on first use
+        (its voice references are built by :meth:`prepare` or the first request)."""
         if self.voices is None:
             from serving.omni import VoiceMatcher
             from uniss.engines.tts import make_tts
 
             self.voices = VoiceMatcher(make_tts("kokoro"))
-        for t in target_languages:
-            self.voices.references(t)
+        return self.voices
 
 
 def _row_seeds(seed: int | Sequence[int] | None, n: int) -> list[int | None]:
