@@ -56,10 +56,11 @@ from typing import Any
 
 import numpy as np
 
-from serving.mslm import generation_program, translation_program
+from serving.mslm import generation_program, span_bounds, translation_program
 from uniss.audio import require_speech as require_speech_fn  # name clash with translate(require_speech=)
 from uniss.audio import SAMPLE_RATE_HZ, check_waveform  # audio rate of every waveform in and out (Hz)
 from uniss.bundle import BundleError, bundle_recipe
+from uniss.codecs.base import SEMANTIC_RATE_HZ  # 50 tok/s (paper §3.1.2), re-exported: the codecs' own constant
 from uniss.errors import UnissError
 from uniss.mslm import MslmTask, build_mslm_prompt, parse_units
 from uniss.prompts import LANGUAGES, ParsedOutput, Task, build_prompt, other_language, parse_output
@@ -88,8 +89,6 @@ DEFAULT_TEMPERATURE = 0.7
 DEFAULT_TOP_P = 0.8
 DEFAULT_REPETITION_PENALTY = 1.1
 
-#: Semantic token rate (tokens/s; paper §3.1.2, BiCodec semantic tokens at 50 Hz).
-SEMANTIC_RATE_HZ = 50.0
 #: Duration window of the semantic span around the speed token's target duration
 #: (``ratio x source_s x 50`` tokens): the span may not end before ``SPEED_WINDOW[0]`` x and must end
 #: by ``SPEED_WINDOW[1]`` x that count. Inside SLC-0.2's band (paper App. C.1, output/source within
@@ -168,11 +167,8 @@ def token_budgets(source_duration_s: float, speed: float, *, max_duration_s: flo
     Returns:
         ``{"text": int, "semantic": int, "semantic_min": int}`` token counts.
     """
-    n = SEMANTIC_RATE_HZ * speed * source_duration_s
-    sem = max(1, math.ceil(n * SPEED_WINDOW[1]))
-    if max_duration_s is not None:
-        sem = min(sem, max(1, int(SEMANTIC_RATE_HZ * max_duration_s)))
-    sem_min = min(sem, max(1, math.floor(n * SPEED_WINDOW[0])))
+    cap = None if max_duration_s is None else int(SEMANTIC_RATE_HZ * max_duration_s)
+    sem, sem_min = span_bounds(SEMANTIC_RATE_HZ * speed * source_duration_s, SPEED_WINDOW, cap)
     text = max(MIN_TEXT_TOKENS, math.ceil(TEXT_TOKENS_PER_S * source_duration_s * TEXT_MARGIN))
     return {"text": int(text), "semantic": int(sem), "semantic_min": int(sem_min)}
 
