@@ -140,3 +140,38 @@ def _without_alignment(built):
         m.pop("alignment")
         steps.write_manifest(d, m)
     return d
+
+
+def test_fit_codec_fits_on_the_train_split_and_the_corpus_speech(built, tmp_path, monkeypatch):
+    """The codec fit sees every train-split clip (source and target) and both sides of every speech row
+    of the alignment corpus, and nothing of dev/test; the corpus is part of the fit's cache key."""
+    import uniss.codecs.lite as lite
+
+    seen: list[int] = []
+
+    class _Saved:
+        def save(self, out):
+            (out / "manifest.json").parent.mkdir(parents=True, exist_ok=True)
+
+        def fingerprint(self):
+            return "f"
+
+    def fake_fit(wavs, cfg):
+        seen.append(len(list(wavs)))
+        return _Saved()
+
+    monkeypatch.setattr(lite, "fit_lite_codec", fake_fit)
+    synth = built / "synth"
+    train = steps.read_all(synth).query("split == 'train'")
+    n_speech = int((read_alignment(synth)["kind"] == "speech").sum())
+    steps.fit_codec(synth, tmp_path / "codec", preset="tiny", cache=StepCache(tmp_path / "c1"))
+    assert seen == [2 * len(train) + 2 * n_speech] and n_speech == 4
+    # without the corpus: the train clips only, and another cache entry
+    bare = tmp_path / "bare"
+    shutil.copytree(synth, bare)
+    m = read_manifest(bare)
+    (bare / "manifest.json").write_text(__import__("json").dumps({k: v for k, v in m.items() if k != "alignment"}))
+    cache = StepCache(tmp_path / "c2")
+    steps.fit_codec(synth, tmp_path / "codec2", preset="tiny", cache=cache)
+    steps.fit_codec(bare, tmp_path / "codec3", preset="tiny", cache=cache)
+    assert seen[1:] == [2 * len(train) + 8, 2 * len(train)] and cache.stats.misses["fit_codec"] == 2
