@@ -40,9 +40,12 @@ def test_work_dir_keys_of_before_are_kept(tmp_path, monkeypatch):
     change the key."""
     monkeypatch.setenv("UNISS_CHECKPOINT_ROOT", str(tmp_path))
     manifest = {"shards": [{"path": "a.parquet", "md5": "m1"}]}
-    # the shipped tiny phase 1/2 configs changed since (alignment corpus, 2 phase-1 epochs): their
+    # the shipped tiny configs changed since (alignment corpus; issue 16 recipe: smaller steps, LRs): their
     # values of then, given as overrides, still give the keys of then
-    then = {"tiny_phase1": ["epochs=4", "data.alignment=false"], "tiny_phase2": ["data.alignment=false"]}
+    then = {"tiny_phase1": ["epochs=4", "data.alignment=false", "seq_len=1024", "batch_tokens=4096", "checkpoint_every=10",
+                           "optim.lr=8e-4", "optim.warmup_steps=10", "text_vocab_size=4000"],
+            "tiny_phase2": ["data.alignment=false", "seq_len=1024", "batch_tokens=4096", "epochs=2", "optim.lr=2e-4"],
+            "tiny_phase3": ["seq_len=1024", "batch_tokens=4096", "optim.lr=2e-4", "optim.min_lr=2e-5"]}
     for name, key in (("tiny_phase1", "d132b64d6f09e04b"), ("tiny_phase2", "37d5536a39648120"),
                       ("tiny_phase3", "cbee274945509dfd"), ("0_5b_phase1", "19dee7c0152b8f43")):
         assert work_dir_for(load_config(name, then.get(name, [])), manifest, None, "/d").name == f"{name}_{key}"
