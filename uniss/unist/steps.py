@@ -155,15 +155,22 @@ def _stamp_version(data_dir: Path, manifest: dict[str, Any]) -> None:
     write_manifest(data_dir, manifest)
 
 
+#: Speech rows of the alignment corpus that the codec fit uses besides the UniST train split (see fit_codec).
+CODEC_CORPUS_ROWS = 200
+
+
 def fit_codec(data_dir: str | Path, out_dir: str | Path, preset: str = "tiny", *, max_clips: int | None = None,
               cache: StepCache | None = None) -> str:
     """Fit the CPU "lite" triple tokenizer on the train split (source + target speech) and, where the
     dataset has one, the speech rows of its phase-1 alignment corpus, and save it.
 
     The alignment corpus holds train-split sentences only (``uniss.unist.alignment``; the data gate
-    checks it), so no dev/test sentence reaches the codec. It gives the decoder ~5x the speech of the
-    demo's UniST train split (measured 2026-12-03: 372 s -> ~2,370 s); without it the v3 unit
-    decoder's validation L1 was 4x its training L1 (0.28 vs 0.07, 118 clips).
+    checks it), so no dev/test sentence reaches the codec. Its first :data:`CODEC_CORPUS_ROWS` speech
+    rows (by id) give the decoder ~5x the speech of the demo's UniST train split (measured 2026-12-03:
+    372 s -> 1,715 s); without them the v3 unit decoder's validation L1 was 4x its training L1 (0.28
+    vs 0.07, 118 clips). More rows drown the UniST voices in the corpus's two: with 800 rows (5,707 s)
+    the codec topline EN->ZH fell from 29.7 to 7.0 Speech-BLEU (the Mandarin corpus voice is gcin-voice
+    syllable concatenation), ZH->EN stayed at 22.
 
     Cached: the fitted codec is stored under the step cache keyed by (train and corpus audio hashes,
     preset, ``max_clips``), so an unchanged rebuild copies it instead of refitting.
@@ -192,7 +199,7 @@ def fit_codec(data_dir: str | Path, out_dir: str | Path, preset: str = "tiny", *
     from uniss.unist.alignment import read_alignment
 
     align = read_alignment(data_dir)
-    corpus = (align[align["kind"] == "speech"].sort_values("id").reset_index(drop=True)
+    corpus = (align[align["kind"] == "speech"].sort_values("id").head(CODEC_CORPUS_ROWS).reset_index(drop=True)
               if align is not None else train.iloc[:0])
     cache = cache or default_cache()
     key = hashlib.sha256(json.dumps([frame_digest(train, ["id", "src_audio", "tgt_audio"]), preset, max_clips,

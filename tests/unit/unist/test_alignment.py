@@ -143,8 +143,8 @@ def _without_alignment(built):
 
 
 def test_fit_codec_fits_on_the_train_split_and_the_corpus_speech(built, tmp_path, monkeypatch):
-    """The codec fit sees every train-split clip (source and target) and both sides of every speech row
-    of the alignment corpus, and nothing of dev/test; the corpus is part of the fit's cache key."""
+    """The codec fit sees every train-split clip (source and target) and both sides of the alignment
+    corpus's first speech rows, and nothing of dev/test; the corpus is part of the fit's cache key."""
     import uniss.codecs.lite as lite
 
     seen: list[int] = []
@@ -175,3 +175,7 @@ def test_fit_codec_fits_on_the_train_split_and_the_corpus_speech(built, tmp_path
     steps.fit_codec(synth, tmp_path / "codec2", preset="tiny", cache=cache)
     steps.fit_codec(bare, tmp_path / "codec3", preset="tiny", cache=cache)
     assert seen[1:] == [2 * len(train) + 8, 2 * len(train)] and cache.stats.misses["fit_codec"] == 2
+    # at most CODEC_CORPUS_ROWS corpus rows, so the corpus's two voices do not drown the UniST ones
+    monkeypatch.setattr(steps, "CODEC_CORPUS_ROWS", 3)
+    steps.fit_codec(synth, tmp_path / "codec4", preset="tiny", cache=StepCache(tmp_path / "c3"))
+    assert seen[-1] == 2 * len(train) + 6
