@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from uniss.settings import get_settings
-from uniss.unist.alignment import ALIGNMENT
+from uniss.unist.alignment import ALIGNMENT, check_alignment, read_alignment
 from uniss.unist.cache import StepCache
 from uniss.unist.errors import UnistError
 from uniss.unist.io import file_md5, read_table, write_table
@@ -196,8 +196,6 @@ def fit_codec(data_dir: str | Path, out_dir: str | Path, preset: str = "tiny", *
     train = df[df["split"] == "train"].sort_values("id").reset_index(drop=True)
     if train.empty:
         raise UnistError(f"{data_dir}: no train rows to fit a codec on")
-    from uniss.unist.alignment import read_alignment
-
     align = read_alignment(data_dir)
     corpus = (align[align["kind"] == "speech"].sort_values("id").head(CODEC_CORPUS_ROWS).reset_index(drop=True)
               if align is not None else train.iloc[:0])
@@ -263,8 +261,6 @@ def tokenize(data_dir: str | Path, codec_dir: str | Path | None, out_dir: str | 
             elif (src / extra).exists():
                 shutil.copyfile(src / extra, out / extra)
     if m.get("alignment"):  # the phase-1 alignment corpus: its speech rows get the same six token columns
-        from uniss.unist.alignment import read_alignment
-
         align = read_alignment(src)
         speech = align[align["kind"] == "speech"]
         tok_a = tokenize_samples(speech, codec, cache=cache, chunk_rows=p.chunk_rows)
@@ -317,8 +313,6 @@ def validate(data_dir: str | Path, out_dir: str | Path | None = None, *, raise_o
     from uniss.unist.shards import verify_md5s
 
     if m.get("alignment"):  # the phase-1 alignment corpus: its own expectations, same result
-        from uniss.unist.alignment import check_alignment, read_alignment
-
         held = df[df["split"].isin(["dev", "test"])]
         texts = {str(t).strip() for c in ("src_text", "tgt_text") for t in held[c].dropna()}
         a_fail = check_alignment(read_alignment(src), texts, params.languages)

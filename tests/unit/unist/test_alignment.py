@@ -3,6 +3,7 @@ sentences only, carried by synthesize, tokenized, gated and read by training."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -151,7 +152,7 @@ def test_fit_codec_fits_on_the_train_split_and_the_corpus_speech(built, tmp_path
 
     class _Saved:
         def save(self, out):
-            (out / "manifest.json").parent.mkdir(parents=True, exist_ok=True)
+            out.mkdir(parents=True, exist_ok=True)
 
         def fingerprint(self):
             return "f"
@@ -170,7 +171,7 @@ def test_fit_codec_fits_on_the_train_split_and_the_corpus_speech(built, tmp_path
     bare = tmp_path / "bare"
     shutil.copytree(synth, bare)
     m = read_manifest(bare)
-    (bare / "manifest.json").write_text(__import__("json").dumps({k: v for k, v in m.items() if k != "alignment"}))
+    (bare / "manifest.json").write_text(json.dumps({k: v for k, v in m.items() if k != "alignment"}))
     cache = StepCache(tmp_path / "c2")
     steps.fit_codec(synth, tmp_path / "codec2", preset="tiny", cache=cache)
     steps.fit_codec(bare, tmp_path / "codec3", preset="tiny", cache=cache)
