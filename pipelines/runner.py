@@ -104,6 +104,12 @@ def retrain_arguments(
         raise PipelineError(f"unknown size {size!r}; expected tiny or demo")
     params = load_params() if params is None else params
     preset = dict(params.get("pipeline", {}).get(size, {}))
+    from uniss.params import PipelineParams
+
+    try:
+        codec_preset = PipelineParams.model_validate(params.get("pipeline") or {}).codec_for(size)
+    except ValueError as e:  # pydantic's ValidationError and ParamsError are ValueErrors
+        raise PipelineError(str(e)) from None
     extra: dict[str, Any] = {}
     if sources:
         from uniss.unist.errors import UnistError
@@ -125,7 +131,7 @@ def retrain_arguments(
         "train_overrides": [*parse_overrides(list(preset.get("train_overrides", []))), *parse_overrides(overrides or [])],
         "nproc": nproc,
         "eval_limit": eval_limit or int(preset.get("eval_limit", 0)),
-        "codec_preset": str(preset.get("codec") or size),
+        "codec_preset": codec_preset,
     }
 
 

@@ -23,7 +23,8 @@ from uniss.gate import GateThresholds
 from uniss.settings import REPO_ROOT
 from uniss.unist.params import DataParams
 
-__all__ = ["PARAMS_FILE", "ParamsError", "PipelineParams", "PipelinePreset", "ProjectParams", "load_project_params"]
+__all__ = ["PARAMS_FILE", "ParamsError", "PipelineParams", "PipelinePreset", "ProjectParams", "load_project_params",
+           "pipeline_codec"]
 
 #: Default params file: the repository's ``params.yaml``.
 PARAMS_FILE = REPO_ROOT / "params.yaml"
@@ -57,6 +58,17 @@ class PipelineParams(BaseModel):
 
     tiny: PipelinePreset = PipelinePreset()
     demo: PipelinePreset = PipelinePreset()
+
+    def codec_for(self, size: str) -> str:
+        """The lite codec preset a ``size`` (``tiny`` | ``demo``) fits: ``pipeline.<size>.codec``, else
+        the size's own name (codec v2, the presets' names before v3).
+
+        Raises:
+            ParamsError: ``size`` is not ``tiny`` or ``demo``.
+        """
+        if size not in ("tiny", "demo"):
+            raise ParamsError(f"unknown size {size!r}; expected tiny or demo")
+        return getattr(self, size).codec or size
 
 
 class ProjectParams(BaseModel):
@@ -100,3 +112,14 @@ def load_project_params(path: str | Path | None = None) -> ProjectParams:
         return ProjectParams.model_validate(raw)
     except ValidationError as e:
         raise ParamsError(f"invalid params ({Path(path) if path is not None else PARAMS_FILE}): {e}") from None
+
+
+def pipeline_codec(size: str, path: str | Path | None = None) -> str:
+    """The lite codec preset of ``size`` in ``params.yaml`` (:meth:`PipelineParams.codec_for`): the one
+    preset both the retraining pipeline's ``fit_codec`` step and ``uniss data build`` fit, so a data
+    version built by hand carries the pipeline's codec.
+
+    Raises:
+        ParamsError: invalid ``params.yaml``, or ``size`` not ``tiny`` / ``demo``.
+    """
+    return load_project_params(path).pipeline.codec_for(size)

@@ -94,6 +94,8 @@ def _print_counts(summary: dict[str, Any]) -> None:
 def build(
     size: str = typer.Option("tiny", help="tiny (CI) | demo (main job)"),
     codec: Path = typer.Option(None, help="existing codec dir; default: fit a lite codec into DATA/codec"),
+    codec_preset: str = typer.Option(None, help="lite codec preset to fit (tiny-v3 | demo-v3 | tiny | demo); "
+                                     "default: the pipeline's, params.yaml pipeline.<size>.codec"),
     out: Path = typer.Option(None, help="dataset dir (default UNISS_HOME/data/<size>)"),
     register: bool = typer.Option(True, "--register/--no-register", help="commit a version to the DVC registry"),
     push: bool = typer.Option(True, "--push/--no-push", help="dvc push the version to the S3 remote"),
@@ -112,6 +114,7 @@ def build(
     reference translations) instead of the demo corpus; ``--size`` then only picks the codec preset.
     """
     from registry.data import DataRegistry
+    from uniss.params import pipeline_codec
     from uniss.unist.params import load_params
     from uniss.unist.steps import build as run
 
@@ -119,7 +122,8 @@ def build(
     label = size if not spec or all(s.startswith("demo") for s in spec["sources"]) else "custom"
     out = out or _default_out(label)
     summary = run(size, out, codec_dir=codec, params=load_params(params_file), push=push and register,
-                  registry=DataRegistry() if register else None, sources=spec or None)
+                  registry=DataRegistry() if register else None, sources=spec or None,
+                  codec_preset=codec_preset or pipeline_codec(size, params_file))
     summary["mlflow_run_id"] = log_data_run(summary, out, label)
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
@@ -171,15 +175,19 @@ def tokenize(
     data_dir: Path = typer.Argument(..., help="synthesized dataset"),
     out: Path = typer.Option(..., help="tokenized dataset folder"),
     codec: Path = typer.Option(None, help="codec dir; default: fit a lite codec into OUT/codec"),
-    preset: str = typer.Option("tiny", help="lite codec preset when fitting (tiny | demo | tiny-v3 | demo-v3)"),
+    size: str = typer.Option("tiny", help="tiny | demo: fit the codec preset of params.yaml pipeline.<size>.codec"),
+    preset: str = typer.Option(None, help="lite codec preset when fitting (tiny-v3 | demo-v3 | tiny | demo); "
+                               "overrides --size"),
+    params_file: Path = typer.Option(None, "--params", help="params.yaml (default: the repository's)"),
 ) -> None:
     """dvc stage 3: the speaker / linguistic / semantic token streams (cached by codec fingerprint)."""
+    from uniss.params import pipeline_codec
     from uniss.unist.steps import fit_codec
     from uniss.unist.steps import tokenize as run
 
     if codec is None:
         codec = out / "codec"
-        fit_codec(data_dir, codec, preset=preset)
+        fit_codec(data_dir, codec, preset=preset or pipeline_codec(size, params_file))
     s = run(data_dir, codec, out)
     console.print(f"tokenized {s['rows']} samples with codec {s['codec_fingerprint'][:12]}")
 

@@ -375,7 +375,8 @@ def _register(data_dir: Path, registry: DatasetRegistry, push: bool) -> str:
 def build(size: str, out_dir: str | Path, *, codec_dir: str | Path | None = None, work_dir: str | Path | None = None,
           params: DataParams | dict | None = None, push: bool = True,
           engines: Any = None, tts: Any = None, cache: StepCache | None = None,
-          registry: DatasetRegistry | None = None, codec: Any = None, sources: Any = None) -> dict[str, Any]:
+          registry: DatasetRegistry | None = None, codec: Any = None, sources: Any = None,
+          codec_preset: str | None = None) -> dict[str, Any]:
     """The whole data build: source -> synthesize -> (fit lite codec) -> tokenize -> validate -> version.
 
     Args:
@@ -390,9 +391,13 @@ def build(size: str, out_dir: str | Path, *, codec_dir: str | Path | None = None
         registry: where the validated dataset is committed as a version (the caller passes
             ``registry.data.DataRegistry()``); None: no version (``version`` is None).
         sources: the user's corpora (:func:`build_source`; None: the demo corpus of ``size``).
+        codec_preset: lite codec preset fitted when no codec is given (:func:`fit_codec`); None: the
+            pipeline's for ``size`` (``params.yaml`` ``pipeline.<size>.codec``, :func:`uniss.params.pipeline_codec`),
+            so a version built here carries the same codec as one the retraining pipeline builds.
 
     Returns:
-        summary: ``rows``, ``version`` (tag or None), ``counts``, ``timings`` (s), ``cache``, ``data_dir``.
+        summary: ``rows``, ``version`` (tag or None), ``counts``, ``timings`` (s), ``cache``, ``data_dir``,
+        ``codec_preset`` (None when no codec was fitted).
 
     Raises:
         DataValidationError: the GE gate failed (nothing is versioned then).
@@ -422,7 +427,11 @@ def build(size: str, out_dir: str | Path, *, codec_dir: str | Path | None = None
     if codec is not None:
         codec_out = Path(codec_dir) if codec_dir is not None else None
     elif codec_dir is None:
-        timed("fit_codec_s", fit_codec, work / "synth", codec_out, preset=size, cache=cache)
+        if codec_preset is None:
+            from uniss.params import pipeline_codec
+
+            codec_preset = pipeline_codec(size)
+        timed("fit_codec_s", fit_codec, work / "synth", codec_out, preset=codec_preset, cache=cache)
     elif Path(codec_dir).resolve() != codec_out.resolve():
         from uniss.codecs.base import read_manifest as codec_manifest
 
@@ -441,4 +450,5 @@ def build(size: str, out_dir: str | Path, *, codec_dir: str | Path | None = None
     return {"rows": sum(s["rows"] for s in m["shards"]), "version": tag, "data_dir": str(out.resolve()),
             "counts": m["counts"], "timings": timings, "cache": cache.stats.to_dict(),
             "validation": {"passed": result["passed"], "failures": result["failures"]},
-            "codec_fingerprint": m.get("codec_fingerprint")}
+            "codec_fingerprint": m.get("codec_fingerprint"),
+            "codec_preset": codec_preset if codec is None and codec_dir is None else None}
