@@ -36,3 +36,23 @@ def test_unit_noise_changes_training_but_not_the_budget_rules():
     assert not torch.allclose(w0, w1)  # the noisy inputs changed what was learnt
     for d, _ in runs:
         assert not d.training
+
+
+def test_a_step_budget_gives_the_same_decoder_whatever_the_cpu_time(monkeypatch):
+    """Where ``train_steps`` binds, the stop and the learning-rate schedule follow the step count, so
+    the fit does not depend on the machine's load; where the CPU budget binds it still stops early."""
+    import uniss.codecs.lite.unit_decoder as ud
+
+    codes, mels, spk = _data()
+    cfg = LiteCodecConfig.tiny_v3(train_steps=30, decoder_cpu_s=1e6)
+    quiet = train_unit_decoder(codes, mels, spk, 16, cfg, np.random.default_rng(1), progress=False)
+    clock = iter(range(0, 10**6, 7))  # a loaded machine: every CPU-time read 7 s after the last
+    monkeypatch.setattr(ud.time, "process_time", lambda: float(next(clock)))
+    loaded = train_unit_decoder(codes, mels, spk, 16, cfg, np.random.default_rng(1), progress=False)
+    assert quiet[1]["decoder_steps"] == loaded[1]["decoder_steps"] == 30
+    for a, b in zip(quiet[0].state_dict().values(), loaded[0].state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    clock = iter(range(0, 10**6, 7))
+    capped = train_unit_decoder(codes, mels, spk, 16, LiteCodecConfig.tiny_v3(train_steps=30, decoder_cpu_s=100.0),
+                                np.random.default_rng(1), progress=False)
+    assert 20 <= capped[1]["decoder_steps"] < 30  # the CPU cap still binds first when it is the nearer
