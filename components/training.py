@@ -57,7 +57,7 @@ def train_variant(
     """Train one ablation variant: ``variant = {"name", "phases": [..], "overrides": [..]}`` (and
     optionally ``"recipe"``: ``uniss`` by default, ``mslm`` or ``s2st-omni``) runs the listed phases
     in order, each from the previous one's weights (paper Table 4 ablations: ``w/o phase 1`` =
-    phases [2, 3]; ``w/o linguistic`` = override ``use_linguistic=false``; ``phase 1+2`` = phases
+    phases [2, 3]; ``w/o linguistic`` = override ``data.use_linguistic=false``; ``phase 1+2`` = phases
     [1, 2]; issue 20's recipe comparison: one variant per recipe)."""
     from training.launch import run_phases_step as run
 

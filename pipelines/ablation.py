@@ -17,7 +17,7 @@ PIPELINE_NAME = "uniss-ablation"
 DEFAULT_VARIANTS = [
     {"name": "full", "phases": [1, 2, 3], "overrides": []},
     {"name": "wo_phase1", "phases": [2, 3], "overrides": []},
-    {"name": "wo_linguistic", "phases": [1, 2, 3], "overrides": ["use_linguistic=false"]},
+    {"name": "wo_linguistic", "phases": [1, 2, 3], "overrides": ["data.use_linguistic=false"]},
     {"name": "phase1_2", "phases": [1, 2], "overrides": []},
 ]
 

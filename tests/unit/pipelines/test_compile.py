@@ -217,3 +217,27 @@ def test_ablation_labels_each_evaluation_with_its_variant(tmp_path):
     loop = next(t for t in spec["components"].values() if "dag" in t and "evaluate-model" in t["dag"]["tasks"])
     ev = loop["dag"]["tasks"]["evaluate-model"]["inputs"]["parameters"]["variant"]
     assert ev["taskOutputParameter"] == {"outputParameterKey": "Output", "producerTask": "train-variant"}
+
+
+@pytest.mark.parametrize("size", ["tiny", "0_5b", "1_5b"])
+def test_every_ablation_variant_loads_the_configs_it_trains(size):
+    """Each variant of every ablation set (paper Table 4, issue 20's recipes) yields valid training
+    configs for each step it runs, with its overrides applied: a bad override key fails here, at
+    compile time, not after the other variants' hours of training (``use_linguistic=false`` once did)."""
+    from pipelines.ablation import VARIANT_SETS
+    from training.config import CONFIG_DIR, load_config
+    from training.launch import RECIPE_STEPS
+
+    checked = 0
+    for variants in VARIANT_SETS.values():
+        for v in variants:
+            for phase, name in RECIPE_STEPS[v.get("recipe", "uniss")]:
+                if v.get("recipe", "uniss") == "uniss" and phase not in v["phases"]:
+                    continue
+                if not (CONFIG_DIR / name.format(size=size)).exists():
+                    continue  # the baselines ship tiny configs only
+                cfg = load_config(name.format(size=size), v["overrides"])
+                checked += 1
+                if "data.use_linguistic=false" in v["overrides"]:
+                    assert cfg.data.use_linguistic is False
+    assert checked >= 10 if size == "tiny" else checked >= 8
