@@ -424,6 +424,7 @@ def build(size: str, out_dir: str | Path, *, codec_dir: str | Path | None = None
     timed("synthesize_s", synthesize, work / "source", work / "synth", p, engines=engines, cache=cache)
     out.mkdir(parents=True, exist_ok=True)
     codec_out: Path | None = out / "codec"
+    fitted_preset: str | None = None
     if codec is not None:
         codec_out = Path(codec_dir) if codec_dir is not None else None
     elif codec_dir is None:
@@ -431,7 +432,8 @@ def build(size: str, out_dir: str | Path, *, codec_dir: str | Path | None = None
             from uniss.params import pipeline_codec
 
             codec_preset = pipeline_codec(size)
-        timed("fit_codec_s", fit_codec, work / "synth", codec_out, preset=codec_preset, cache=cache)
+        fitted_preset = codec_preset
+        timed("fit_codec_s", fit_codec, work / "synth", codec_out, preset=fitted_preset, cache=cache)
     elif Path(codec_dir).resolve() != codec_out.resolve():
         from uniss.codecs.base import read_manifest as codec_manifest
 
@@ -451,4 +453,4 @@ def build(size: str, out_dir: str | Path, *, codec_dir: str | Path | None = None
             "counts": m["counts"], "timings": timings, "cache": cache.stats.to_dict(),
             "validation": {"passed": result["passed"], "failures": result["failures"]},
             "codec_fingerprint": m.get("codec_fingerprint"),
-            "codec_preset": codec_preset if codec is None and codec_dir is None else None}
+            "codec_preset": fitted_preset}

@@ -340,7 +340,8 @@ def fit_lite_codec_v3(ws: list[np.ndarray], cfg: LiteCodecConfig, *, progress: b
 
     Stages: one Whisper pass (both content streams) -> linguistic and semantic k-means; speaker PQ
     as v2; vocoder mel targets (and their statistics, estimated here because MB-MelGAN's are not
-    shipped); unit decoder trained for ``cfg.train_steps`` steps or ``cfg.decoder_cpu_s`` CPU-seconds, whichever ends first.
+    shipped); unit decoder trained for ``cfg.train_steps`` steps or ``cfg.decoder_cpu_s`` CPU-seconds,
+    whichever ends first.
 
     Args:
         ws: ``(N_i,)`` float32 16 kHz clips, already checked (>= 2).

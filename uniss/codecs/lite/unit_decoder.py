@@ -183,7 +183,7 @@ def train_unit_decoder(
         nn.utils.clip_grad_norm_(dec.parameters(), 1.0)
         cpu_frac = (time.process_time() - c0) / budget if budget > 0 else 1.0
         frac = min(1.0, max(step / cfg.train_steps, cpu_frac))  # the budget nearer its end
-        for g in opt.param_groups:  # 50-step warm-up, then cosine to 10 % over the CPU budget
+        for g in opt.param_groups:  # 50-step warm-up, then cosine to 10 % over the nearer budget
             g["lr"] = cfg.lr * min(1.0, (step + 1) / 50) * (0.1 + 0.45 * (1 + math.cos(math.pi * frac)))
         opt.step()
         step += 1
