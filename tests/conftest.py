@@ -53,15 +53,47 @@ def _free(port: int) -> bool:
             return False
 
 
-def free_stack_ports() -> dict[str, int]:
+#: Where the kernel reads its ephemeral (outbound source) port range; the Linux default is 32768-60999.
+_EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+#: Lowest port the test stack draws (above the well-known and most registered server ports).
+_LOWEST_PORT = 10000
+
+
+def ephemeral_port_range(path: Path = _EPHEMERAL_RANGE_FILE) -> tuple[int, int]:
+    """The kernel's ephemeral port range ``(low, high)``, inclusive (Linux ``ip_local_port_range``);
+    ``(32768, 60999)``, the Linux default, where the file is absent or unreadable (other systems)."""
+    try:
+        low, high = (int(v) for v in path.read_text().split()[:2])
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_stack_ports(rng: random.Random | None = None, ephemeral: tuple[int, int] | None = None) -> dict[str, int]:
     """Distinct free loopback ports for every stack port setting (each port with its +10000 twin
-    free too: SeaweedFS's gRPC ports; harmless for the others), drawn from 20000-45000."""
+    free too: SeaweedFS's gRPC ports; harmless for the others).
+
+    Every port and twin lies outside the kernel's ephemeral range (:func:`ephemeral_port_range`):
+    a port inside it can be free when drawn and then taken as the source port of any outbound
+    connection (SeaweedFS's servers open many while they start, before MLflow binds), which made a
+    CI run fail with "port already in use". Ports are drawn from ``[10000, low)`` when that has room
+    for them, else from ``(high, 65535]``.
+
+    Raises:
+        RuntimeError: no free ports outside the ephemeral range.
+    """
+    rng = rng or random.Random()
+    low, high = ephemeral or ephemeral_port_range()
+    below = (_LOWEST_PORT, low - _GRPC_OFFSET)           # p and p + 10000 both < low
+    above = (max(high + 1, _LOWEST_PORT), 65536 - _GRPC_OFFSET)  # p > high, p + 10000 <= 65535
+    lo, hi = below if below[1] - below[0] >= 1000 else above
+    if hi - lo < 2 * len(_PORT_FIELDS):
+        raise RuntimeError(f"no room for test stack ports outside the ephemeral range {low}-{high}")
     chosen: set[int] = set()
     out: dict[str, int] = {}
-    rng = random.Random()
     for name in _PORT_FIELDS:
         for _ in range(2000):
-            p = rng.randrange(20000, 45000)
+            p = rng.randrange(lo, hi)
             twins = {p, p + _GRPC_OFFSET}
             if twins & chosen or not all(_free(q) for q in twins):
                 continue
