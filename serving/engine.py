@@ -59,11 +59,11 @@ import numpy as np
 from serving.mslm import generation_program, span_bounds, translation_program
 from uniss.audio import require_speech as require_speech_fn  # name clash with translate(require_speech=)
 from uniss.audio import SAMPLE_RATE_HZ, check_waveform  # audio rate of every waveform in and out (Hz)
-from uniss.bundle import BundleError, bundle_recipe
+from uniss.bundle import BundleError, bundle_recipe, bundle_uses_linguistic
 from uniss.codecs.base import SEMANTIC_RATE_HZ  # 50 tok/s (paper §3.1.2), re-exported: the codecs' own constant
 from uniss.errors import UnissError
 from uniss.mslm import MslmTask, build_mslm_prompt, parse_units
-from uniss.prompts import LANGUAGES, ParsedOutput, Task, build_prompt, other_language, parse_output
+from uniss.prompts import LANGUAGES, ParsedOutput, Task, build_prompt, other_language, parse_output, splice_semantic_input
 from uniss.vocab import N_SPEAKER_TOKENS, SpeechVocab, speed_index
 
 __all__ = [
@@ -386,6 +386,9 @@ class TranslationEngine:
         self.meta = dict(meta or {})
         try:
             self.recipe = bundle_recipe(self.meta)
+            #: False for a "w/o linguistic tokens" ablation model: its prompts carry the source's
+            #: semantic tokens in the linguistic slot, as in training (uniss.prompts.splice_semantic_input)
+            self.use_linguistic = bundle_uses_linguistic(self.meta)
         except BundleError as e:
             raise ModelLoadError(str(e)) from None
         self.device = device
@@ -511,9 +514,22 @@ class TranslationEngine:
     def _decode_text(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
-    def prompt_ids(self, speaker: np.ndarray, linguistic: np.ndarray, *, mode: str, tgt: str, speed: float) -> list[int]:
-        """Prompt ids of one utterance: ``build_prompt`` then ``vocab.encode`` (``(T,)`` ids)."""
-        text = build_prompt(self.vocab, mode, tgt=tgt, speaker=speaker, linguistic=linguistic, speed_ratio=speed)
+    def prompt_ids(self, speaker: np.ndarray, linguistic: np.ndarray, *, mode: str, tgt: str, speed: float,
+                   semantic: np.ndarray | None = None) -> list[int]:
+        """Prompt ids of one utterance: ``build_prompt`` then ``vocab.encode`` (``(T,)`` ids).
+
+        Args:
+            speaker: ``(32,)`` speaker codes; linguistic: ``(T_l,)`` codes at 12.5 tok/s.
+            semantic: ``(T_s,)`` source semantic codes at 50 tok/s, for a model trained without
+                linguistic tokens (``self.use_linguistic`` False): they replace ``linguistic``
+                (``uniss.prompts.splice_semantic_input``, paper Table 4's ablation).
+        """
+        if semantic is None:
+            text = build_prompt(self.vocab, mode, tgt=tgt, speaker=speaker, linguistic=linguistic, speed_ratio=speed)
+        else:
+            empty = np.zeros(0, dtype=np.int64)
+            text = splice_semantic_input(self.vocab, build_prompt(self.vocab, mode, tgt=tgt, speaker=speaker, linguistic=empty,
+                                                                  speed_ratio=speed), semantic)
         return self.vocab.encode(text, self._encode_text)
 
     # ------------------------------------------------------------------ translate
@@ -595,8 +611,10 @@ class TranslationEngine:
                                         max_new_tokens=max_new_tokens, t0=t0)
 
         # 1. speech tokens (batched codec call): the prompt holds the source's speaker and
-        # linguistic tokens only (ARCHITECTURE.md prompts), so its semantic stream is skipped
-        toks = self.codec.encode(arrays, semantic=False)
+        # linguistic tokens only (ARCHITECTURE.md prompts), so its semantic stream is skipped,
+        # except for a model trained with semantic tokens in their place (Table 4 ablation)
+        semantic_input = not self.use_linguistic and self.recipe == "uniss"
+        toks = self.codec.encode(arrays, semantic=semantic_input)
         t1 = time.perf_counter()
         speakers = [np.asarray(c.speaker, dtype=np.int64) for c in toks]
         for i, s in enumerate(speakers):
@@ -610,7 +628,8 @@ class TranslationEngine:
             rows = stages[-1]
         else:
             # 2. prompt ids (T_i,)
-            prompts = [self.prompt_ids(speakers[i], np.asarray(toks[i].linguistic), mode=tasks[i].value, tgt=tgts[i], speed=speeds[i])
+            prompts = [self.prompt_ids(speakers[i], np.asarray(toks[i].linguistic), mode=tasks[i].value, tgt=tgts[i], speed=speeds[i],
+                                       semantic=np.asarray(toks[i].semantic) if semantic_input else None)
                        for i in range(B)]
             # 3. constrained, batched generation
             programs = [

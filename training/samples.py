@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from uniss.errors import UnissError
-from uniss.prompts import Task, build_continuation, build_prompt
+from uniss.prompts import PromptError, Task, build_continuation, build_prompt, splice_semantic_input
 from uniss.vocab import SpeechVocab
 
 __all__ = ["IGNORE_INDEX", "Sample", "SampleError", "build_phase_samples", "build_sample", "row_samples"]
@@ -89,20 +89,11 @@ def row_text(row: Mapping[str, Any], key: str) -> str:
 
 def _understanding(vocab: SpeechVocab, row: Mapping[str, Any], side: str, use_linguistic: bool) -> dict[str, Any]:
     """Speaker + linguistic codes of one side; with ``use_linguistic=False`` the linguistic codes
-    are empty and the semantic tokens are spliced in by :func:`_splice_semantic`."""
+    are empty and the semantic tokens are spliced in by ``uniss.prompts.splice_semantic_input``."""
     return {
         "speaker": row_codes(row, f"{side}_speaker"),
         "linguistic": row_codes(row, f"{side}_linguistic") if use_linguistic else np.zeros(0, dtype=np.int64),
     }
-
-
-def _splice_semantic(vocab: SpeechVocab, prompt: str, semantic: np.ndarray) -> str:
-    """Ablation "w/o linguistic" (paper Table 4): put the semantic tokens where the (empty)
-    linguistic block sits, right after the speaker block."""
-    anchor = "<|end_global_token|><|write_generate|>"
-    if anchor not in prompt:
-        raise SampleError("prompt has no empty linguistic slot to splice semantic tokens into")
-    return prompt.replace(anchor, "<|end_global_token|>" + vocab.tokens("semantic", semantic) + "<|write_generate|>", 1)
 
 
 def build_sample(
@@ -165,7 +156,10 @@ def build_sample(
         prompt = build_prompt(vocab, t, tgt=lang[other], text=row_text(row, f"{side}_text"))
         cont = build_continuation(vocab, t, translation=row_text(row, f"{other}_text"))
     if splice is not None and not use_linguistic:
-        prompt = _splice_semantic(vocab, prompt, row_codes(row, f"{splice}_semantic"))
+        try:
+            prompt = splice_semantic_input(vocab, prompt, row_codes(row, f"{splice}_semantic"))
+        except PromptError as e:
+            raise SampleError(str(e)) from None
     p = vocab.encode(prompt, encode_text)
     c = vocab.encode(cont, encode_text)
     ids = np.asarray(p + c, dtype=np.int64)

@@ -36,7 +36,7 @@ from uniss.jsonio import read_json
 from uniss.lm import LMError, load_checked_model, padded_rows
 from uniss.vocab import SpeechVocab, VocabError
 
-__all__ = ["BUNDLE_FORMAT", "RECIPES", "BundleError", "ModelBundle", "bundle_recipe", "git_commit", "load_bundle",
+__all__ = ["BUNDLE_FORMAT", "RECIPES", "BundleError", "ModelBundle", "bundle_recipe", "bundle_uses_linguistic", "git_commit", "load_bundle",
            "read_bundle_meta", "save_bundle"]
 
 #: Version of the bundle layout written by :func:`save_bundle`.
@@ -177,6 +177,22 @@ def bundle_recipe(meta: dict[str, Any]) -> str:
     if recipe not in RECIPES:
         raise BundleError(f"bundle recipe {recipe!r} is not one of {', '.join(RECIPES)}")
     return str(recipe)
+
+
+def bundle_uses_linguistic(meta: dict[str, Any]) -> bool:
+    """Whether a bundle's model reads the source's linguistic tokens (the default) or, trained with
+    ``data.use_linguistic=false`` (the "w/o linguistic tokens" ablation, paper Table 4), its semantic
+    tokens in their place (``uniss.prompts.splice_semantic_input``). Read from the last phase's
+    ``meta["config"]["data"]["use_linguistic"]``; ``True`` when absent (older bundles, released
+    checkpoints).
+
+    Raises:
+        BundleError: the field is present but not a boolean.
+    """
+    value = ((meta.get("config") or {}).get("data") or {}).get("use_linguistic", True)
+    if not isinstance(value, bool):
+        raise BundleError(f"bundle config data.use_linguistic must be true or false, got {value!r}")
+    return value
 
 
 def load_bundle_tokenizer(path: str | Path):

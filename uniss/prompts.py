@@ -35,6 +35,7 @@ __all__ = [
     "language_token",
     "other_language",
     "parse_output",
+    "splice_semantic_input",
     "strip_special",
 ]
 
@@ -196,6 +197,29 @@ def build_prompt(
     need("text", text)
     tg = language_token(vocab, tgt)  # type: ignore[arg-type]
     return "<|task_t2t_translation|>" + tg + "<|start_content|>" + text + "<|end_content|><|write_generate|>" + tg + "<|start_content|>"  # type: ignore[operator]
+
+
+def splice_semantic_input(vocab: SpeechVocab, prompt: str, semantic: Sequence[int] | np.ndarray) -> str:
+    """The "w/o linguistic tokens" ablation's input (paper §5.3, Table 4): the source's semantic
+    tokens stand where its linguistic tokens would, right after the speaker block.
+
+    Training (``training.samples``) and inference (``serving.engine``) both build their prompts with
+    it, so a model trained with ``data.use_linguistic=false`` is prompted the way it was trained.
+
+    Args:
+        vocab: token layout.
+        prompt: a :func:`build_prompt` string (S2ST, ASR or S2TT) built with an empty ``linguistic``.
+        semantic: ``(T_s,)`` int semantic codes at 50 tok/s (paper §3.1.2).
+    Returns:
+        The prompt with ``semantic`` spliced between ``<|end_global_token|>`` and ``<|write_generate|>``.
+    Raises:
+        PromptError: the prompt has no empty linguistic slot (another task, or linguistic codes present).
+        TokenRangeError: a code outside the semantic family.
+    """
+    anchor = "<|end_global_token|><|write_generate|>"
+    if anchor not in prompt:
+        raise PromptError("prompt has no empty linguistic slot to splice semantic tokens into")
+    return prompt.replace(anchor, "<|end_global_token|>" + vocab.tokens("semantic", semantic) + "<|write_generate|>", 1)
 
 
 def build_continuation(

@@ -231,3 +231,42 @@ def test_engine_rejects_vocab_model_mismatch():
     codec.sizes = dict(codec.sizes, semantic=999)
     with pytest.raises(ModelLoadError, match="codec semantic size"):
         TranslationEngine(model, tok, vocab, codec)
+
+
+@pytest.mark.parametrize("use_linguistic", [True, False])
+def test_engine_prompts_a_model_the_way_its_recipe_trained_it(wavs, use_linguistic):
+    """A bundle trained with ``data.use_linguistic=false`` (paper Table 4's "w/o linguistic tokens")
+    reads the source's semantic tokens where the linguistic ones would be; the engine must prompt it
+    with exactly the prompt training built for the same codec tokens (it once always sent linguistic
+    tokens, ids that model never saw as input)."""
+    from training.samples import IGNORE_INDEX, build_sample
+
+    model, tok, vocab, codec = tm.build_tiny(0)
+    eng = TranslationEngine(model, tok, vocab, codec, meta={"config": {"data": {"use_linguistic": use_linguistic}}})
+    sent: list[list[int]] = []
+    decode = eng._decode
+
+    def capture(prompts, *a, **k):
+        sent.extend(prompts)
+        return decode(prompts, *a, **k)
+
+    eng._decode = capture
+    eng.translate([wavs[0]], target_language="zh", mode="quality", do_sample=False, require_speech=False, max_new_tokens=4)
+
+    c = codec.encode([wavs[0]])[0]
+    row = {"id": "r", "src_lang": "en", "tgt_lang": "zh", "src_text": "a b", "tgt_text": "c d", "ratio": 1.0,
+           "src_speaker": c.speaker, "src_linguistic": c.linguistic, "src_semantic": c.semantic, "tgt_semantic": c.semantic}
+    s = build_sample(vocab, lambda t: list(tok.encode(t, add_special_tokens=False)), row, "quality", use_linguistic=use_linguistic)
+    assert sent == [list(s.input_ids[: int((s.labels == IGNORE_INDEX).sum())])]
+    ids = np.asarray(sent[0])
+    lo, hi = vocab.range("linguistic")
+    slo, shi = vocab.range("semantic")
+    n_ling, n_sem = int(((ids >= lo) & (ids < hi)).sum()), int(((ids >= slo) & (ids < shi)).sum())
+    assert (n_ling, n_sem) == ((len(c.linguistic), 0) if use_linguistic else (0, len(c.semantic)))
+    assert n_ling + n_sem > 0
+
+
+def test_a_bundle_with_a_malformed_use_linguistic_is_refused():
+    model, tok, vocab, codec = tm.build_tiny(0)
+    with pytest.raises(ModelLoadError, match="use_linguistic"):
+        TranslationEngine(model, tok, vocab, codec, meta={"config": {"data": {"use_linguistic": "no"}}})
