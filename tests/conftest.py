@@ -105,6 +105,12 @@ def free_stack_ports(rng: random.Random | None = None, ephemeral: tuple[int, int
     return out
 
 
+def free_port() -> int:
+    """One free loopback port outside the kernel's ephemeral range (:func:`free_stack_ports`'s
+    rule), for a test that starts a single server of its own."""
+    return free_stack_ports()["model_server_port"]
+
+
 #: Files a usable Whisper-base CTranslate2 directory has (``uniss.engines.asr.WhisperASR`` checks the same).
 _WHISPER_FILES = ("model.bin", "config.json", "tokenizer.json")
 

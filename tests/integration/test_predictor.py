@@ -12,7 +12,6 @@ import base64
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
+
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests" / "unit" / "serving"
@@ -40,12 +41,6 @@ from serving.predictor import ServeConfig, serve
 serve(engine=tm.tiny_engine(), host="127.0.0.1", port=int(sys.argv[1]),
       config=ServeConfig(max_audio_s=30, max_batch=4, max_body_bytes=12_000_000))
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wav(x: np.ndarray, sr: int = 16000) -> bytes:
@@ -69,7 +64,7 @@ def _b64(b: bytes) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("server") / "server.log"
     log = open(log_path, "wb")  # a file, not a pipe: an unread pipe fills up and blocks the server
     proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)

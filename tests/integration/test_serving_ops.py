@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests" / "unit" / "serving"
@@ -50,15 +51,9 @@ serve(engine=Slow(tm.tiny_engine()), host="127.0.0.1", port=int(sys.argv[1]),
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start(tmp: Path, timeout_s: float) -> tuple[subprocess.Popen, str, Path]:
     sys.path.insert(0, str(TINY))
-    port = _free_port()
+    port = free_port()
     log_path = tmp / f"server-{port}.log"
     log = open(log_path, "wb")  # a file, not a pipe: an unread pipe fills up and blocks the server
     proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(timeout_s)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)

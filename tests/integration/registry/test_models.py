@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import free_port
 
 from uniss.settings import MODEL_NAME as NAME
 
@@ -30,12 +31,6 @@ VENV_BIN = Path(sys.executable).parent
 def _fresh_name(prefix: str) -> str:
     """A registered-model name no other test uses."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +48,7 @@ def tracking_uri(request, tmp_path_factory):
         yield uri
         return
     root = tmp_path_factory.mktemp("mlflow")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     log = open(root / "server.log", "wb")
     proc = subprocess.Popen(
