@@ -194,3 +194,39 @@ def test_asr_batch_agreement_detects_padding_bugs():
     bad = M.asr_batch_agreement(_ToyASR(masks=False), wavs, "en")
     assert bad.exact == pytest.approx(1 / 3)
     assert bad.error_rate == pytest.approx(2 / 6)
+
+
+# ---------------------------------------------------------------- paired bootstrap (uniss compare)
+_REFS = ["the cat sat on the mat", "a dog ran home", "hello world out there", "it is raining today", "we like white rice"] * 4
+_BASE = ["the cat sat on mat", "a dog ran", "hello world", "it rains today", "we like rice"] * 4
+
+
+def test_paired_bootstrap_scores_are_the_corpus_bleu_and_a_clear_loss_is_significant():
+    worse = ["cat", "dog", "hello", "rain", "rice"] * 4
+    r = M.paired_bootstrap_bleu(_BASE, worse, _REFS, "en")
+    assert r.base == pytest.approx(M.corpus_bleu(_BASE, _REFS, "en").score)
+    assert r.other == pytest.approx(M.corpus_bleu(worse, _REFS, "en").score)
+    assert r.delta == pytest.approx(r.other - r.base) and r.delta < 0
+    assert r.p_value < 0.01 and r.n == 20 and r.n_samples == 1000 and "bs:1000" in r.signature
+    assert M.paired_bootstrap_bleu(_BASE, worse, _REFS, "en") == r  # seeded: reproducible
+
+
+def test_paired_bootstrap_one_sentence_changed_is_not_significant_and_equal_scores_give_p_one():
+    one = list(_BASE)
+    one[3] = "it is raining"
+    r = M.paired_bootstrap_bleu(_BASE, one, _REFS, "en")
+    assert r.delta > 0 and r.p_value > 0.05
+    assert M.paired_bootstrap_bleu(_BASE, list(_BASE), _REFS, "en").p_value == 1.0
+
+
+def test_paired_bootstrap_normalises_like_corpus_bleu_and_rejects_bad_input():
+    refs = ["我们的邻居每天早上卖白米。", "他喜欢红苹果"]
+    r = M.paired_bootstrap_bleu(["我們的鄰居每天早上賣白米", "他喜欢苹果"], ["我们的邻居", "他喜欢红苹果!"], refs, "zh")
+    assert r.base == pytest.approx(M.corpus_bleu(["我們的鄰居每天早上賣白米", "他喜欢苹果"], refs, "zh").score)
+    assert "tok:zh" in r.signature
+    with pytest.raises(M.MetricsError):
+        M.paired_bootstrap_bleu(["a"], ["a", "b"], ["a"], "en")
+    with pytest.raises(M.MetricsError):
+        M.paired_bootstrap_bleu(["a"], ["a"], ["a"], "fr")
+    with pytest.raises(M.MetricsError, match="n_samples"):
+        M.paired_bootstrap_bleu(["a"], ["a"], ["a"], "en", n_samples=10)
