@@ -1,19 +1,23 @@
 """Paper Table 4 style comparison of evaluation runs (ablations).
 
 :func:`compare_runs` reads MLflow runs and builds the table (rows = runs or ``run:mode``, columns =
-a metric per direction, deltas vs the first row); :func:`log_comparison` logs it as a run of
+a metric per direction, deltas vs the first row; with ``significance``, the paired-bootstrap p-value
+of each BLEU delta from the runs' per-utterance outputs); :func:`log_comparison` logs it as a run of
 experiment ``uniss-eval``; :func:`comparison_markdown` renders it.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from evaluation.common import DIRECTIONS, EVAL_EXPERIMENT, MODES, EvaluationError, eval_mlflow
 from uniss.metrics import metric_key
 
-__all__ = ["compare_runs", "comparison_markdown", "log_comparison"]
+__all__ = ["HYPOTHESIS_COLUMNS", "compare_runs", "comparison_markdown", "log_comparison", "paired_p_values", "run_utterances"]
 
 
 def compare_runs(
@@ -22,6 +26,8 @@ def compare_runs(
     metric: str | Sequence[str] = "speech_bleu",
     directions: Sequence[str] = DIRECTIONS,
     default_mode: str = "performance",
+    significance: bool = False,
+    n_samples: int = 1000,
 ) -> Any:
     """Table 4 style comparison of evaluation runs; with several metrics, Table 1 style (systems
     side by side on Speech-BLEU, Text-BLEU, SLC, speaker similarity ...).
@@ -33,10 +39,15 @@ def compare_runs(
             (``uniss.metrics`` names, e.g. ``["speech_bleu", "text_bleu", "slc_0.2", "speaker_sim"]``).
         directions: directions shown (columns).
         default_mode: mode when a spec has none (paper: Base/Train rows in Performance mode).
+        significance: also test each BLEU delta (``speech_bleu``, ``text_bleu``) with paired bootstrap
+            resampling over the utterances both runs scored (:func:`paired_p_values`).
+        n_samples: bootstrap resamples.
     Returns:
         ``DataFrame``: ``variant``, ``run_id``, ``mode``, then ``<metric>.<dir>`` per metric and
         direction and ``delta.<metric>.<dir>`` (vs the first row). With several metrics, a run that
-        lacks some of them (a textless system has no Text-BLEU) gets NaN there.
+        lacks some of them (a textless system has no Text-BLEU) gets NaN there. With
+        ``significance``, ``p.<metric>.<dir>`` for the BLEU metrics (NaN on the first row, and where
+        a run has no per-utterance outputs or the two runs share no utterance).
     Raises:
         EvaluationError: no runs or no metric, an unknown run id or mode, or a run lacking every
             requested metric of its mode.
@@ -83,7 +94,77 @@ def compare_runs(
     for m in metrics:
         for d in directions:
             df[f"delta.{m}.{d}"] = df[f"{m}.{d}"] - df[f"{m}.{d}"].iloc[0]
+    if significance:
+        utts = {rid: run_utterances(c, rid) for rid in dict.fromkeys(df["run_id"])}
+        tested = [m for m in metrics if m in HYPOTHESIS_COLUMNS]
+        for m in tested:
+            for d in directions:
+                df[f"p.{m}.{d}"] = [float("nan")] + [
+                    paired_p_values(utts[df["run_id"].iloc[0]], utts[r["run_id"]], metric=m, direction=d,
+                                    base_mode=df["mode"].iloc[0], mode=r["mode"], n_samples=n_samples)
+                    if r[f"delta.{m}.{d}"] == r[f"delta.{m}.{d}"] else float("nan")  # no delta (a textless system): no test
+                    for _, r in df.iloc[1:].iterrows()]
     return df
+
+
+#: Per-utterance column holding each BLEU metric's hypothesis (``evaluation.report`` ``utterances.parquet``).
+HYPOTHESIS_COLUMNS = {"speech_bleu": "output_asr", "text_bleu": "output_text"}
+#: Where ``evaluation.report.log_report`` logs the per-utterance table of an evaluation run.
+UTTERANCES_ARTIFACT = "eval/utterances.parquet"
+
+
+def run_utterances(client: Any, run_id: str) -> Any | None:
+    """The per-utterance table (``DataFrame``) an evaluation run logged (:data:`UTTERANCES_ARTIFACT`),
+    or ``None`` when the run has none (a run logged before it existed, or not an evaluation run)."""
+    import pandas as pd
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+    from mlflow.exceptions import MlflowException
+
+    saved = os.environ.get(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name)
+    os.environ[MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name] = "false"  # one line per step: no download bars
+    try:
+        with tempfile.TemporaryDirectory(prefix="uniss-compare-") as tmp:
+            try:
+                path = client.download_artifacts(run_id, UTTERANCES_ARTIFACT, tmp)
+            except (MlflowException, OSError):
+                return None
+            return pd.read_parquet(Path(path))
+    finally:
+        if saved is None:
+            os.environ.pop(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, None)
+        else:
+            os.environ[MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name] = saved
+
+
+def paired_p_values(base: Any | None, other: Any | None, *, metric: str, direction: str, base_mode: str, mode: str,
+                    n_samples: int = 1000) -> float:
+    """Paired-bootstrap p-value of ``other``'s BLEU minus ``base``'s on the utterances both scored in
+    ``direction`` (``uniss.metrics.paired_bootstrap_bleu``: Koehn 2004 via SacreBLEU).
+
+    Args:
+        base / other: per-utterance tables (``id``, ``direction``, ``mode``, ``ref_text`` and the
+            metric's hypothesis column, :data:`HYPOTHESIS_COLUMNS`), or ``None``.
+        metric: ``speech_bleu`` or ``text_bleu``; base_mode / mode: each table's mode compared.
+    Returns:
+        The p-value; NaN when a table is missing or the two share no utterance id.
+    Raises:
+        EvaluationError: a metric without a per-utterance hypothesis column.
+    """
+    from uniss.metrics import paired_bootstrap_bleu
+
+    if metric not in HYPOTHESIS_COLUMNS:
+        raise EvaluationError(f"no paired test for {metric}; only {', '.join(HYPOTHESIS_COLUMNS)}")
+    if base is None or other is None:
+        return float("nan")
+    col = HYPOTHESIS_COLUMNS[metric]
+    pick = lambda t, md: t[(t["direction"] == direction) & (t["mode"] == md)][["id", "ref_text", col]]  # noqa: E731
+    both = pick(base, base_mode).merge(pick(other, mode), on="id", suffixes=("_base", "_other"))
+    if both.empty:
+        return float("nan")
+    both = both.sort_values("id", kind="stable")
+    res = paired_bootstrap_bleu(both[f"{col}_base"].fillna("").tolist(), both[f"{col}_other"].fillna("").tolist(),
+                                both["ref_text_base"].fillna("").tolist(), direction.split("-")[1], n_samples=n_samples)
+    return res.p_value
 
 
 def log_comparison(df: Any, *, metric: str | Sequence[str] = "speech_bleu") -> str:
@@ -96,7 +177,7 @@ def log_comparison(df: Any, *, metric: str | Sequence[str] = "speech_bleu") -> s
         mlflow.log_text(comparison_markdown(df), "comparison/table4.md")
         for _, r in df.iloc[1:].iterrows():
             for col in df.columns:
-                if col.startswith("delta."):
+                if col.startswith(("delta.", "p.")):
                     if r[col] == r[col]:  # NaN: a metric the system does not have
                         mlflow.log_metric(_metric_name(f"{col}.{r['variant']}"), float(r[col]))
         return run.info.run_id
@@ -110,17 +191,20 @@ def _metric_name(name: str) -> str:
 
 
 def comparison_markdown(df: Any) -> str:
-    """The comparison table in markdown (deltas signed, first row ``-`` like paper Table 4)."""
+    """The comparison table in markdown (deltas signed, p-values to 3 places, first row ``-`` like
+    paper Table 4)."""
     cols = [c for c in df.columns if c not in ("run_id",)]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for i, (_, r) in enumerate(df.iterrows()):
         cells = []
         for c in cols:
             v = r[c]
-            if isinstance(v, float) and v != v:  # NaN: the system lacks this metric
-                cells.append("n/a")
+            if isinstance(v, float) and v != v:  # NaN: the system lacks this metric (the base row has no p)
+                cells.append("-" if i == 0 and c.startswith("p.") else "n/a")
             elif c.startswith("delta."):
                 cells.append("-" if i == 0 else f"{v:+.2f}")
+            elif c.startswith("p."):
+                cells.append("-" if i == 0 else f"{v:.3f}")
             elif isinstance(v, float):
                 cells.append(f"{v:.2f}")
             else:

@@ -313,3 +313,39 @@ def test_compare_table4_from_mlflow_runs(registry):
     assert "+0.90" in res.output and "-14.94" in res.output and "logged comparison run" in res.output
     res = CliRunner().invoke(app, ["compare", "0" * 32])
     assert res.exit_code == 2 and "unknown run" in res.output
+
+
+def test_compare_tests_deltas_on_the_utterances_runs_logged(registry, tmp_path):
+    """With per-utterance outputs logged the way ``evaluation.report.log_report`` logs them
+    (``eval/utterances.parquet``, in the stack's S3 artifact store), ``uniss compare`` prints the
+    paired-bootstrap p-value of each delta; a run without them gets ``n/a``."""
+    import mlflow
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from evaluation.common import EVAL_EXPERIMENT
+    from evaluation.compare import compare_runs
+    from pipelines.cli import app
+
+    refs = ["the cat sat on the mat", "a dog ran home", "hello world out there", "it is raining today"] * 5
+    outputs = {"good": ["the cat sat on mat", "a dog ran", "hello world", "it rains today"] * 5,
+               "bad": ["cat", "dog", "hello", "rain"] * 5, "none": None}
+    mlflow.set_experiment(EVAL_EXPERIMENT)
+    ids = []
+    for name, hyps in outputs.items():
+        with mlflow.start_run(run_name=name, tags={"uniss.variant": name}) as run:
+            mlflow.log_metrics({"speech_bleu.en-zh.performance": 1.0, "speech_bleu.zh-en.performance": 1.0})
+            if hyps is not None:
+                f = tmp_path / name / "utterances.parquet"
+                f.parent.mkdir()
+                pd.DataFrame({"id": [f"u{i:02d}" for i in range(len(refs))], "direction": "zh-en", "mode": "performance",
+                              "ref_text": refs, "output_asr": hyps, "output_text": ""}).to_parquet(f)
+                mlflow.log_artifact(str(f), artifact_path="eval")
+            ids.append(run.info.run_id)
+    df = compare_runs(ids, significance=True)
+    assert df["p.speech_bleu.zh-en"].iloc[1] < 0.01  # a clear loss on 20 utterances
+    assert df["p.speech_bleu.zh-en"].iloc[2] != df["p.speech_bleu.zh-en"].iloc[2]  # no utterances logged: NaN
+    assert df["p.speech_bleu.en-zh"].isna().all()  # no en-zh utterances in any run
+    res = CliRunner().invoke(app, ["compare", *ids, "--no-log"])
+    assert res.exit_code == 0, res.output
+    assert "p ZH-EN" in res.output and "n/a" in res.output

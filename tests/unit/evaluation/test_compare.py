@@ -3,6 +3,7 @@
 Run metrics are paper Table 4's Speech-BLEU numbers; the expected deltas are worked out by hand
 (e.g. 30.28 - 29.38 = +0.90, 14.44 - 29.38 = -14.94)."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -21,8 +22,42 @@ RUNS = {
 }
 
 
+#: Per-utterance outputs (``eval/utterances.parquet``) of the runs that logged them: run -> {(direction,
+#: mode): ASR of each output}, against _REFS; run "c" logged none.
+_REFS = {"en-zh": ["我们的邻居每天早上卖白米", "他喜欢红苹果", "今天下雨了", "我们喜欢白米饭", "猫坐在垫子上"] * 4,
+         "zh-en": ["the cat sat on the mat", "a dog ran home", "hello world out there", "it is raining today",
+                   "we like white rice"] * 4}
+_GOOD = {"en-zh": ["我们的邻居每天卖白米", "他喜欢苹果", "今天下雨", "我们喜欢白米饭", "猫坐在垫子上"] * 4,
+         "zh-en": ["the cat sat on mat", "a dog ran", "hello world", "it rains today", "we like rice"] * 4}
+_BAD = {"en-zh": ["我们", "他", "今天", "我们", "猫"] * 4, "zh-en": ["cat", "dog", "hello", "rain", "rice"] * 4}
+UTTS = {"a" * 32: {("en-zh", "performance"): _GOOD["en-zh"], ("zh-en", "performance"): _GOOD["zh-en"],
+                   ("en-zh", "direct"): _BAD["en-zh"], ("zh-en", "direct"): _GOOD["zh-en"]},
+        "b" * 32: {("en-zh", "performance"): _BAD["en-zh"], ("zh-en", "performance"): _GOOD["zh-en"]}}
+
+
+def _utterance_table(run_id):
+    import pandas as pd
+
+    rows = []
+    for (d, mode), hyps in UTTS[run_id].items():
+        for i, h in enumerate(hyps):
+            rows.append({"id": f"{d}-{i:03d}", "direction": d, "mode": mode, "ref_text": _REFS[d][i], "output_asr": h,
+                         "output_text": ""})
+    return pd.DataFrame(rows)
+
+
 class _FakeClient:
-    """The two MlflowClient calls compare_runs makes, over the RUNS table."""
+    """The MlflowClient calls compare_runs makes, over the RUNS table (and UTTS for the artifacts)."""
+
+    def download_artifacts(self, run_id, path, dst_path):
+        from mlflow.exceptions import MlflowException
+
+        if run_id not in UTTS or path != "eval/utterances.parquet":
+            raise MlflowException(f"no artifact {path} in run {run_id}")
+        out = Path(dst_path) / path
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _utterance_table(run_id).to_parquet(out)
+        return str(out)
 
     def get_run(self, run_id):
         from mlflow.exceptions import MlflowException
@@ -82,3 +117,36 @@ def test_several_metrics_side_by_side_table1_style(fake_client):
         compare_runs(["e" * 32, "f" * 32 + ":direct"], metric=["speech_bleu", "text_bleu"])
     with pytest.raises(EvaluationError, match="at least one metric"):
         compare_runs(["e" * 32], metric=[])
+
+
+def test_significance_gives_each_bleu_delta_its_paired_bootstrap_p_value(fake_client):
+    """p of each delta = the paired bootstrap of the two runs' per-utterance outputs (uniss.metrics,
+    tested there): a clear EN-ZH loss is significant, identical ZH-EN outputs give p = 1, a run without
+    per-utterance outputs gets NaN, and the base row has none."""
+    from uniss.metrics import paired_bootstrap_bleu
+
+    df = compare_runs(["a" * 32, "b" * 32, "c" * 32, "a" * 32 + ":direct"], significance=True)
+    assert df["p.speech_bleu.en-zh"].iloc[0] != df["p.speech_bleu.en-zh"].iloc[0]  # NaN
+    want = paired_bootstrap_bleu(_GOOD["en-zh"], _BAD["en-zh"], _REFS["en-zh"], "zh").p_value
+    assert df["p.speech_bleu.en-zh"].iloc[1] == pytest.approx(want) and want < 0.01
+    assert df["p.speech_bleu.zh-en"].iloc[1] == 1.0  # the same outputs
+    assert df[["p.speech_bleu.en-zh", "p.speech_bleu.zh-en"]].iloc[2].isna().all()  # run c logged no utterances
+    assert df["p.speech_bleu.en-zh"].iloc[3] < 0.01 and df["p.speech_bleu.zh-en"].iloc[3] == 1.0  # Direct vs Performance
+    md = comparison_markdown(df).splitlines()
+    assert md[2].endswith("| - | - |") and md[4].endswith("| n/a | n/a |")
+    assert md[3].endswith(f"| {want:.3f} | 1.000 |")
+    assert "p.speech_bleu.en-zh" not in compare_runs(["a" * 32, "b" * 32]).columns  # off by default
+
+
+def test_significance_skips_metrics_a_system_lacks(fake_client, monkeypatch):
+    """A textless system has no Text-BLEU delta, so no Text-BLEU test (its empty texts are not scored
+    as 0 BLEU), while its Speech-BLEU delta is tested; metrics other than BLEU have no paired test."""
+    from evaluation.compare import paired_p_values
+
+    monkeypatch.setitem(UTTS, "e" * 32, {("en-zh", "quality"): _GOOD["en-zh"], ("zh-en", "quality"): _GOOD["zh-en"]})
+    monkeypatch.setitem(UTTS, "f" * 32, {("en-zh", "quality"): _BAD["en-zh"], ("zh-en", "quality"): _BAD["zh-en"]})
+    df = compare_runs(["e" * 32, "f" * 32], metric=["speech_bleu", "text_bleu"], default_mode="quality", significance=True)
+    assert (df[["p.speech_bleu.en-zh", "p.speech_bleu.zh-en"]].iloc[1] < 0.01).all()
+    assert df[["p.text_bleu.en-zh", "p.text_bleu.zh-en"]].iloc[1].isna().all()
+    with pytest.raises(EvaluationError, match="no paired test for slc_0.2"):
+        paired_p_values(None, None, metric="slc_0.2", direction="en-zh", base_mode="quality", mode="quality")
