@@ -10,9 +10,13 @@ from uniss.version import PROJECT_IMAGE as BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE)
-def build_source(size: str, seed: int, sources: dict, source: Output[Dataset]) -> int:
+def build_source(size: str, seed: int, sources: dict, data_params: dict, source: Output[Dataset]) -> int:
     """Generate the demo source corpus (TTS voices, both directions) of a size preset, or read the
     user's corpora named by ``sources`` (``uniss.unist.ingest.IngestSpec`` as a dict; ``{}`` = demo).
+
+    ``data_params`` (params.yaml ``data``: the size presets, voices, TTS engine, seed) is an input so
+    that KFP's cache key covers it: read from params.yaml inside the step, an edited preset (say, a
+    larger ``alignment_speech``) was served the corpus cached under the old one.
 
     Returns the number of source utterances.
     """
@@ -20,7 +24,7 @@ def build_source(size: str, seed: int, sources: dict, source: Output[Dataset]) -
     from uniss.unist.steps import build_source as run
 
     with step_run("build_source", {"size": size, "seed": seed, "sources": sources}):
-        summary = run(size=size, out_dir=source.path, seed=seed, sources=sources)
+        summary = run(size=size, out_dir=source.path, seed=seed, params=data_params, sources=sources)
     source.metadata.update(summary)
     return int(summary["rows"])
 

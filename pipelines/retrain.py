@@ -146,7 +146,7 @@ def make_retrain_pipeline(target: str = "cluster", code_versions: dict[str, str]
     ) -> str:
         # ---- data: build a new version, or reuse an existing tag ------------------------------
         with dsl.If(data_version == "", name="build-new-data"):
-            src = common(build_source(size=size, seed=seed, sources=sources))
+            src = common(build_source(size=size, seed=seed, sources=sources, data_params=data_params))
             syn = common(synthesize_unist(source=src.outputs["source"], data_params=data_params))
             cod = common(fit_codec(unist=syn.outputs["unist"], preset=codec_preset))
             tok = common(tokenize_unist(unist=syn.outputs["unist"], codec=cod.outputs["codec"]))

@@ -241,3 +241,34 @@ def test_every_ablation_variant_loads_the_configs_it_trains(size):
                 if "data.use_linguistic=false" in v["overrides"]:
                     assert cfg.data.use_linguistic is False
     assert checked >= 10 if size == "tiny" else checked >= 8
+
+
+def _tasks(node, found=None):
+    """Every task of a compiled pipeline spec, nested DAGs (dsl.If / ParallelFor) included: name -> task."""
+    found = {} if found is None else found
+    if isinstance(node, dict):
+        for name, task in (node.get("dag", {}) or {}).get("tasks", {}).items():
+            found[name] = task
+        for v in node.values():
+            _tasks(v, found)
+    elif isinstance(node, list):
+        for v in node:
+            _tasks(v, found)
+    return found
+
+
+def test_every_data_step_that_reads_the_data_params_takes_them_as_an_input(tmp_path):
+    """KFP caches a step on its inputs. build_source reads the size presets (corpus sizes, voices, the
+    alignment corpus) from params.yaml; while they were not an input, editing them served the corpus
+    cached under the old ones (found 2026-12-04: alignment_speech 800 -> 2400 re-ran nothing)."""
+    from kfp import compiler
+
+    from pipelines.retrain import make_retrain_pipeline
+
+    compiler.Compiler().compile(make_retrain_pipeline("local"), str(tmp_path / "r.yaml"))
+    spec = yaml.safe_load((tmp_path / "r.yaml").read_text())
+    tasks = _tasks(spec)
+    for step in ("build-source", "synthesize-unist"):
+        params = tasks[step]["inputs"]["parameters"]
+        assert "data_params" in params, f"{step} does not take data_params"
+        assert params["data_params"]["componentInputParameter"].endswith("data_params")
