@@ -278,9 +278,14 @@ def save_checkpoint(st: RecipeState) -> None:
 
 # =============================================================================== cleanup
 def cleanup(st: RecipeState) -> None:
-    """Loss-curve plot, ``done.json`` (rank 0), close loggers, destroy the process group."""
+    """Loss-curve plot, ``done.json`` (rank 0), close loggers, destroy the process group.
+
+    ``done.json`` is written after a barrier, so it means every rank finished training and its
+    last checkpoint (the launcher relies on it when a rank crashes while the process exits).
+    """
     import torch
 
+    torch.distributed.barrier()
     if st.rank == 0:
         recs = read_jsonl(st.work / METRICS_FILE)
         png = plot_loss_curve(recs, st.work / "loss_curve.png", title=f"phase {st.cfg.phase} loss")

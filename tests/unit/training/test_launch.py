@@ -63,6 +63,34 @@ def test_torchrun_command_runs_the_recipe_module(tmp_path):
     assert r.returncode == 0 and "--work" in r.stdout
 
 
+class _ScriptLauncher(TorchrunLauncher):
+    """TorchrunLauncher whose "ranks" are one Python script (the real wait / exit-code handling)."""
+
+    def __init__(self, script: str):
+        object.__setattr__(self, "script", script)
+
+    def command(self, work, nproc):
+        return [sys.executable, "-c", self.script, str(work)]
+
+
+_DONE_THEN_ABORT = "import os, sys, pathlib; pathlib.Path(sys.argv[1], 'done.json').write_text('{}'); os.abort()"
+
+
+def test_a_crash_at_exit_after_the_phase_is_done_is_not_a_failure(tmp_path):
+    """CI 2026-12-04: a rank died of SIGABRT ("terminate called without an active exception") after
+    destroying its process group; done.json (written after every rank's barrier) was there, so the
+    phase had finished. Without done.json the same exit is a TrainError."""
+    work = tmp_path / "w"
+    work.mkdir()
+    _ScriptLauncher(_DONE_THEN_ABORT).launch(work, 2)
+    assert (work / "done.json").is_file()
+    assert "a crash at process exit, the phase is done" in (work / "launcher.log").read_text()
+    crashed = tmp_path / "c"
+    crashed.mkdir()
+    with pytest.raises(TrainError, match="training ranks failed"):
+        _ScriptLauncher("import os; os.abort()").launch(crashed, 2)
+
+
 class _FailingLauncher:
     """A stand-in engine: records the call and fails like crashed ranks."""
 
