@@ -17,7 +17,7 @@ from typing import Any
 from evaluation.common import DIRECTIONS, EVAL_EXPERIMENT, MODES, EvaluationError, eval_mlflow
 from uniss.metrics import metric_key
 
-__all__ = ["HYPOTHESIS_COLUMNS", "compare_runs", "comparison_markdown", "log_comparison", "paired_p_values", "run_utterances"]
+__all__ = ["HYPOTHESIS_COLUMNS", "compare_runs", "comparison_markdown", "log_comparison", "format_cell", "paired_p_value", "run_utterances"]
 
 
 def compare_runs(
@@ -40,7 +40,7 @@ def compare_runs(
         directions: directions shown (columns).
         default_mode: mode when a spec has none (paper: Base/Train rows in Performance mode).
         significance: also test each BLEU delta (``speech_bleu``, ``text_bleu``) with paired bootstrap
-            resampling over the utterances both runs scored (:func:`paired_p_values`).
+            resampling over the utterances both runs scored (:func:`paired_p_value`).
         n_samples: bootstrap resamples.
     Returns:
         ``DataFrame``: ``variant``, ``run_id``, ``mode``, then ``<metric>.<dir>`` per metric and
@@ -100,7 +100,7 @@ def compare_runs(
         for m in tested:
             for d in directions:
                 df[f"p.{m}.{d}"] = [float("nan")] + [
-                    paired_p_values(utts[df["run_id"].iloc[0]], utts[r["run_id"]], metric=m, direction=d,
+                    paired_p_value(utts[df["run_id"].iloc[0]], utts[r["run_id"]], metric=m, direction=d,
                                     base_mode=df["mode"].iloc[0], mode=r["mode"], n_samples=n_samples)
                     if r[f"delta.{m}.{d}"] == r[f"delta.{m}.{d}"] else float("nan")  # no delta (a textless system): no test
                     for _, r in df.iloc[1:].iterrows()]
@@ -136,7 +136,7 @@ def run_utterances(client: Any, run_id: str) -> Any | None:
             os.environ[MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name] = saved
 
 
-def paired_p_values(base: Any | None, other: Any | None, *, metric: str, direction: str, base_mode: str, mode: str,
+def paired_p_value(base: Any | None, other: Any | None, *, metric: str, direction: str, base_mode: str, mode: str,
                     n_samples: int = 1000) -> float:
     """Paired-bootstrap p-value of ``other``'s BLEU minus ``base``'s on the utterances both scored in
     ``direction`` (``uniss.metrics.paired_bootstrap_bleu``: Koehn 2004 via SacreBLEU).
@@ -190,24 +190,35 @@ def _metric_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_\-.:/ ]", "_", name)[:250]
 
 
+def format_cell(column: str, value: Any, *, base_row: bool = False) -> str:
+    """One cell of a comparison table, the rule every rendering shares (markdown artifact and the
+    ``uniss compare`` terminal table): deltas signed to 2 places, p-values to 3, other floats to 2;
+    the base row (paper Table 4's first line) shows ``-`` for its deltas and p-values; NaN is
+    ``n/a`` (the system lacks that metric, or no per-utterance outputs to test).
+
+    Args:
+        column: the :func:`compare_runs` column name (``delta.*`` and ``p.*`` are special).
+        value: the cell's value (float, or a string such as the variant name).
+        base_row: whether the row is the base of the deltas.
+    """
+    if column.startswith(("delta.", "p.")) and base_row:
+        return "-"
+    if isinstance(value, float) and value != value:
+        return "n/a"
+    if column.startswith("delta."):
+        return f"{value:+.2f}"
+    if column.startswith("p."):
+        return f"{value:.3f}"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
 def comparison_markdown(df: Any) -> str:
-    """The comparison table in markdown (deltas signed, p-values to 3 places, first row ``-`` like
-    paper Table 4)."""
+    """The comparison table in markdown, cells by :func:`format_cell` (first row ``-`` like paper
+    Table 4)."""
     cols = [c for c in df.columns if c not in ("run_id",)]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for i, (_, r) in enumerate(df.iterrows()):
-        cells = []
-        for c in cols:
-            v = r[c]
-            if isinstance(v, float) and v != v:  # NaN: the system lacks this metric (the base row has no p)
-                cells.append("-" if i == 0 and c.startswith("p.") else "n/a")
-            elif c.startswith("delta."):
-                cells.append("-" if i == 0 else f"{v:+.2f}")
-            elif c.startswith("p."):
-                cells.append("-" if i == 0 else f"{v:.3f}")
-            elif isinstance(v, float):
-                cells.append(f"{v:.2f}")
-            else:
-                cells.append(str(v))
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(format_cell(c, r[c], base_row=i == 0) for c in cols) + " |")
     return "\n".join(lines) + "\n"

@@ -94,7 +94,7 @@ def compare(
     delta with p >= 0.05 is within what chance gives on that many utterances. Logged to MLflow."""
     from rich.table import Table
 
-    from evaluation.compare import compare_runs, log_comparison
+    from evaluation.compare import compare_runs, format_cell, log_comparison
 
     metrics = _csv(metric)
     df = compare_runs(runs, metric=metrics, directions=_csv(directions), default_mode=mode, significance=significance,
@@ -114,13 +114,9 @@ def compare(
         m, d = c[2:].rsplit(".", 1)
         t.add_column("p " + label[(m, d)], justify="right")
 
-    def cell(v: float, signed: bool = False) -> str:
-        return "n/a" if v != v else (f"{v:+.2f}" if signed else f"{v:.2f}")
-
     for i, (_, r) in enumerate(df.iterrows()):
-        deltas = ["-" if i == 0 else cell(r["delta." + c], signed=True) for c in vcols]
-        ps = ["-" if i == 0 else ("n/a" if r[c] != r[c] else f"{r[c]:.3f}") for c in pcols]
-        t.add_row(str(r["variant"]), str(r["mode"]), *(cell(r[c]) for c in vcols), *deltas, *ps)
+        t.add_row(str(r["variant"]), str(r["mode"]),
+                  *(format_cell(c, r[c], base_row=i == 0) for c in [*vcols, *("delta." + c for c in vcols), *pcols]))
     console.print(t)
     if not no_log:
         rid = log_comparison(df, metric=metrics)

@@ -141,7 +141,7 @@ def test_significance_gives_each_bleu_delta_its_paired_bootstrap_p_value(fake_cl
 def test_significance_skips_metrics_a_system_lacks(fake_client, monkeypatch):
     """A textless system has no Text-BLEU delta, so no Text-BLEU test (its empty texts are not scored
     as 0 BLEU), while its Speech-BLEU delta is tested; metrics other than BLEU have no paired test."""
-    from evaluation.compare import paired_p_values
+    from evaluation.compare import paired_p_value
 
     monkeypatch.setitem(UTTS, "e" * 32, {("en-zh", "quality"): _GOOD["en-zh"], ("zh-en", "quality"): _GOOD["zh-en"]})
     monkeypatch.setitem(UTTS, "f" * 32, {("en-zh", "quality"): _BAD["en-zh"], ("zh-en", "quality"): _BAD["zh-en"]})
@@ -149,4 +149,37 @@ def test_significance_skips_metrics_a_system_lacks(fake_client, monkeypatch):
     assert (df[["p.speech_bleu.en-zh", "p.speech_bleu.zh-en"]].iloc[1] < 0.01).all()
     assert df[["p.text_bleu.en-zh", "p.text_bleu.zh-en"]].iloc[1].isna().all()
     with pytest.raises(EvaluationError, match="no paired test for slc_0.2"):
-        paired_p_values(None, None, metric="slc_0.2", direction="en-zh", base_mode="quality", mode="quality")
+        paired_p_value(None, None, metric="slc_0.2", direction="en-zh", base_mode="quality", mode="quality")
+
+
+def test_table_cells_are_formatted_by_one_rule(fake_client, monkeypatch):
+    """The markdown artifact and the ``uniss compare`` terminal table render the same cells: deltas
+    signed, p-values to 3 places, ``-`` for the base row's deltas and p, ``n/a`` where a system lacks a
+    metric (a CLI that formatted p-values its own way, or dropped the sign, fails here)."""
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    import pipelines.cli._common as common
+    from evaluation.compare import format_cell
+    from pipelines.cli import app
+
+    assert format_cell("delta.speech_bleu.en-zh", 0.9) == "+0.90"
+    assert format_cell("delta.speech_bleu.en-zh", -14.94) == "-14.94"
+    assert format_cell("p.speech_bleu.en-zh", 0.01234) == "0.012"
+    assert format_cell("p.speech_bleu.en-zh", float("nan"), base_row=True) == "-"
+    assert format_cell("text_bleu.en-zh", float("nan")) == "n/a"
+    assert format_cell("speech_bleu.en-zh", 29.381) == "29.38" and format_cell("variant", "cascade") == "cascade"
+
+    df = compare_runs(["a" * 32, "b" * 32, "c" * 32], significance=True)
+    md_rows = [[c.strip() for c in line.strip("|").split("|")] for line in comparison_markdown(df).splitlines()[2:]]
+    wide = Console(width=400, force_terminal=False, color_system=None)
+    import pipelines.cli.evaluate as cli_eval
+
+    monkeypatch.setattr(cli_eval, "console", wide)
+    monkeypatch.setattr(common, "console", wide)
+    with wide.capture() as cap:
+        res = CliRunner().invoke(app, ["compare", "a" * 32, "b" * 32, "c" * 32, "--no-log"])
+    assert res.exit_code == 0, res.output
+    lines = [ln for ln in cap.get().splitlines() if ln.startswith("│")]
+    cli_rows = [[c.strip() for c in ln.strip("│").split("│")] for ln in lines]
+    assert cli_rows == md_rows
