@@ -17,7 +17,7 @@ from typing import Any
 from evaluation.common import DIRECTIONS, EVAL_EXPERIMENT, MODES, EvaluationError, eval_mlflow
 from uniss.metrics import metric_key
 
-__all__ = ["HYPOTHESIS_COLUMNS", "compare_runs", "comparison_markdown", "log_comparison", "format_cell", "paired_p_value", "run_utterances"]
+__all__ = ["HYPOTHESIS_COLUMNS", "compare_runs", "comparison_markdown", "format_cell", "log_comparison", "paired_p_value", "run_utterances"]
 
 
 def compare_runs(
@@ -101,7 +101,7 @@ def compare_runs(
             for d in directions:
                 df[f"p.{m}.{d}"] = [float("nan")] + [
                     paired_p_value(utts[df["run_id"].iloc[0]], utts[r["run_id"]], metric=m, direction=d,
-                                    base_mode=df["mode"].iloc[0], mode=r["mode"], n_samples=n_samples)
+                                   base_mode=df["mode"].iloc[0], mode=r["mode"], n_samples=n_samples)
                     if r[f"delta.{m}.{d}"] == r[f"delta.{m}.{d}"] else float("nan")  # no delta (a textless system): no test
                     for _, r in df.iloc[1:].iterrows()]
     return df
@@ -137,7 +137,7 @@ def run_utterances(client: Any, run_id: str) -> Any | None:
 
 
 def paired_p_value(base: Any | None, other: Any | None, *, metric: str, direction: str, base_mode: str, mode: str,
-                    n_samples: int = 1000) -> float:
+                   n_samples: int = 1000) -> float:
     """Paired-bootstrap p-value of ``other``'s BLEU minus ``base``'s on the utterances both scored in
     ``direction`` (``uniss.metrics.paired_bootstrap_bleu``: Koehn 2004 via SacreBLEU).
 

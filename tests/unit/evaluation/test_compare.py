@@ -159,7 +159,7 @@ def test_table_cells_are_formatted_by_one_rule(fake_client, monkeypatch):
     from rich.console import Console
     from typer.testing import CliRunner
 
-    import pipelines.cli._common as common
+    import pipelines.cli.evaluate as cli_eval
     from evaluation.compare import format_cell
     from pipelines.cli import app
 
@@ -173,10 +173,7 @@ def test_table_cells_are_formatted_by_one_rule(fake_client, monkeypatch):
     df = compare_runs(["a" * 32, "b" * 32, "c" * 32], significance=True)
     md_rows = [[c.strip() for c in line.strip("|").split("|")] for line in comparison_markdown(df).splitlines()[2:]]
     wide = Console(width=400, force_terminal=False, color_system=None)
-    import pipelines.cli.evaluate as cli_eval
-
-    monkeypatch.setattr(cli_eval, "console", wide)
-    monkeypatch.setattr(common, "console", wide)
+    monkeypatch.setattr(cli_eval, "console", wide)  # the table is printed through the module's console
     with wide.capture() as cap:
         res = CliRunner().invoke(app, ["compare", "a" * 32, "b" * 32, "c" * 32, "--no-log"])
     assert res.exit_code == 0, res.output
