@@ -107,6 +107,9 @@ class DataConfig(_Frozen):
             UniST). Its text-only rows give MT samples only. A dataset without one (own data, the
             released UniST) trains on its UniST rows alone; the packing stats record
             ``alignment_rows``.
+        speech_input_noise: share of the teacher-forced semantic-unit *inputs* replaced by random
+            units at every step, the labels unchanged (``training.samples.corrupt_speech_history``;
+            not in the paper, whose 1.5B model reads the text from a pre-trained LLM; 0 = off).
         max_rows: cap on the corpus rows read (``null`` = all), for smoke runs.
         split: corpus split to train on.
     """
@@ -120,6 +123,7 @@ class DataConfig(_Frozen):
     use_linguistic: bool = True
     translation_upsample: int = Field(default=1, ge=1)
     alignment: bool = False
+    speech_input_noise: float = Field(default=0.0, ge=0, lt=1)
     max_rows: int | None = Field(default=None, gt=0)
     split: Literal["train", "dev", "test"] = "train"
 

@@ -56,6 +56,7 @@ from training.metric_logging import (
     plot_loss_curve,
     read_jsonl,
 )
+from training.samples import corrupt_speech_history
 from training.workdir import (
     CONFIG_FILE,
     DONE_FILE,
@@ -68,6 +69,7 @@ from training.workdir import (
     phase_mlflow_logger,
 )
 from uniss.jsonio import read_json
+from uniss.vocab import SpeechVocab
 
 __all__ = [
     "RecipeState",
@@ -88,7 +90,8 @@ class RecipeState:
     """Everything one rank's recipe holds between :func:`setup`, :func:`train` and :func:`cleanup`.
 
     ``data`` holds the packs (``input_ids``/``labels``/``position_ids`` (N, L) int32, ``n_real``
-    (N,) int64); ``step`` counts optimizer steps, ``packs_consumed`` sequences consumed by all
+    (N,) int64); ``semantic_range`` the ``[lo, hi)`` semantic ids of the start bundle's vocab
+    (for ``data.speech_input_noise``); ``step`` counts optimizer steps, ``packs_consumed`` sequences consumed by all
     ranks together; ``logger``/``jsonl`` are set on rank 0 only.
     """
 
@@ -105,6 +108,7 @@ class RecipeState:
     total_steps: int = 0
     ga: int = 1
     data: dict[str, np.ndarray] = field(default_factory=dict)
+    semantic_range: tuple[int, int] = (0, 0)
     first_loss: float | None = None
     last_loss: float | None = None
 
@@ -150,6 +154,7 @@ def setup(work: Path) -> RecipeState:
     z = np.load(work / PACKS_FILE)
     st.data = {k: z[k] for k in z.files}
     n = st.data["input_ids"].shape[0]
+    st.semantic_range = SpeechVocab.from_json((work / START_DIR / "vocab.json").read_text()).range("semantic")
     st.ga = cfg.grad_accum(world)
     per_step = world * st.ga * cfg.micro_batch_size
     st.total_steps = max(1, int(cfg.epochs * n) // per_step)
@@ -225,7 +230,11 @@ def train(st: RecipeState) -> None:
         for _ in range(st.ga):
             base = st.packs_consumed + st.rank * mbs
             rows = [_pack_index(st, base + j) for j in range(mbs)]
-            ids = torch.from_numpy(st.data["input_ids"][rows].astype(np.int64))  # (B, L)
+            ids_np = st.data["input_ids"][rows].astype(np.int64)  # (B, L)
+            if cfg.data.speech_input_noise > 0:  # seeded by the data position: a resumed run draws the same noise
+                ids_np = corrupt_speech_history(ids_np, st.data["labels"][rows], st.semantic_range,
+                                                cfg.data.speech_input_noise, np.random.default_rng((cfg.seed, base)))
+            ids = torch.from_numpy(ids_np)  # (B, L)
             lab = torch.from_numpy(st.data["labels"][rows].astype(np.int64))  # (B, L)
             pos = torch.from_numpy(st.data["position_ids"][rows].astype(np.int64))  # (B, L)
             extra = {}

@@ -26,6 +26,7 @@ def test_paper_learning_rates():
     assert p1.seq_len == 18432
     assert p2.data.replay_ratio == 0.5 and set(p2.data.formats) == {"quality", "performance", "direct"}
     assert p3.data.subset == "hq" and "direct" not in p3.data.formats and p3.data.replay_ratio == 0
+    assert all(p.data.speech_input_noise == 0 for p in (p1, p2, p3))  # not in the paper: its configs keep it off
 
 
 def test_overrides_nested_and_typed():
@@ -44,6 +45,7 @@ def test_overrides_nested_and_typed():
     (["phase=4"], "phase"),
     (["nokey"], "key=value"),
     (["pretrained=/x"], "phase 1 only"),
+    (["data.speech_input_noise=1.0"], "data.speech_input_noise"),
 ])
 def test_bad_config_is_a_clear_error(ovr, needle):
     o = ovr if needle != "phase 1 only" else ovr

@@ -4,7 +4,15 @@ phase mixtures (2:1 replay, HQ only); the w/o-linguistic ablation."""
 import numpy as np
 import pytest
 
-from training.samples import IGNORE_INDEX, SampleError, build_phase_samples, build_sample, row_samples
+from training.packing import pack_samples
+from training.samples import (
+    IGNORE_INDEX,
+    SampleError,
+    build_phase_samples,
+    build_sample,
+    corrupt_speech_history,
+    row_samples,
+)
 from uniss.prompts import Task, build_continuation, build_prompt
 
 FORMATS = ["quality", "performance", "direct", "asr", "s2tt", "tts", "mt"]
@@ -110,3 +118,43 @@ def test_text_only_alignment_row_gives_mt_samples_only(toks, rows):
     assert vocab.decode(got[1].labels[n:], dec) == build_continuation(vocab, Task.MT, translation=row["src_text"])
     with pytest.raises(SampleError):  # the same row without the text-only mark is a row missing its speech
         row_samples(vocab, enc, {k: v for k, v in row.items() if k != "kind"}, ["tts"])
+
+
+def _packed_batch(toks, rows):
+    """Two packs of Quality, TTS and w/o-linguistic ASR samples (spliced semantic units in the prompt)."""
+    text, _, vocab = toks
+    enc, _ = _codecs(text)
+    samples = [build_sample(vocab, enc, r, t, use_linguistic=(t != "asr")) for r in rows[:4] for t in ("quality", "tts", "asr")]
+    packs, _ = pack_samples(samples, max(len(s) for s in samples) * 3, vocab.pad_id)
+    return vocab, np.stack([p.input_ids for p in packs]), np.stack([p.labels for p in packs])
+
+
+def test_speech_history_noise_replaces_only_continuation_semantic_inputs(toks, rows):
+    vocab, ids, labels = _packed_batch(toks, rows)
+    lo, hi = vocab.range("semantic")
+    labels_before = labels.copy()
+    got = corrupt_speech_history(ids, labels, (lo, hi), 0.5, np.random.default_rng(7))
+    assert np.array_equal(labels, labels_before) and got.shape == ids.shape and got.dtype == np.int64
+    changed = got != ids
+    target = (labels >= lo) & (labels < hi)
+    assert target.sum() > 200 and changed.any()
+    assert not (changed & ~target).any()  # prompts (the spliced source units), text and control tokens untouched
+    prompt_sem = (labels == IGNORE_INDEX) & (ids >= lo) & (ids < hi)
+    assert prompt_sem.sum() > 0 and np.array_equal(got[prompt_sem], ids[prompt_sem])
+    assert ((got[changed] >= lo) & (got[changed] < hi)).all()  # replaced by units of the same family
+    share = changed.sum() / target.sum()
+    assert 0.4 < share < 0.5 + 0.05  # rate 0.5, less the draws that hit the true unit (1 / semantic size)
+    again = corrupt_speech_history(ids, labels, (lo, hi), 0.5, np.random.default_rng(7))
+    assert np.array_equal(again, got)  # seeded: a resumed run draws the same noise
+    assert np.array_equal(corrupt_speech_history(ids, labels, (lo, hi), 0.0, np.random.default_rng(7)), ids)
+
+
+def test_speech_history_noise_rejects_bad_arguments(toks, rows):
+    vocab, ids, labels = _packed_batch(toks, rows)
+    rng = np.random.default_rng(0)
+    with pytest.raises(SampleError, match=r"\[0, 1\)"):
+        corrupt_speech_history(ids, labels, vocab.range("semantic"), 1.0, rng)
+    with pytest.raises(SampleError, match="shape"):
+        corrupt_speech_history(ids, labels[:, :-1], vocab.range("semantic"), 0.3, rng)
+    with pytest.raises(SampleError, match="empty semantic range"):
+        corrupt_speech_history(ids, labels, (5, 5), 0.3, rng)
