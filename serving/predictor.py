@@ -54,6 +54,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 import threading
 import time
 from collections.abc import Sequence
@@ -450,6 +451,14 @@ class UnissPredictor(kserve.Model):
             raise _invalid(f"body: {int(size)} bytes is more than the limit of {cfg.max_body_bytes} bytes")
         if isinstance(payload, InferRequest):
             return self._parse_v2(payload)
+        if isinstance(payload, (bytes, bytearray, str)):
+            # KServe hands over the raw body when the content type is not JSON, e.g. ``curl -d``'s
+            # default application/x-www-form-urlencoded; a JSON body is still read as JSON.
+            try:
+                payload = json.loads(payload)
+            except (ValueError, UnicodeDecodeError):
+                raise _invalid("body: not a JSON document; send a JSON object with 'instances' "
+                               "(Content-Type: application/json)") from None
         if not isinstance(payload, dict):
             raise _invalid(f"body: expected a JSON object with 'instances', got {type(payload).__name__}")
         return self._parse_v1(payload)

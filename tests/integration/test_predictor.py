@@ -10,6 +10,7 @@ import asyncio
 import functools
 import base64
 import io
+import json
 import os
 import signal
 import subprocess
@@ -237,6 +238,20 @@ def test_wrong_json_is_400(server, content, needle):
     r = _post_v1(url, content=content)
     assert r.status_code == 400, r.text
     assert needle in r.json()["error"]
+
+
+@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain"])
+def test_json_body_without_a_json_content_type_is_read_as_json(server, content_type):
+    """``curl -d`` (the README's example) sends form-urlencoded; the JSON body must still be served,
+    and a non-JSON body of that type is a 400 that says what to send."""
+    url, _, _ = server
+    body = json.dumps({"instances": [{"audio_b64": _b64(_wav(_speech())), "target_language": "zh", "mode": "direct"}]})
+    headers = {} if content_type is None else {"content-type": content_type}
+    r = httpx.post(f"{url}/v1/models/uniss-s2st:predict", content=body.encode(), headers=headers, timeout=120)
+    assert r.status_code == 200, r.text
+    assert len(r.json()["predictions"]) == 1
+    bad = httpx.post(f"{url}/v1/models/uniss-s2st:predict", content=b"audio=abc", headers=headers, timeout=60)
+    assert bad.status_code == 400 and "JSON" in bad.json()["error"], bad.text
 
 
 def test_limits_batch_and_body(server):
