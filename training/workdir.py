@@ -92,6 +92,8 @@ def work_dir_for(cfg: TrainConfig, manifest: dict[str, Any], init_meta: dict[str
             conf["zero"].pop(k, None)
     if not conf["data"].get("alignment"):  # unset = the key of before
         conf["data"].pop("alignment", None)
+    if not conf["data"].get("speech_input_noise"):  # off (the default) = the key of before
+        conf["data"].pop("speech_input_noise", None)
     if conf["data"].get("translation_upsample") == 1:  # unset (every UniSS config) = the key of before
         conf["data"].pop("translation_upsample", None)
     if conf.get("recipe") == "uniss":  # the default recipe = the key of before

@@ -51,6 +51,8 @@ def test_work_dir_keys_of_before_are_kept(tmp_path, monkeypatch):
         assert work_dir_for(load_config(name, then.get(name, [])), manifest, None, "/d").name == f"{name}_{key}"
     set_ = load_config("0_5b_phase1", ["zero.sub_group_size=10000000"])
     assert work_dir_for(set_, manifest, None, "/d").name != "0_5b_phase1_19dee7c0152b8f43"
+    noisy = load_config("0_5b_phase1", ["data.speech_input_noise=0.3"])
+    assert work_dir_for(noisy, manifest, None, "/d").name != "0_5b_phase1_19dee7c0152b8f43"
 
 
 def _with_alignment(tiny_data, tmp_path):
