@@ -81,25 +81,31 @@ def checkpoint_root() -> Path:
     return get_settings().home_dir / "checkpoints"
 
 
+#: Config fields added after work directories existed: ``(section or None, field, value)``. A field at that
+#: value (unset, off, or the default recipe) is left out of the work-dir key, so existing work directories
+#: keep their key and resume; set to anything else, it changes the key.
+_KEY_OF_BEFORE: tuple[tuple[str | None, str, Any], ...] = (
+    ("zero", "stage3_max_live_parameters", None),
+    ("zero", "stage3_max_reuse_distance", None),
+    ("zero", "sub_group_size", None),
+    ("data", "alignment", False),
+    ("data", "speech_input_noise", 0.0),
+    ("data", "translation_upsample", 1),  # unset in every UniSS config
+    (None, "recipe", "uniss"),
+    (None, "omni", None),  # only recipe s2st-omni has the section
+)
+
+
 def work_dir_for(cfg: TrainConfig, manifest: dict[str, Any], init_meta: dict[str, Any] | None, data_dir: str | Path) -> Path:
     """Stable work directory keyed by the inputs (config, shard md5s, init bundle identity; not the
     data path, which changes between KFP retries), so a rerun finds its checkpoints and resumes."""
     # ``cluster`` (where the phase runs, training/trainjob.py) is left out, as the local rank
     # count is: it does not change what is trained, and existing work directories keep their key.
     conf = cfg.model_dump(mode="json", exclude={"cluster"})
-    for k in ("stage3_max_live_parameters", "stage3_max_reuse_distance", "sub_group_size"):  # unset = the key of before
-        if conf["zero"].get(k) is None:
-            conf["zero"].pop(k, None)
-    if not conf["data"].get("alignment"):  # unset = the key of before
-        conf["data"].pop("alignment", None)
-    if not conf["data"].get("speech_input_noise"):  # off (the default) = the key of before
-        conf["data"].pop("speech_input_noise", None)
-    if conf["data"].get("translation_upsample") == 1:  # unset (every UniSS config) = the key of before
-        conf["data"].pop("translation_upsample", None)
-    if conf.get("recipe") == "uniss":  # the default recipe = the key of before
-        conf.pop("recipe", None)
-    if conf.get("omni") is None:  # only recipe s2st-omni has the section: every other key as before
-        conf.pop("omni", None)
+    for section, k, default in _KEY_OF_BEFORE:
+        d = conf if section is None else conf[section]
+        if d.get(k) == default:
+            d.pop(k, None)
     key = {
         "config": conf,
         "shards": sorted(s.get("md5", s["path"]) for s in manifest.get("shards", [])),
