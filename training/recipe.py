@@ -231,11 +231,11 @@ def train(st: RecipeState) -> None:
             base = st.packs_consumed + st.rank * mbs
             rows = [_pack_index(st, base + j) for j in range(mbs)]
             ids_np = st.data["input_ids"][rows].astype(np.int64)  # (B, L)
+            lab_np = st.data["labels"][rows].astype(np.int64)  # (B, L)
             if cfg.data.speech_input_noise > 0:  # seeded by the data position: a resumed run draws the same noise
-                ids_np = corrupt_speech_history(ids_np, st.data["labels"][rows], st.semantic_range,
-                                                cfg.data.speech_input_noise, np.random.default_rng((cfg.seed, base)))
-            ids = torch.from_numpy(ids_np)  # (B, L)
-            lab = torch.from_numpy(st.data["labels"][rows].astype(np.int64))  # (B, L)
+                ids_np = corrupt_speech_history(ids_np, lab_np, st.semantic_range, cfg.data.speech_input_noise,
+                                                np.random.default_rng((cfg.seed, base)))
+            ids, lab = torch.from_numpy(ids_np), torch.from_numpy(lab_np)  # (B, L) each
             pos = torch.from_numpy(st.data["position_ids"][rows].astype(np.int64))  # (B, L)
             extra = {}
             if "features" in st.data:  # recipe s2st-omni: the packs' adapter frames (P_total, k * 512)
