@@ -155,7 +155,12 @@ class LiteCodecConfig:
         The budget is 2,400 steps (~500 CPU-s on a quiet 2-core machine), capped at 1,200 CPU-s. A
         CPU-second budget alone made the codec depend on the machine's load: 450 CPU-s reached 2,161
         steps on a quiet machine (cold demo 2026-12-03, codec topline Speech-BLEU 31.9 / 17.7) and
-        fewer beside a CI run (26.7 / 13.5), with the same data and code."""
+        fewer beside a CI run (26.7 / 13.5), with the same data and code. The step budget alone was
+        not enough: the learning-rate schedule still read the CPU clock at every step, and two cold
+        demos (2026-12-04) with identical codebooks trained decoders whose codec topline differed by
+        9 / 7 BLEU (30.3 / 17.0 and 39.7 / 24.4). Since 2026-12-05 the schedule reads the clock once
+        (:func:`~uniss.codecs.lite.unit_decoder.train_unit_decoder`), and a fit is bit-identical on a
+        quiet and a loaded machine (checked: same decoder sha256 with and without a CPU burner)."""
         base: dict[str, Any] = dict(
             whisper_window="clip",
             semantic_source="whisper",

@@ -1,5 +1,7 @@
 """Regularisers of the v3 unit decoder (issue 16): dropout only while training, unit-noise augmentation."""
 
+import itertools
+
 import numpy as np
 import torch
 
@@ -40,19 +42,33 @@ def test_unit_noise_changes_training_but_not_the_budget_rules():
 
 def test_a_step_budget_gives_the_same_decoder_whatever_the_cpu_time(monkeypatch):
     """Where ``train_steps`` binds, the stop and the learning-rate schedule follow the step count, so
-    the fit does not depend on the machine's load; where the CPU budget binds it still stops early."""
+    the fit does not depend on the machine's load (the clock re-plans the schedule only at the
+    calibration step, and only when the median step says the CPU budget would end first); where the
+    CPU budget binds it still stops early. Under the loaded clock below (7 CPU-s a step, 1,000 CPU-s
+    cap) the schedule of before (``max(step / train_steps, cpu_s / budget)`` at every step) gave
+    another learning rate from the first step on."""
     import uniss.codecs.lite.unit_decoder as ud
 
     codes, mels, spk = _data()
-    cfg = LiteCodecConfig.tiny_v3(train_steps=30, decoder_cpu_s=1e6)
+    cfg = LiteCodecConfig.tiny_v3(train_steps=30, decoder_cpu_s=1000.0)
     quiet = train_unit_decoder(codes, mels, spk, 16, cfg, np.random.default_rng(1), progress=False)
-    clock = iter(range(0, 10**6, 7))  # a loaded machine: every CPU-time read 7 s after the last
-    monkeypatch.setattr(ud.time, "process_time", lambda: float(next(clock)))
-    loaded = train_unit_decoder(codes, mels, spk, 16, cfg, np.random.default_rng(1), progress=False)
+
+    def run(clock, **over):
+        ticks = iter(clock)
+        monkeypatch.setattr(ud.time, "process_time", lambda: float(next(ticks)))
+        return train_unit_decoder(codes, mels, spk, 16, LiteCodecConfig.tiny_v3(**{"train_steps": 30, **over}),
+                                  np.random.default_rng(1), progress=False)
+
+    # a loaded machine: 7 CPU-s a step, and a slow first step (start-up) of 300 CPU-s
+    loaded = run(itertools.chain([0], itertools.count(300, 7)), decoder_cpu_s=1000.0)
     assert quiet[1]["decoder_steps"] == loaded[1]["decoder_steps"] == 30
     for a, b in zip(quiet[0].state_dict().values(), loaded[0].state_dict().values(), strict=True):
         assert torch.equal(a, b)
-    clock = iter(range(0, 10**6, 7))
-    capped = train_unit_decoder(codes, mels, spk, 16, LiteCodecConfig.tiny_v3(train_steps=30, decoder_cpu_s=100.0),
-                                np.random.default_rng(1), progress=False)
-    assert 20 <= capped[1]["decoder_steps"] < 30  # the CPU cap still binds first when it is the nearer
+    # 1 CPU-s a step at calibration (30 steps fit the plan), then 1,000 CPU-s: the cap binds first
+    capped = run(itertools.chain(range(25), itertools.count(1000)), decoder_cpu_s=100.0)
+    assert 20 <= capped[1]["decoder_steps"] < 30
+    # 10 CPU-s a step: the plan shrinks to floor(250 / 10) = 25 steps, and the schedule with it
+    replanned = run(itertools.count(0, 10), decoder_cpu_s=250.0)
+    assert replanned[1]["decoder_steps"] == 25
+    assert not all(torch.equal(a, b) for a, b in zip(quiet[0].state_dict().values(),
+                                                      replanned[0].state_dict().values(), strict=True))
