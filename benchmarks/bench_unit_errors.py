@@ -1,0 +1,214 @@
+"""Which semantic-stream errors the lite codec tolerates (issue 16): a guide to the LM's target format.
+
+The demo LM keeps the unit order of the 50 Hz semantic stream but gets run lengths off by a frame
+and substitutes units where the unit changes (free-running de-duplicated unit error rate 0.68 on the
+demo data, 2026-12-04). This benchmark asks, with no LM in the loop, how much Speech-BLEU each kind
+of error costs once the codec renders it. It reads a fitted codec bundle (default: the demo's
+``$UNISS_HOME/data-registry/unist/codec``) and the UniST data of a finished demo workspace (the
+newest ``synthesize-unist`` output, or ``--data DIR``), encodes the test-split TARGET clips and
+decodes them again after one perturbation of their semantic tokens ``(T_s,)`` int64 at 50 Hz:
+
+* ``topline``: none (the codec topline of the evaluation);
+* ``dedup_mean_durations``: runs collapsed to one unit each (``itertools.groupby``), then every unit
+  re-expanded to its mean run length over the train-split targets, the lengths rescaled so that the
+  clip keeps its frame count (largest-remainder rounding, each run >= 1 frame). This is what an LM
+  that writes de-duplicated units (and the total length, which the speed token fixes) would give
+  with a duration rule instead of a duration model;
+* ``dedup_uniform_durations``: the same with one length for every run (total / runs);
+* ``run_jitter_<p>``: each run lengthened or shortened by one frame with probability ``p`` (runs
+  stay >= 1 frame; the clip's length drifts as an LM's does);
+* ``change_substitution_<p>``: with probability ``p`` a whole run takes the unit whose centroid is
+  nearest to its own (the plausible confusion: the LM's top-5 accuracy at changes is 0.89);
+* ``frame_substitution_<p>``: each frame independently takes its nearest other unit with
+  probability ``p`` (an error that breaks runs, for contrast).
+
+Scores are Whisper-base (``uniss.engines.asr.WhisperASR``) Speech-BLEU and CER/WER
+(``uniss.metrics``) against the target text, per target language, and the resemblyzer cosine of
+the decoded clip to the target. Perturbations draw from one ``numpy`` generator (``--seed``).
+
+Run:  nice .venv/bin/python benchmarks/bench_unit_errors.py [--codec DIR] [--data DIR] [--p 0.1,0.3]
+Writes ``benchmarks/results/unit_errors_<tag>.json`` (about 5 min on 2 cores for the demo data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import itertools
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def runs_of(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Run-length code of a unit string.
+
+    Args:
+        units: ``(T,)`` int unit ids.
+
+    Returns:
+        (values ``(R,)`` int64, lengths ``(R,)`` int64), ``lengths.sum() == T``.
+    """
+    pairs = [(k, len(list(g))) for k, g in itertools.groupby(units.tolist())]
+    if not pairs:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    v, n = zip(*pairs, strict=True)
+    return np.asarray(v, np.int64), np.asarray(n, np.int64)
+
+
+def fit_lengths(weights: np.ndarray, total: int) -> np.ndarray:
+    """Integer run lengths proportional to ``weights`` that sum to ``total`` (largest remainder),
+    each >= 1 (needs ``total >= len(weights)``; else every run gets 1).
+
+    Args:
+        weights: ``(R,)`` float > 0.
+        total: frames to fill.
+
+    Returns:
+        ``(R,)`` int64.
+    """
+    r = len(weights)
+    if r == 0:
+        return np.zeros(0, np.int64)
+    if total <= r:
+        return np.ones(r, np.int64)
+    share = weights / weights.sum() * (total - r)  # one frame each first, the rest by weight
+    base = np.floor(share).astype(np.int64)
+    rest = total - r - int(base.sum())
+    base[np.argsort(-(share - base), kind="stable")[:rest]] += 1
+    return base + 1
+
+
+def perturb(units: np.ndarray, kind: str, p: float, mean_len: np.ndarray, neighbour: np.ndarray,
+            rng: np.random.Generator) -> np.ndarray:
+    """One perturbation of a semantic unit string (see the module docstring).
+
+    Args:
+        units: ``(T,)`` int64.
+        kind: ``topline`` | ``dedup_mean_durations`` | ``dedup_uniform_durations`` | ``run_jitter`` |
+            ``change_substitution`` | ``frame_substitution``.
+        p: probability of the random kinds.
+        mean_len: ``(K_s,)`` float mean run length of each unit (frames).
+        neighbour: ``(K_s,)`` int64 nearest other centroid of each unit.
+        rng: the draws.
+
+    Returns:
+        ``(T',)`` int64 (``T' == T`` except for ``run_jitter``).
+
+    Raises:
+        ValueError: unknown kind.
+    """
+    v, n = runs_of(units)
+    if kind == "topline":
+        return units
+    if kind == "dedup_mean_durations":
+        return np.repeat(v, fit_lengths(mean_len[v], len(units)))
+    if kind == "dedup_uniform_durations":
+        return np.repeat(v, fit_lengths(np.ones(len(v)), len(units)))
+    if kind == "run_jitter":
+        step = np.where(rng.random(len(n)) < p, rng.choice([-1, 1], len(n)), 0)
+        return np.repeat(v, np.maximum(1, n + step))
+    if kind == "change_substitution":
+        return np.repeat(np.where(rng.random(len(v)) < p, neighbour[v], v), n)
+    if kind == "frame_substitution":
+        return np.where(rng.random(len(units)) < p, neighbour[units], units)
+    raise ValueError(f"unknown perturbation {kind!r}")
+
+
+def _data_dir(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    from uniss.settings import get_settings
+
+    runs = sorted(glob.glob(str(get_settings().home / "pipeline_root" / "uniss-retrain-*" / "synthesize-unist" / "unist")))
+    if not runs:
+        raise SystemExit("no synthesize-unist output under $UNISS_HOME/pipeline_root: run `make demo` or pass --data")
+    return Path(runs[-1])
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=None, help="UniST dataset directory (default: the newest demo run's)")
+    ap.add_argument("--codec", default=None, help="codec bundle (default: $UNISS_HOME/data-registry/unist/codec)")
+    ap.add_argument("--p", default="0.1,0.3", help="probabilities of the random perturbations, comma-separated")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tag", default="demo")
+    a = ap.parse_args(argv)
+
+    import pandas as pd
+
+    from uniss.codecs.base import load_codec
+    from uniss.engines.asr import WhisperASR
+    from uniss.engines.speaker import SpeakerEncoder
+    from uniss.metrics import corpus_bleu, cosine, error_rate
+    from uniss.settings import get_settings
+    from uniss.unist.io import decode_flac
+
+    d = _data_dir(a.data)
+    codec_dir = Path(a.codec) if a.codec else get_settings().home / "data-registry" / "unist" / "codec"
+    codec = load_codec(codec_dir)
+    df = pd.concat([pd.read_parquet(f) for f in sorted(glob.glob(str(d / "shards" / "*.parquet")))], ignore_index=True)
+    train, test = df[df.split == "train"], df[df.split == "test"]
+    asr, spk = WhisperASR(), SpeakerEncoder()
+    rng = np.random.default_rng(a.seed)
+    ps = [float(x) for x in a.p.split(",") if x]
+
+    k = codec.sizes["semantic"]
+    lens: list[list[int]] = [[] for _ in range(k)]
+    for t in codec.encode([decode_flac(b) for b in train.tgt_audio]):
+        v, n = runs_of(np.asarray(t.semantic))
+        for u, m in zip(v.tolist(), n.tolist(), strict=True):
+            lens[u].append(m)
+    overall = float(np.mean([m for x in lens for m in x]))
+    mean_len = np.array([np.mean(x) if x else overall for x in lens], np.float64)  # (K_s,)
+    c = codec.semantic_centroids  # (K_s, 512)
+    dist = ((c[:, None, :] - c[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(dist, np.inf)
+    neighbour = dist.argmin(1).astype(np.int64)  # (K_s,)
+
+    kinds = ["topline", "dedup_mean_durations", "dedup_uniform_durations"] + [
+        f"{kind}_{p}" for kind in ("run_jitter", "change_substitution", "frame_substitution") for p in ps]
+    out: dict = {"data": str(d), "codec": str(codec_dir), "codec_fingerprint": codec.fingerprint(), "seed": a.seed,
+                 "mean_run_length_frames": round(overall, 2), "load_avg_1m_start": os.getloadavg()[0],
+                 "cpus": os.cpu_count(), "by_language": {}}
+    t_start = time.perf_counter()
+    for lang in ("en", "zh"):
+        sub = test[test.tgt_lang == lang]
+        if sub.empty:
+            continue
+        wavs, texts = [decode_flac(b) for b in sub.tgt_audio], sub.tgt_text.tolist()
+        toks = codec.encode(wavs)
+        ref_emb = spk.embed_batch(wavs)
+        res: dict = {"n": len(texts), "runs_per_s": round(float(np.mean(
+            [len(runs_of(np.asarray(t.semantic))[0]) / (len(t.semantic) / 50) for t in toks])), 2)}
+        hyps = asr.transcribe(wavs, lang)
+        res["reference"] = {"speech_bleu": round(corpus_bleu(hyps, texts, lang).score, 2),
+                            "error_rate": round(error_rate(texts, hyps, lang), 3)}
+        for kind in kinds:
+            base, _, p = kind.rpartition("_") if kind[-1].isdigit() else (kind, "", "0")
+            outs = [codec.decode(t.speaker, perturb(np.asarray(t.semantic, np.int64), base, float(p), mean_len, neighbour, rng))
+                    for t in toks]
+            hyps = asr.transcribe(outs, lang)
+            cos = [cosine(x, y) for x, y in zip(spk.embed_batch(outs), ref_emb, strict=True)]
+            res[kind] = {"speech_bleu": round(corpus_bleu(hyps, texts, lang).score, 2),
+                         "error_rate": round(error_rate(texts, hyps, lang), 3),
+                         "speaker_cosine": round(float(np.mean(cos)), 3)}
+            print(lang, kind, json.dumps(res[kind]), flush=True)
+        out["by_language"][lang] = res
+    out["wall_s"] = round(time.perf_counter() - t_start, 1)
+    out["load_avg_1m_end"] = os.getloadavg()[0]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"unit_errors_{a.tag}.json"
+    path.write_text(json.dumps(out, indent=2, default=str))
+    print(f"wrote {path}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
