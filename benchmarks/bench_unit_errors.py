@@ -8,7 +8,9 @@ of error costs once the codec renders it. It reads a fitted codec bundle (defaul
 newest ``synthesize-unist`` output, or ``--data DIR``), encodes the test-split TARGET clips and
 decodes them again after one perturbation of their semantic tokens ``(T_s,)`` int64 at 50 Hz:
 
-* ``topline``: none (the codec topline of the evaluation);
+* ``topline``: none, rendered with the target clip's own speaker tokens;
+* ``topline_source_voice``: none, rendered with the *source* clip's speaker tokens: the codec
+  topline of the evaluation (``evaluation.toplines``), and how the model's output is rendered;
 * ``dedup_mean_durations``: runs collapsed to one unit each (``itertools.groupby``), then every unit
   re-expanded to its mean run length over the train-split targets, the lengths rescaled so that the
   clip keeps its frame count (largest-remainder rounding, each run >= 1 frame). This is what an LM
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None) -> dict:
     np.fill_diagonal(dist, np.inf)
     neighbour = dist.argmin(1).astype(np.int64)  # (K_s,)
 
-    kinds = ["topline", "dedup_mean_durations", "dedup_uniform_durations"] + [
+    kinds = ["topline", "topline_source_voice", "dedup_mean_durations", "dedup_uniform_durations"] + [
         f"{kind}_{p}" for kind in ("run_jitter", "change_substitution", "frame_substitution") for p in ps]
     out: dict = {"data": str(d), "codec": str(codec_dir), "codec_fingerprint": codec.fingerprint(), "seed": a.seed,
                  "mean_run_length_frames": round(overall, 2), "load_avg_1m_start": os.getloadavg()[0],
@@ -184,6 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
             continue
         wavs, texts = [decode_flac(b) for b in sub.tgt_audio], sub.tgt_text.tolist()
         toks = codec.encode(wavs)
+        src_speaker = [t.speaker for t in codec.encode([decode_flac(b) for b in sub.src_audio], semantic=False)]
         ref_emb = spk.embed_batch(wavs)
         res: dict = {"n": len(texts), "runs_per_s": round(float(np.mean(
             [len(runs_of(np.asarray(t.semantic))[0]) / (len(t.semantic) / 50) for t in toks])), 2)}
@@ -192,8 +195,10 @@ def main(argv: list[str] | None = None) -> dict:
                             "error_rate": round(error_rate(texts, hyps, lang), 3)}
         for kind in kinds:
             base, _, p = kind.rpartition("_") if kind[-1].isdigit() else (kind, "", "0")
-            outs = [codec.decode(t.speaker, perturb(np.asarray(t.semantic, np.int64), base, float(p), mean_len, neighbour, rng))
-                    for t in toks]
+            voices = src_speaker if kind == "topline_source_voice" else [t.speaker for t in toks]
+            base = "topline" if kind == "topline_source_voice" else base
+            outs = [codec.decode(v, perturb(np.asarray(t.semantic, np.int64), base, float(p), mean_len, neighbour, rng))
+                    for t, v in zip(toks, voices, strict=True)]
             hyps = asr.transcribe(outs, lang)
             cos = [cosine(x, y) for x, y in zip(spk.embed_batch(outs), ref_emb, strict=True)]
             res[kind] = {"speech_bleu": round(corpus_bleu(hyps, texts, lang).score, 2),

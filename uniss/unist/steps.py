@@ -159,6 +159,23 @@ def _stamp_version(data_dir: Path, manifest: dict[str, Any]) -> None:
 CODEC_CORPUS_ROWS = 200
 
 
+def pair_partners(rows: list[int]) -> np.ndarray:
+    """Pair partner of each clip when tables of ``rows[j]`` rows are laid out table after table, each
+    as all its source clips then all its target clips (the layout :func:`fit_codec` fits on).
+
+    Args:
+        rows: rows of each table, in order.
+
+    Returns:
+        ``(2 * sum(rows),)`` int64: a source clip's partner is its row's target clip and back.
+    """
+    out, base = [], 0
+    for n in rows:
+        out += [np.arange(base + n, base + 2 * n), np.arange(base, base + n)]
+        base += 2 * n
+    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
+
+
 def fit_codec(data_dir: str | Path, out_dir: str | Path, preset: str = "tiny", *, max_clips: int | None = None,
               cache: StepCache | None = None) -> str:
     """Fit the CPU "lite" triple tokenizer on the train split (source + target speech) and, where the
@@ -173,7 +190,11 @@ def fit_codec(data_dir: str | Path, out_dir: str | Path, preset: str = "tiny", *
     syllable concatenation), ZH->EN stayed at 22.
 
     Cached: the fitted codec is stored under the step cache keyed by (train and corpus audio hashes,
-    preset, ``max_clips``), so an unchanged rebuild copies it instead of refitting.
+    preset and the preset's config, ``max_clips``), so an unchanged rebuild copies it instead of
+    refitting, and a changed preset refits.
+
+    Each UniST train clip's pair partner (its row's other side) goes to the fit
+    (``decoder_speaker_swap``); the alignment corpus clips have none (its sides are two voices).
 
     Args:
         data_dir: synthesized dataset.
@@ -201,7 +222,8 @@ def fit_codec(data_dir: str | Path, out_dir: str | Path, preset: str = "tiny", *
               if align is not None else train.iloc[:0])
     cache = cache or default_cache()
     key = hashlib.sha256(json.dumps([frame_digest(train, ["id", "src_audio", "tgt_audio"]), preset, max_clips,
-                                     LITE_VERSION, frame_digest(corpus, ["id", "src_audio", "tgt_audio"])]
+                                     LITE_VERSION, frame_digest(corpus, ["id", "src_audio", "tgt_audio"]),
+                                     LiteCodecConfig.preset(preset).to_dict()]  # a changed preset refits
                                     ).encode()).hexdigest()
     out = Path(out_dir)
     hit = cache.root / "codec" / key if cache.root is not None else None
@@ -212,7 +234,11 @@ def fit_codec(data_dir: str | Path, out_dir: str | Path, preset: str = "tiny", *
         return load_codec(out).fingerprint()
     cache.stats.misses["fit_codec"] = cache.stats.misses.get("fit_codec", 0) + 1
     wavs = [decode_flac(b) for t in (train, corpus) for side in ("src_audio", "tgt_audio") for b in t[side]]
-    codec = fit_lite_codec(wavs[:max_clips] if max_clips else wavs, LiteCodecConfig.preset(preset))
+    # source <-> target of one UniST row (one voice by design); the corpus's two sides are two voices
+    partners = np.concatenate([pair_partners([len(train)]), np.full(2 * len(corpus), -1, np.int64)])
+    if max_clips:
+        wavs, partners = wavs[:max_clips], np.where(partners[:max_clips] < max_clips, partners[:max_clips], -1)
+    codec = fit_lite_codec(wavs, LiteCodecConfig.preset(preset), partners=partners)
     shutil.rmtree(out, ignore_errors=True)
     codec.save(out)
     if hit is not None:

@@ -145,7 +145,8 @@ def _without_alignment(built):
 
 def test_fit_codec_fits_on_the_train_split_and_the_corpus_speech(built, tmp_path, monkeypatch):
     """The codec fit sees every train-split clip (source and target) and both sides of the alignment
-    corpus's first speech rows, and nothing of dev/test; the corpus is part of the fit's cache key."""
+    corpus's first speech rows, and nothing of dev/test; the corpus and the preset's config are part
+    of the fit's cache key."""
     import uniss.codecs.lite as lite
 
     seen: list[int] = []
@@ -157,8 +158,11 @@ def test_fit_codec_fits_on_the_train_split_and_the_corpus_speech(built, tmp_path
         def fingerprint(self):
             return "f"
 
-    def fake_fit(wavs, cfg):
+    pairs: list[list[int]] = []
+
+    def fake_fit(wavs, cfg, partners=None):
         seen.append(len(list(wavs)))
+        pairs.append(list(partners))
         return _Saved()
 
     monkeypatch.setattr(lite, "fit_lite_codec", fake_fit)
@@ -167,6 +171,8 @@ def test_fit_codec_fits_on_the_train_split_and_the_corpus_speech(built, tmp_path
     n_speech = int((read_alignment(synth)["kind"] == "speech").sum())
     steps.fit_codec(synth, tmp_path / "codec", preset="tiny", cache=StepCache(tmp_path / "c1"))
     assert seen == [2 * len(train) + 2 * n_speech] and n_speech == 4
+    n = len(train)  # each UniST clip is paired with its row's other side; the corpus clips with none
+    assert pairs[0] == list(range(n, 2 * n)) + list(range(n)) + [-1] * (2 * n_speech)
     # without the corpus: the train clips only, and another cache entry
     bare = tmp_path / "bare"
     shutil.copytree(synth, bare)
@@ -180,3 +186,10 @@ def test_fit_codec_fits_on_the_train_split_and_the_corpus_speech(built, tmp_path
     monkeypatch.setattr(steps, "CODEC_CORPUS_ROWS", 3)
     steps.fit_codec(synth, tmp_path / "codec4", preset="tiny", cache=StepCache(tmp_path / "c3"))
     assert seen[-1] == 2 * len(train) + 6
+    # a preset whose config changed (same name) is refitted, not served from the cache
+    cache = StepCache(tmp_path / "c4")
+    steps.fit_codec(synth, tmp_path / "codec5", preset="tiny", cache=cache)
+    changed = lite.LiteCodecConfig.tiny(crop_frames=7)
+    monkeypatch.setattr(lite.LiteCodecConfig, "preset", classmethod(lambda cls, name, **o: changed))
+    steps.fit_codec(synth, tmp_path / "codec6", preset="tiny", cache=cache)
+    assert cache.stats.misses["fit_codec"] == 2 and "fit_codec" not in cache.stats.hits

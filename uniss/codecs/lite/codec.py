@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -446,6 +446,7 @@ def fit_lite_codec(
     config: LiteCodecConfig | None = None,
     *,
     progress: bool = True,
+    partners: Sequence[int] | None = None,
 ) -> Any:
     """Fit the three codebooks and train the decoder on a corpus of clips: a v2 :class:`LiteCodec`
     for a ``semantic_source="mel"`` config, a v3
@@ -455,6 +456,8 @@ def fit_lite_codec(
         wavs: ``(N_i,)`` float32 16 kHz mono clips (>= 2 clips; each >= 0.08 s).
         config: sizes and knobs (default :meth:`LiteCodecConfig.demo`).
         progress: tqdm/rich progress on stderr.
+        partners: v3 only: for each clip the index of its pair partner (the other side of its
+            source/target row), -1 for none; used by ``decoder_speaker_swap``.
 
     Returns:
         the fitted :class:`LiteCodec`; ``codec.metrics`` holds the decoder's final train/validation
@@ -476,10 +479,15 @@ def fit_lite_codec(
             raise CodecError(f"training clip {i}: {e}") from None
     if len(ws) < 2:
         raise CodecError(f"fitting a lite codec needs at least 2 clips, got {len(ws)}")
+    part = None
+    if partners is not None:
+        part = np.asarray(list(partners), np.int64)
+        if part.shape != (len(ws),) or ((part < -1) | (part >= len(ws))).any():
+            raise CodecError(f"partners must be {len(ws)} clip indices or -1, got shape {part.shape}")
     if cfg.semantic_source == "whisper":
         from uniss.codecs.lite.codec_v3 import fit_lite_codec_v3
 
-        return fit_lite_codec_v3(ws, cfg, progress=progress)
+        return fit_lite_codec_v3(ws, cfg, progress=progress, partners=part)
     rng = np.random.default_rng(cfg.seed)
     timings: dict[str, float] = {}
 

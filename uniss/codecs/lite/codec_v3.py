@@ -335,7 +335,8 @@ class LiteCodecV3(ManifestFingerprint):
         return f"LiteCodecV3(sizes={self.sizes}, vocoder={self.config.vocoder!r})"
 
 
-def fit_lite_codec_v3(ws: list[np.ndarray], cfg: LiteCodecConfig, *, progress: bool = True) -> LiteCodecV3:
+def fit_lite_codec_v3(ws: list[np.ndarray], cfg: LiteCodecConfig, *, progress: bool = True,
+                      partners: np.ndarray | None = None) -> LiteCodecV3:
     """Fit codec v3 on checked clips (called by ``fit_lite_codec`` for a v3 config).
 
     Stages: one Whisper pass (both content streams) -> linguistic and semantic k-means; speaker PQ
@@ -346,6 +347,7 @@ def fit_lite_codec_v3(ws: list[np.ndarray], cfg: LiteCodecConfig, *, progress: b
     Args:
         ws: ``(N_i,)`` float32 16 kHz clips, already checked (>= 2).
         cfg: a v3 config.
+        partners: ``(N,)`` int64 pair partner of each clip (-1: none), for ``decoder_speaker_swap``.
 
     Returns:
         the codec; ``metrics`` holds decoder losses, stage timings (s) and clip/audio counts.
@@ -388,7 +390,8 @@ def fit_lite_codec_v3(ws: list[np.ndarray], cfg: LiteCodecConfig, *, progress: b
     timings["vocoder_mel_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    dec, dec_metrics = train_unit_decoder(codes, targets, spk_q, len(sem), cfg, rng, progress=progress)
+    dec, dec_metrics = train_unit_decoder(codes, targets, spk_q, len(sem), cfg, rng, partners=partners,
+                                          progress=progress)
     timings["decoder_train_s"] = time.perf_counter() - t0
 
     metrics = {

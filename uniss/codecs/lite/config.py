@@ -54,6 +54,12 @@ class LiteCodecConfig:
         decoder_dropout: v3 UnitDecoder dropout inside every FiLM block, training only (0 = none).
         decoder_unit_noise: v3 decoder training augmentation: share of input units replaced by random
             units (0 = none), so the decoder also renders the imperfect unit strings an LM writes.
+        decoder_speaker_swap: v3 decoder training: probability that a clip with a pair partner (the
+            other side of its UniST row, ``fit_lite_codec(partners=...)``) is conditioned on the
+            partner's speaker vector instead of its own, with its own mel as the target. Inference
+            renders a translation's units with the *source's* speaker tokens (paper §3.1.2), and
+            the codec topline with them lost 21 / 11 Speech-BLEU against the target's own speaker
+            tokens (ZH->EN 17 vs 38, EN->ZH 30 vs 41; demo data 2026-12-04). 0 = own vector only.
     """
 
     linguistic_size: int = 1024
@@ -84,6 +90,7 @@ class LiteCodecConfig:
     decoder_cpu_s: float = 300.0
     decoder_dropout: float = 0.0
     decoder_unit_noise: float = 0.0
+    decoder_speaker_swap: float = 0.0
 
     @classmethod
     def tiny(cls, **overrides: Any) -> LiteCodecConfig:
@@ -223,6 +230,8 @@ class LiteCodecConfig:
                 d.pop(k)
         if self.whisper_window == "packed":  # manifests before the key keep their fingerprints
             d.pop("whisper_window")
+        if not self.decoder_speaker_swap:  # a v3 key newer than v3's first manifests: at 0 (the
+            d.pop("decoder_speaker_swap")  # behaviour of before) left out, so theirs stay as they were
         return d
 
     def __post_init__(self) -> None:
@@ -236,6 +245,8 @@ class LiteCodecConfig:
             raise CodecError(f"lite codec whisper_window must be one of {WINDOW_MODES}, got {self.whisper_window!r}")
         if self.vocoder not in ("mbmelgan", "griffinlim"):
             raise CodecError(f"lite codec vocoder must be 'mbmelgan' or 'griffinlim', got {self.vocoder!r}")
+        if not 0.0 <= float(self.decoder_speaker_swap) <= 1.0:
+            raise CodecError(f"lite codec decoder_speaker_swap must be in [0, 1], got {self.decoder_speaker_swap}")
         if self.semantic_source == "mel" and self.vocoder != "griffinlim":
             raise CodecError("a v2 lite codec (semantic_source='mel') renders with Griffin-Lim only (vocoder='griffinlim')")
 

@@ -106,6 +106,7 @@ def train_unit_decoder(
     cfg: LiteCodecConfig,
     rng: np.random.Generator,
     *,
+    partners: np.ndarray | None = None,
     progress: bool = True,
 ) -> tuple[UnitDecoder, dict[str, Any]]:
     """Fit a :class:`UnitDecoder` on (codes, speaker, normalised mel) triples.
@@ -137,6 +138,9 @@ def train_unit_decoder(
         n_units: K_s.
         cfg: sizes and knobs (``torch.manual_seed(cfg.seed)`` seeds the weights).
         rng: draws the validation split and the crops.
+        partners: ``(n,)`` int64 index of each clip's pair partner (-1: none); with
+            ``decoder_speaker_swap > 0`` a training clip is conditioned on its partner's speaker
+            vector with that probability (validation always on its own).
         progress: tqdm bar.
 
     Returns:
@@ -170,7 +174,11 @@ def train_unit_decoder(
             f0 = round(s * FRAMES_PER_UNIT)
             seg = mels[i][f0 : f0 + min(units_to_frames(m), tv)]
             y[b, : len(seg)], mask[b, : len(seg)] = seg, 1.0
-        return torch.from_numpy(c), spk_t[idx], torch.from_numpy(y), torch.from_numpy(mask)
+        who = idx
+        if crop_u and partners is not None and cfg.decoder_speaker_swap > 0:  # training batches only
+            swap = (partners[idx] >= 0) & (rng.random(len(idx)) < cfg.decoder_speaker_swap)
+            who = np.where(swap, partners[idx], idx)
+        return torch.from_numpy(c), spk_t[who], torch.from_numpy(y), torch.from_numpy(mask)
 
     def l1(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return ((pred - y).abs() * mask).sum() / (mask.sum() * VOCODER_N_MELS)

@@ -44,3 +44,15 @@ def test_whisper_window_key():
     assert LiteCodecConfig.from_dict(packed.to_dict()).whisper_window == "packed"
     with pytest.raises(CodecError, match="whisper_window"):
         LiteCodecConfig(whisper_window="sliding")
+
+
+
+def test_decoder_speaker_swap_is_checked_and_left_out_of_manifests_at_zero():
+    """The key is newer than v3: at 0 (the behaviour of before) it is not written, so manifests and
+    fingerprints of before stay as they were; a set value round-trips; out of range is a typed error."""
+    assert "decoder_speaker_swap" not in LiteCodecConfig.preset("tiny-v3").to_dict()
+    c = LiteCodecConfig.preset("tiny-v3", decoder_speaker_swap=0.5)
+    assert c.to_dict()["decoder_speaker_swap"] == 0.5 and LiteCodecConfig.from_dict(c.to_dict()) == c
+    for bad in (-0.1, 1.5):
+        with pytest.raises(CodecError, match="decoder_speaker_swap"):
+            LiteCodecConfig.preset("tiny-v3", decoder_speaker_swap=bad)

@@ -3,6 +3,7 @@
 import itertools
 
 import numpy as np
+import pytest
 import torch
 
 from uniss.codecs.lite import LiteCodecConfig
@@ -72,3 +73,29 @@ def test_a_step_budget_gives_the_same_decoder_whatever_the_cpu_time(monkeypatch)
     assert replanned[1]["decoder_steps"] == 25
     assert not all(torch.equal(a, b) for a, b in zip(quiet[0].state_dict().values(),
                                                       replanned[0].state_dict().values(), strict=True))
+
+
+def test_speaker_swap_conditions_on_the_partner_in_training_only():
+    """With ``decoder_speaker_swap`` a clip is sometimes rendered from its pair partner's speaker
+    vector (another fit); at 0, or without partners, the fit is the one of before."""
+    codes, mels, spk = _data()
+    partners = np.array([1, 0, 3, 2, -1, -1])
+
+    def fit(swap, part):
+        cfg = LiteCodecConfig.tiny_v3(train_steps=25, decoder_cpu_s=1e6, decoder_speaker_swap=swap)
+        return train_unit_decoder(codes, mels, spk, 16, cfg, np.random.default_rng(1), partners=part, progress=False)
+
+    plain, zero, swapped = fit(0.0, None), fit(0.0, partners), fit(0.5, partners)
+    for a, b in zip(plain[0].state_dict().values(), zero[0].state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert not torch.allclose(plain[0].embed.weight, swapped[0].embed.weight)
+
+
+def test_fit_rejects_bad_partners():
+    from uniss.codecs.base import CodecError
+    from uniss.codecs.lite import fit_lite_codec
+
+    wavs = [np.random.default_rng(i).standard_normal(8000).astype(np.float32) * 0.1 for i in range(3)]
+    for bad in ([1, 0], [1, 0, 3], [1, 0, -2]):
+        with pytest.raises(CodecError, match="partners"):
+            fit_lite_codec(wavs, LiteCodecConfig.tiny_v3(), partners=bad, progress=False)
