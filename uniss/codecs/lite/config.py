@@ -59,7 +59,11 @@ class LiteCodecConfig:
             partner's speaker vector instead of its own, with its own mel as the target. Inference
             renders a translation's units with the *source's* speaker tokens (paper §3.1.2), and
             the codec topline with them lost 21 / 11 Speech-BLEU against the target's own speaker
-            tokens (ZH->EN 17 vs 38, EN->ZH 30 vs 41; demo data 2026-12-04). 0 = own vector only.
+            tokens (ZH->EN 17 vs 38, EN->ZH 30 vs 41; demo data 2026-12-04). 0 = own vector only,
+            the presets' value: at 0.5 the source-voice topline of one fit moved from 21.3 / 27.5 to
+            13.7 / 30.4 (EN / ZH targets; CER 0.55 -> 0.68 and 0.47 -> 0.71) while the own-voice
+            topline stayed (32.2 / 40.8 against 32.3 / 41.3); one fit each, and fits of one recipe
+            differ by several BLEU, so it needs more seeds before it is tried again.
     """
 
     linguistic_size: int = 1024
