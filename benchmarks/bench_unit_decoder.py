@@ -35,7 +35,9 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 
 
-def _data_dir(arg: str | None) -> Path:
+def demo_data_dir(arg: str | None) -> Path:
+    """``arg`` as a path, else the UniST data of the newest ``uniss retrain`` run under
+    ``$UNISS_HOME/pipeline_root`` (its ``synthesize-unist`` output). Exits with a message if none."""
     if arg:
         return Path(arg)
     from uniss.settings import get_settings
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     from uniss.engines.speaker import SpeakerEncoder
     from uniss.metrics import cosine
 
-    d = _data_dir(a.data)
+    d = demo_data_dir(a.data)
     df = pd.concat([pd.read_parquet(f) for f in sorted(glob.glob(str(d / "shards" / "*.parquet")))], ignore_index=True)
     fit_df, test_df = df[df.split.isin(["train", "dev"])], df[df.split == "test"]
     fit_wavs = _clips(fit_df, "src") + _clips(fit_df, "tgt")
@@ -132,12 +134,18 @@ def main(argv: list[str] | None = None) -> dict:
                                "decode_x_realtime": round(audio_s / t_dec, 1)}
         out["by_language"][lang] = res
         print(lang, json.dumps(res))
+    write_result(out, f"unit_decoder_{a.tag}")
+    return out
+
+
+def write_result(out: dict, name: str) -> Path:
+    """Add the end-of-run 1-minute load average and write ``benchmarks/results/<name>.json``."""
     out["load_avg_1m_end"] = os.getloadavg()[0]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"unit_decoder_{a.tag}.json"
+    path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(out, indent=2, default=str))
     print(f"wrote {path}")
-    return out
+    return path
 
 
 if __name__ == "__main__":

@@ -41,17 +41,17 @@ Writes ``benchmarks/results/unit_errors_<tag>.json`` (about 5 min on 2 cores for
 from __future__ import annotations
 
 import argparse
-import glob
 import itertools
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_unit_decoder import demo_data_dir, write_result  # noqa: E402  (a sibling script)
 
 
 def runs_of(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -129,17 +129,6 @@ def perturb(units: np.ndarray, kind: str, p: float, mean_len: np.ndarray, neighb
     raise ValueError(f"unknown perturbation {kind!r}")
 
 
-def _data_dir(arg: str | None) -> Path:
-    if arg:
-        return Path(arg)
-    from uniss.settings import get_settings
-
-    runs = sorted(glob.glob(str(get_settings().home / "pipeline_root" / "uniss-retrain-*" / "synthesize-unist" / "unist")))
-    if not runs:
-        raise SystemExit("no synthesize-unist output under $UNISS_HOME/pipeline_root: run `make demo` or pass --data")
-    return Path(runs[-1])
-
-
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=None, help="UniST dataset directory (default: the newest demo run's)")
@@ -158,10 +147,10 @@ def main(argv: list[str] | None = None) -> dict:
     from uniss.settings import get_settings
     from uniss.unist.io import decode_flac
 
-    d = _data_dir(a.data)
+    d = demo_data_dir(a.data)
     codec_dir = Path(a.codec) if a.codec else get_settings().home / "data-registry" / "unist" / "codec"
     codec = load_codec(codec_dir)
-    df = pd.concat([pd.read_parquet(f) for f in sorted(glob.glob(str(d / "shards" / "*.parquet")))], ignore_index=True)
+    df = pd.concat([pd.read_parquet(f) for f in sorted((d / "shards").glob("*.parquet"))], ignore_index=True)
     train, test = df[df.split == "train"], df[df.split == "test"]
     asr, spk = WhisperASR(), SpeakerEncoder()
     rng = np.random.default_rng(a.seed)
@@ -213,11 +202,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(lang, kind, json.dumps(res[kind]), flush=True)
         out["by_language"][lang] = res
     out["wall_s"] = round(time.perf_counter() - t_start, 1)
-    out["load_avg_1m_end"] = os.getloadavg()[0]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"unit_errors_{a.tag}.json"
-    path.write_text(json.dumps(out, indent=2, default=str))
-    print(f"wrote {path}")
+    write_result(out, f"unit_errors_{a.tag}")
     return out
 
 
