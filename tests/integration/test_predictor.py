@@ -242,8 +242,8 @@ def test_wrong_json_is_400(server, content, needle):
 
 @pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain"])
 def test_json_body_without_a_json_content_type_is_read_as_json(server, content_type):
-    """``curl -d`` (the README's example) sends form-urlencoded; the JSON body must still be served,
-    and a non-JSON body of that type is a 400 that says what to send."""
+    """``curl -d`` and ``curl --data-binary @-`` (the README's example) send form-urlencoded; the JSON
+    body must still be served, and a non-JSON body of that type is a 400 that says what to send."""
     url, _, _ = server
     body = json.dumps({"instances": [{"audio_b64": _b64(_wav(_speech())), "target_language": "zh", "mode": "direct"}]})
     headers = {} if content_type is None else {"content-type": content_type}
