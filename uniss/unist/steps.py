@@ -159,21 +159,17 @@ def _stamp_version(data_dir: Path, manifest: dict[str, Any]) -> None:
 CODEC_CORPUS_ROWS = 200
 
 
-def pair_partners(rows: list[int]) -> np.ndarray:
-    """Pair partner of each clip when tables of ``rows[j]`` rows are laid out table after table, each
-    as all its source clips then all its target clips (the layout :func:`fit_codec` fits on).
+def pair_partners(n_rows: int) -> np.ndarray:
+    """Pair partner of each clip of a table laid out as all its source clips, then all its target
+    clips (the layout :func:`fit_codec` fits on).
 
     Args:
-        rows: rows of each table, in order.
+        n_rows: rows of the table.
 
     Returns:
-        ``(2 * sum(rows),)`` int64: a source clip's partner is its row's target clip and back.
+        ``(2 * n_rows,)`` int64: a source clip's partner is its row's target clip and back.
     """
-    out, base = [], 0
-    for n in rows:
-        out += [np.arange(base + n, base + 2 * n), np.arange(base, base + n)]
-        base += 2 * n
-    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
+    return np.concatenate([np.arange(n_rows, 2 * n_rows), np.arange(n_rows)]).astype(np.int64)
 
 
 def fit_codec(data_dir: str | Path, out_dir: str | Path, preset: str = "tiny", *, max_clips: int | None = None,
@@ -221,9 +217,10 @@ def fit_codec(data_dir: str | Path, out_dir: str | Path, preset: str = "tiny", *
     corpus = (align[align["kind"] == "speech"].sort_values("id").head(CODEC_CORPUS_ROWS).reset_index(drop=True)
               if align is not None else train.iloc[:0])
     cache = cache or default_cache()
+    cfg = LiteCodecConfig.preset(preset)
     key = hashlib.sha256(json.dumps([frame_digest(train, ["id", "src_audio", "tgt_audio"]), preset, max_clips,
                                      LITE_VERSION, frame_digest(corpus, ["id", "src_audio", "tgt_audio"]),
-                                     LiteCodecConfig.preset(preset).to_dict()]  # a changed preset refits
+                                     cfg.to_dict()]  # a changed preset refits
                                     ).encode()).hexdigest()
     out = Path(out_dir)
     hit = cache.root / "codec" / key if cache.root is not None else None
@@ -235,10 +232,10 @@ def fit_codec(data_dir: str | Path, out_dir: str | Path, preset: str = "tiny", *
     cache.stats.misses["fit_codec"] = cache.stats.misses.get("fit_codec", 0) + 1
     wavs = [decode_flac(b) for t in (train, corpus) for side in ("src_audio", "tgt_audio") for b in t[side]]
     # source <-> target of one UniST row (one voice by design); the corpus's two sides are two voices
-    partners = np.concatenate([pair_partners([len(train)]), np.full(2 * len(corpus), -1, np.int64)])
+    partners = np.concatenate([pair_partners(len(train)), np.full(2 * len(corpus), -1, np.int64)])
     if max_clips:
         wavs, partners = wavs[:max_clips], np.where(partners[:max_clips] < max_clips, partners[:max_clips], -1)
-    codec = fit_lite_codec(wavs, LiteCodecConfig.preset(preset), partners=partners)
+    codec = fit_lite_codec(wavs, cfg, partners=partners)
     shutil.rmtree(out, ignore_errors=True)
     codec.save(out)
     if hit is not None:

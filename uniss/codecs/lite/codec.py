@@ -483,7 +483,8 @@ def fit_lite_codec(
     if partners is not None:
         part = np.asarray(list(partners), np.int64)
         if part.shape != (len(ws),) or ((part < -1) | (part >= len(ws))).any():
-            raise CodecError(f"partners must be {len(ws)} clip indices or -1, got shape {part.shape}")
+            raise CodecError(f"partners must be {len(ws)} values, each a clip index in [0, {len(ws)}) or -1; "
+                             f"got {part.size} in [{part.min(initial=0)}, {part.max(initial=0)}]")
     if cfg.semantic_source == "whisper":
         from uniss.codecs.lite.codec_v3 import fit_lite_codec_v3
 

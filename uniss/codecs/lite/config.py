@@ -58,12 +58,13 @@ class LiteCodecConfig:
             other side of its UniST row, ``fit_lite_codec(partners=...)``) is conditioned on the
             partner's speaker vector instead of its own, with its own mel as the target. Inference
             renders a translation's units with the *source's* speaker tokens (paper §3.1.2), and
-            the codec topline with them lost 21 / 11 Speech-BLEU against the target's own speaker
-            tokens (ZH->EN 17 vs 38, EN->ZH 30 vs 41; demo data 2026-12-04). 0 = own vector only,
-            the presets' value: at 0.5 the source-voice topline of one fit moved from 21.3 / 27.5 to
-            13.7 / 30.4 (EN / ZH targets; CER 0.55 -> 0.68 and 0.47 -> 0.71) while the own-voice
-            topline stayed (32.2 / 40.8 against 32.3 / 41.3); one fit each, and fits of one recipe
-            differ by several BLEU, so it needs more seeds before it is tried again.
+            the codec topline with them loses 11 / 14 Speech-BLEU against the target's own speaker
+            tokens (EN / ZH targets 21.3 vs 32.3, 27.5 vs 41.3; demo-v3 on the demo data, 2026-12-04,
+            ``benchmarks/bench_unit_errors.py``). 0 = own vector only, the presets' value: at 0.5 the
+            source-voice topline of one fit moved to 13.7 / 30.4 (CER 0.55 -> 0.68 and 0.47 -> 0.71)
+            while the own-voice topline stayed (32.2 / 40.8), inside the spread of seeds 0-2 of the
+            preset itself (source voice 12.8-21.3 / 27.5-37.2), so it needs several seeds a variant
+            before it is tried again.
     """
 
     linguistic_size: int = 1024
@@ -169,7 +170,7 @@ class LiteCodecConfig:
         fewer beside a CI run (26.7 / 13.5), with the same data and code. The step budget alone was
         not enough: the learning-rate schedule still read the CPU clock at every step, and two cold
         demos (2026-12-04) with identical codebooks trained decoders whose codec topline differed by
-        9 / 7 BLEU (30.3 / 17.0 and 39.7 / 24.4). Since 2026-12-05 the schedule reads the clock once
+        9 / 7 BLEU (30.3 / 17.0 and 39.7 / 24.4). Since 2026-12-04 the schedule reads the clock once
         (:func:`~uniss.codecs.lite.unit_decoder.train_unit_decoder`), and a fit is bit-identical on a
         quiet and a loaded machine (checked: same decoder sha256 with and without a CPU burner)."""
         base: dict[str, Any] = dict(

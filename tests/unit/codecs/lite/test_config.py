@@ -46,7 +46,6 @@ def test_whisper_window_key():
         LiteCodecConfig(whisper_window="sliding")
 
 
-
 def test_decoder_speaker_swap_is_checked_and_left_out_of_manifests_at_zero():
     """The key is newer than v3: at 0 (the behaviour of before) it is not written, so manifests and
     fingerprints of before stay as they were; a set value round-trips; out of range is a typed error."""
