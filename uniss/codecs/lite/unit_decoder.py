@@ -35,7 +35,7 @@ from torch.nn import functional as F
 
 from uniss.codecs.lite.config import LiteCodecConfig
 from uniss.codecs.lite.features import SPEAKER_DIM
-from uniss.codecs.lite.vocoder import FRAMES_PER_UNIT, VOCODER_N_MELS, units_to_frames
+from uniss.codecs.lite.vocoder import VOCODER_N_MELS, frames_per_unit, units_to_frames
 
 
 class FiLMBlock(nn.Module):
@@ -69,12 +69,14 @@ class UnitDecoder(nn.Module):
     Args:
         n_units: K_s; channels: C; blocks_in / blocks_out: FiLM blocks at 50 Hz / at 80 Hz
             (dilations 1, 2, 4, ... / 1, 2, ...); kernel: conv kernel (frames); dropout: inside
-            every block, training only.
+            every block, training only; vocoder: whose frame rate the output has
+            (:func:`~uniss.codecs.lite.vocoder.units_to_frames`).
     """
 
     def __init__(self, n_units: int, channels: int = 192, blocks_in: int = 4, blocks_out: int = 2, kernel: int = 5,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, vocoder: str = "mbmelgan") -> None:
         super().__init__()
+        self.vocoder = vocoder
         self.embed = nn.Embedding(n_units, channels)
         self.spk_in = nn.Linear(SPEAKER_DIM, channels)
         self.pre = nn.ModuleList([FiLMBlock(channels, SPEAKER_DIM, kernel, 2 ** (i % 3), dropout) for i in range(blocks_in)])
@@ -82,11 +84,11 @@ class UnitDecoder(nn.Module):
         self.out = nn.Conv1d(channels, VOCODER_N_MELS, 1)
 
     def forward(self, codes: torch.Tensor, spk: torch.Tensor) -> torch.Tensor:
-        """codes ``(B, T_s)``, spk ``(B, 256)`` -> ``(B, ceil(1.6 T_s), 80)``."""
+        """codes ``(B, T_s)``, spk ``(B, 256)`` -> ``(B, units_to_frames(T_s, vocoder), 80)`` (1.6 T_s for MB-MelGAN)."""
         x = self.embed(codes).transpose(1, 2) + self.spk_in(spk)[:, :, None]  # (B, C, T_s)
         for blk in self.pre:
             x = blk(x, spk)
-        x = F.interpolate(x, size=units_to_frames(codes.shape[1]), mode="linear", align_corners=False)  # (B, C, T_v)
+        x = F.interpolate(x, size=units_to_frames(codes.shape[1], self.vocoder), mode="linear", align_corners=False)  # (B, C, T_v)
         for blk in self.post:
             x = blk(x, spk)
         return self.out(x).transpose(1, 2)  # (B, T_v, M)
@@ -95,7 +97,7 @@ class UnitDecoder(nn.Module):
 def build_unit_decoder(n_units: int, cfg: LiteCodecConfig) -> UnitDecoder:
     """A :class:`UnitDecoder` of the config's size."""
     return UnitDecoder(n_units, cfg.unit_decoder_channels, cfg.unit_decoder_blocks_in, cfg.unit_decoder_blocks_out,
-                       cfg.decoder_kernel, cfg.decoder_dropout)
+                       cfg.decoder_kernel, cfg.decoder_dropout, cfg.vocoder)
 
 
 def train_unit_decoder(
@@ -162,7 +164,7 @@ def train_unit_decoder(
     def batch(idx: np.ndarray, crop_u: int | None) -> tuple[torch.Tensor, ...]:
         """codes ``(B, L)``, speaker ``(B, 256)``, target ``(B, T_v, 80)``, mask ``(B, T_v, 1)``."""
         L = crop_u or max(len(codes[i]) for i in idx)
-        tv = units_to_frames(L)
+        tv = units_to_frames(L, cfg.vocoder)
         c = np.zeros((len(idx), L), np.int64)
         y = np.zeros((len(idx), tv, VOCODER_N_MELS), np.float32)
         mask = np.zeros((len(idx), tv, 1), np.float32)
@@ -171,8 +173,8 @@ def train_unit_decoder(
             s = int(rng.integers(0, t - L + 1)) // 5 * 5 if crop_u and t > L else 0
             m = min(L, t - s)
             c[b, :m] = codes[i][s : s + m]
-            f0 = round(s * FRAMES_PER_UNIT)
-            seg = mels[i][f0 : f0 + min(units_to_frames(m), tv)]
+            f0 = round(s * frames_per_unit(cfg.vocoder))
+            seg = mels[i][f0 : f0 + min(units_to_frames(m, cfg.vocoder), tv)]
             y[b, : len(seg)], mask[b, : len(seg)] = seg, 1.0
         who = idx
         if crop_u and partners is not None and cfg.decoder_speaker_swap > 0:  # training batches only

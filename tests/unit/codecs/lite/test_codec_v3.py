@@ -109,8 +109,8 @@ def test_v2_bundle_still_loads(saved_codec):
 def test_v3_bad_inputs(v3_codec, v3_saved, tmp_path):
     with pytest.raises(CodecError):
         v3_codec.decode(np.zeros(32, np.int64), np.array([v3_codec.sizes["semantic"]]))
-    with pytest.raises(CodecError):
-        LiteCodecConfig.tiny_v3(vocoder="hifigan")
+    with pytest.raises(CodecError, match="'mbmelgan', 'hifigan' or 'griffinlim'"):
+        LiteCodecConfig.tiny_v3(vocoder="wavenet")
     with pytest.raises(CodecError):
         LiteCodecConfig(vocoder="mbmelgan")  # v2 renders with Griffin-Lim only
     with pytest.raises(CodecError, match="unknown lite codec preset"):

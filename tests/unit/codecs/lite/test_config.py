@@ -55,3 +55,12 @@ def test_decoder_speaker_swap_is_checked_and_left_out_of_manifests_at_zero():
     for bad in (-0.1, 1.5):
         with pytest.raises(CodecError, match="decoder_speaker_swap"):
             LiteCodecConfig.preset("tiny-v3", decoder_speaker_swap=bad)
+
+
+def test_demo_v3_hifigan_preset_is_demo_v3_with_the_hifigan_vocoder():
+    """``params.yaml`` ``pipeline.demo.codec: demo-v3-hifigan`` fits demo-v3 rendered by HiFi-GAN; an
+    override still wins."""
+    a, b = LiteCodecConfig.preset("demo-v3-hifigan").to_dict(), LiteCodecConfig.preset("demo-v3").to_dict()
+    assert a.pop("vocoder") == "hifigan" and b.pop("vocoder") == "mbmelgan"
+    assert a == b
+    assert LiteCodecConfig.preset("demo-v3-hifigan", vocoder="griffinlim").vocoder == "griffinlim"
