@@ -48,6 +48,20 @@ def demo_data_dir(arg: str | None) -> Path:
     return Path(runs[-1])
 
 
+def copy_synthesis(wav: np.ndarray, stats: np.ndarray, vocoder: str) -> np.ndarray:
+    """A clip's own analysis mel through a vocoder: ``(N,)`` float32 16 kHz -> ``(T_s * 320,)`` float32
+    16 kHz, ``T_s = round(N / 320)`` (50 Hz units). The mel is the vocoder's own analysis mel
+    (:func:`uniss.codecs.lite.vocoder.analysis_log_mel`: log10 at 80 frames/s, or HiFi-GAN's natural
+    log at 86.13 frames/s), normalised with ``stats`` (``(2, 80)`` mean / std of that mel,
+    :func:`uniss.codecs.lite.vocoder.estimate_mel_stats` or a codec's ``vocoder_stats``) and rendered by
+    ``vocoder`` (``mbmelgan`` | ``griffinlim`` | ``hifigan``, :func:`uniss.codecs.lite.vocoder.render`):
+    the ceiling of a perfect unit decoder."""
+    from uniss.codecs.lite import vocoder as V
+
+    t_s = round(len(wav) / 320)
+    return V.render((V.analysis_log_mel(wav, t_s, vocoder) - stats[0]) / stats[1], t_s, vocoder, stats)
+
+
 def _clips(df, side: str) -> list[np.ndarray]:
     from uniss.unist.io import decode_flac
 
@@ -112,12 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
         res: dict = {"original": _score(asr, wavs, texts, lang)}
         vocs = ["mbmelgan"] + ([] if a.skip_gl else ["griffinlim"])
         for voc in vocs:
-            outs = []
-            for w in wavs:
-                t_s = round(len(w) / 320)
-                mel = (V.vocoder_log_mel(w, t_s) - stats[0]) / stats[1]
-                outs.append(V.render(mel, t_s, voc, stats))
-            res[f"ceiling_{voc}"] = _score(asr, outs, texts, lang)
+            res[f"ceiling_{voc}"] = _score(asr, [copy_synthesis(w, stats, voc) for w in wavs], texts, lang)
         t0 = time.perf_counter()
         toks = codec.encode(wavs)
         t_enc = time.perf_counter() - t0

@@ -8,6 +8,11 @@ of error costs once the codec renders it. It reads a fitted codec bundle (defaul
 newest ``synthesize-unist`` output, or ``--data DIR``), encodes the test-split TARGET clips and
 decodes them again after one perturbation of their semantic tokens ``(T_s,)`` int64 at 50 Hz:
 
+* ``reference``: the target clip itself (no codec);
+* ``vocoder_copy_synthesis``: the codec's vocoder on the target's own analysis mel (no units; v3
+  codecs): the most a perfect unit decoder could give with this vocoder;
+* ``hifigan_copy_synthesis``: the same with HiFi-GAN V1 universal on its own analysis mel
+  (``uniss.codecs.lite.vocoder.hifigan_copy_synthesis``; when installed);
 * ``topline``: none, rendered with the target clip's own speaker tokens;
 * ``topline_source_voice``: none, rendered with the *source* clip's speaker tokens: the codec
   topline of the evaluation (``evaluation.toplines``), and how the model's output is rendered;
@@ -26,13 +31,27 @@ decodes them again after one perturbation of their semantic tokens ``(T_s,)`` in
 
 Scores are Whisper-base (``uniss.engines.asr.WhisperASR``) Speech-BLEU and CER/WER
 (``uniss.metrics``) against the target text, per target language, and the resemblyzer cosine of
-the decoded clip to the target. Perturbations draw from one ``numpy`` generator (``--seed``).
+the decoded clip to the target and to its source clip (``speaker_cosine_to_source``, the
+evaluation's speaker similarity: the two sides of a row are one Kokoro voice in two languages).
+Perturbations draw from one ``numpy`` generator (``--seed``).
 
 Measured 2026-12-04 (demo data, a demo-v3 fit, 24 test clips a language, Speech-BLEU EN / ZH targets):
 topline 32.3 / 41.3; source voice 21.3 / 27.5; de-duplicated + mean durations 6.5 / 14.0, + uniform
 durations 5.2 / 2.6; run jitter 0.1: 29.2 / 33.5, 0.3: 25.1 / 28.9; run substitution 0.1: 17.4 / 29.3,
 0.3: 2.1 / 7.6; frame substitution 0.1: 22.4 / 22.6, 0.3: 15.2 / 13.1. A wrong unit costs far more than a
 wrong run length, and a duration rule in place of the true run lengths loses most of the topline.
+The vocoder alone (copy synthesis, same codec and clips): Speech-BLEU 93.8 / 81.7 (reference 92.9 /
+84.4), speaker cosine to the target 0.77 / 0.79 and to the source 0.60 / 0.66 (reference 0.68 /
+0.82; codec topline in the source's voice 0.58 / 0.54). So MB-MelGAN keeps the words but not the
+voice: no unit decoder in front of it can bring the output's cosine to the source up to 0.70.
+HiFi-GAN V1 universal (copy synthesis): Speech-BLEU 98.0 (95.0 in an earlier run) / 82.7, cosine to
+the target 0.98 / 0.98, to the source 0.69 / 0.81 (all rows; on the held-out voices 0.84 / 0.82, as the reference).
+Every row records its speed in x real time (``x_real_time`` for copy synthesis, ``decode_x_real_time``
+for ``codec.decode``; one run, so the rows compare): MB-MelGAN 11.6 / 13.5, HiFi-GAN 1.3 / 1.6, the
+demo-v3 codec 14-20 (2026-12-04, 2 cores shared with a demo; on a quiet machine the vocoders ran
+at 22.1 and 3.3). A ``demo-v3-hifigan`` codec fit on the
+same data (``--codec``): topline 34.2 / 46.5, source voice 31.8 / 47.3 with cosine to the source
+0.70 / 0.68, decoding at ~1.2 x real time (3.5 on a quiet machine).
 
 Run:  nice .venv/bin/python benchmarks/bench_unit_errors.py [--codec DIR] [--data DIR] [--p 0.1,0.3]
 Writes ``benchmarks/results/unit_errors_<tag>.json`` (about 5 min on 2 cores for the demo data).
@@ -47,11 +66,12 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_unit_decoder import demo_data_dir, write_result  # noqa: E402  (a sibling script)
+from bench_unit_decoder import copy_synthesis, demo_data_dir, write_result  # noqa: E402  (a sibling script)
 
 
 def runs_of(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -141,6 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
     import pandas as pd
 
     from uniss.codecs.base import load_codec
+    from uniss.codecs.lite.vocoder import hifigan_available, hifigan_copy_synthesis
     from uniss.engines.asr import WhisperASR
     from uniss.engines.speaker import SpeakerEncoder
     from uniss.metrics import corpus_bleu, cosine, error_rate
@@ -174,6 +195,11 @@ def main(argv: list[str] | None = None) -> dict:
     out: dict = {"data": str(d), "codec": str(codec_dir), "codec_fingerprint": codec.fingerprint(), "seed": a.seed,
                  "mean_run_length_frames": round(overall, 2), "load_avg_1m_start": os.getloadavg()[0],
                  "cpus": os.cpu_count(), "by_language": {}}
+    copy_rows: list[tuple[str, Any]] = []  # (row, (N,) 16 kHz -> (N',) 16 kHz): vocoders on the target's own mel
+    if getattr(codec, "vocoder_stats", None) is not None:  # v3: the codec's own vocoder
+        copy_rows.append(("vocoder_copy_synthesis", lambda w: copy_synthesis(w, codec.vocoder_stats, codec.config.vocoder)))
+    if hifigan_available():  # HiFi-GAN V1 universal on its own analysis mel, for comparison
+        copy_rows.append(("hifigan_copy_synthesis", hifigan_copy_synthesis))
     t_start = time.perf_counter()
     for lang in ("en", "zh"):
         sub = test[test.tgt_lang == lang]
@@ -181,24 +207,43 @@ def main(argv: list[str] | None = None) -> dict:
             continue
         wavs, texts = [decode_flac(b) for b in sub.tgt_audio], sub.tgt_text.tolist()
         toks = codec.encode(wavs)
-        src_speaker = [t.speaker for t in codec.encode([decode_flac(b) for b in sub.src_audio], semantic=False)]
-        ref_emb = spk.embed_batch(wavs)
+        src_wavs = [decode_flac(b) for b in sub.src_audio]
+        src_speaker = [t.speaker for t in codec.encode(src_wavs, semantic=False)]
+        ref_emb, src_emb = spk.embed_batch(wavs), spk.embed_batch(src_wavs)
         res: dict = {"n": len(texts), "runs_per_s": round(float(np.mean(
             [len(runs_of(np.asarray(t.semantic))[0]) / (len(t.semantic) / 50) for t in toks])), 2)}
-        hyps = asr.transcribe(wavs, lang)
-        res["reference"] = {"speech_bleu": round(corpus_bleu(hyps, texts, lang).score, 2),
-                            "error_rate": round(error_rate(texts, hyps, lang), 3)}
+
+        def score(outs: list[np.ndarray], cosines: bool = True) -> dict:
+            hyps = asr.transcribe(outs, lang)
+            r = {"speech_bleu": round(corpus_bleu(hyps, texts, lang).score, 2), "error_rate": round(error_rate(texts, hyps, lang), 3)}
+            if cosines:
+                emb = spk.embed_batch(outs)
+                r["speaker_cosine"] = round(float(np.mean([cosine(x, y) for x, y in zip(emb, ref_emb, strict=True)])), 3)
+                r["speaker_cosine_to_source"] = round(float(np.mean([cosine(x, y) for x, y in zip(emb, src_emb, strict=True)])), 3)
+            return r
+
+        def timed(make: Any) -> tuple[list[np.ndarray], float]:
+            """Run ``make()`` -> (its clips, x real time: seconds of 16 kHz audio per wall second)."""
+            t0 = time.perf_counter()
+            clips = make()
+            return clips, round(sum(len(x) for x in clips) / 16000 / (time.perf_counter() - t0), 2)
+
+        res["reference"] = score(wavs, cosines=False)
+        res["reference"]["speaker_cosine_to_source"] = round(float(np.mean(
+            [cosine(x, y) for x, y in zip(ref_emb, src_emb, strict=True)])), 3)
+        print(lang, "reference", json.dumps(res["reference"]), flush=True)
+        for name, synth in copy_rows:
+            outs, xrt = timed(lambda: [synth(w) for w in wavs])  # noqa: B023 - called at once
+            res[name] = {**score(outs), "x_real_time": xrt}
+            print(lang, name, json.dumps(res[name]), flush=True)
         for kind in kinds:
             base, _, p = kind.rpartition("_") if kind[-1].isdigit() else (kind, "", "0")
             voices = src_speaker if kind == "topline_source_voice" else [t.speaker for t in toks]
             base = "topline" if kind == "topline_source_voice" else base
-            outs = [codec.decode(v, perturb(np.asarray(t.semantic, np.int64), base, float(p), mean_len, neighbour, rng))
-                    for t, v in zip(toks, voices, strict=True)]
-            hyps = asr.transcribe(outs, lang)
-            cos = [cosine(x, y) for x, y in zip(spk.embed_batch(outs), ref_emb, strict=True)]
-            res[kind] = {"speech_bleu": round(corpus_bleu(hyps, texts, lang).score, 2),
-                         "error_rate": round(error_rate(texts, hyps, lang), 3),
-                         "speaker_cosine": round(float(np.mean(cos)), 3)}
+            outs, xrt = timed(lambda: [codec.decode(v, perturb(np.asarray(t.semantic, np.int64), base, float(p), mean_len,
+                                                                neighbour, rng))
+                                       for t, v in zip(toks, voices, strict=True)])  # noqa: B023 - called at once
+            res[kind] = {**score(outs), "decode_x_real_time": xrt}
             print(lang, kind, json.dumps(res[kind]), flush=True)
         out["by_language"][lang] = res
     out["wall_s"] = round(time.perf_counter() - t_start, 1)
