@@ -83,7 +83,8 @@ def fit(
     manifest: Path = typer.Option(None, "--manifest", help="text/JSONL file listing audio paths"),
     preset: str = typer.Option(
         "demo",
-        help="tiny (CI, < 60 s) | demo (~1000 clips, < 5 min) | tiny-v3 | demo-v3 (v3: Whisper units + MB-MelGAN)",
+        help="tiny (CI, < 60 s) | demo (~1000 clips, < 5 min) | tiny-v3 | demo-v3 (v3: Whisper units + MB-MelGAN) | "
+             "demo-v3-hifigan (v3 rendered by HiFi-GAN, the pipeline's demo codec)",
     ),
     limit: int = typer.Option(0, help="use at most this many clips (0 = all)"),
 ) -> None:

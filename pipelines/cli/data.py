@@ -94,7 +94,7 @@ def _print_counts(summary: dict[str, Any]) -> None:
 def build(
     size: str = typer.Option("tiny", help="tiny (CI) | demo (main job)"),
     codec: Path = typer.Option(None, help="existing codec dir; default: fit a lite codec into DATA/codec"),
-    codec_preset: str = typer.Option(None, help="lite codec preset to fit (tiny-v3 | demo-v3 | tiny | demo); "
+    codec_preset: str = typer.Option(None, help="lite codec preset to fit (tiny-v3 | demo-v3 | demo-v3-hifigan | tiny | demo); "
                                      "default: the pipeline's, params.yaml pipeline.<size>.codec"),
     out: Path = typer.Option(None, help="dataset dir (default UNISS_HOME/data/<size>)"),
     register: bool = typer.Option(True, "--register/--no-register", help="commit a version to the DVC registry"),
@@ -176,7 +176,7 @@ def tokenize(
     out: Path = typer.Option(..., help="tokenized dataset folder"),
     codec: Path = typer.Option(None, help="codec dir; default: fit a lite codec into OUT/codec"),
     size: str = typer.Option("tiny", help="tiny | demo: fit the codec preset of params.yaml pipeline.<size>.codec"),
-    preset: str = typer.Option(None, help="lite codec preset when fitting (tiny-v3 | demo-v3 | tiny | demo); "
+    preset: str = typer.Option(None, help="lite codec preset when fitting (tiny-v3 | demo-v3 | demo-v3-hifigan | tiny | demo); "
                                "overrides --size"),
     params_file: Path = typer.Option(None, "--params", help="params.yaml (default: the repository's)"),
 ) -> None:

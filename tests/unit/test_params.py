@@ -43,7 +43,7 @@ def test_pipeline_codec_is_the_size_preset_else_the_size(tmp_path):
     f = tmp_path / "params.yaml"
     f.write_text(yaml.safe_dump({"pipeline": {"demo": {"codec": "demo-v3"}}}))
     assert [pipeline_codec(s, f) for s in ("tiny", "demo")] == ["tiny", "demo-v3"]
-    assert [pipeline_codec(s) for s in ("tiny", "demo")] == ["tiny-v3", "demo-v3"]  # the shipped params.yaml
+    assert [pipeline_codec(s) for s in ("tiny", "demo")] == ["tiny-v3", "demo-v3-hifigan"]  # the shipped params.yaml
     with pytest.raises(ParamsError, match="unknown size"):
         PipelineParams().codec_for("large")
 

@@ -195,8 +195,9 @@ def fit_codec(data_dir: str | Path, out_dir: str | Path, preset: str = "tiny", *
     Args:
         data_dir: synthesized dataset.
         out_dir: codec directory to write (replaced).
-        preset: ``LiteCodecConfig.preset`` name: ``tiny-v3`` | ``demo-v3`` (codec v3, the pipeline's
-            default, ``params.yaml`` ``pipeline.<size>.codec``) or ``tiny`` | ``demo`` (v2).
+        preset: ``LiteCodecConfig.preset`` name: ``tiny-v3`` | ``demo-v3`` | ``demo-v3-hifigan`` (codec
+            v3; the pipeline's defaults are ``tiny-v3`` and ``demo-v3-hifigan``, ``params.yaml``
+            ``pipeline.<size>.codec``) or ``tiny`` | ``demo`` (v2).
         max_clips: cap on training clips (default: all).
 
     Returns:

@@ -159,7 +159,7 @@ def test_codec_preset_comes_from_the_size_preset():
     args = retrain_arguments("demo", params={"pipeline": {"demo": {"codec": "demo"}}})
     assert args["codec_preset"] == "demo"
     # the shipped params.yaml: both pipeline sizes fit codec v3 (issue 16), the main job and CI alike
-    assert [retrain_arguments(s)["codec_preset"] for s in ("tiny", "demo")] == ["tiny-v3", "demo-v3"]
+    assert [retrain_arguments(s)["codec_preset"] for s in ("tiny", "demo")] == ["tiny-v3", "demo-v3-hifigan"]
 
 
 def test_mslm_recipe_trains_once_and_keeps_the_other_steps(tmp_path):
