@@ -88,8 +88,11 @@ def analysis_log_mel(wav16: np.ndarray, t_s: int, vocoder: str) -> np.ndarray:
     Griffin-Lim, :func:`vocoder_log_mel`; natural-log mel for HiFi-GAN, :func:`hifigan_log_mel`)."""
     if vocoder != "hifigan":
         return vocoder_log_mel(wav16, t_s)
-    mel = hifigan_log_mel(wav16)
-    tv = units_to_frames(t_s, vocoder)
+    return fit_frames(hifigan_log_mel(wav16), units_to_frames(t_s, vocoder))
+
+
+def fit_frames(mel: np.ndarray, tv: int) -> np.ndarray:
+    """Cut ``(T, 80)`` frames to ``(tv, 80)``, or pad by repeating the last frame (edge)."""
     return np.pad(mel, ((0, max(0, tv - len(mel))), (0, 0)), mode="edge")[:tv]
 
 
@@ -127,10 +130,7 @@ def vocoder_log_mel(wav16: np.ndarray, t_s: int | None = None) -> np.ndarray:
     S = np.abs(librosa.stft(w, n_fft=VOCODER_N_FFT, hop_length=VOCODER_HOP, win_length=VOCODER_WIN,
                             window="hann", center=True, pad_mode="reflect"))  # (1025, T_v)
     mel = np.log10(np.maximum(_mel_basis() @ S, MEL_FLOOR)).T.astype(np.float32)  # (T_v, 80)
-    if t_s is not None:
-        tv = units_to_frames(t_s)
-        mel = np.pad(mel, ((0, max(0, tv - len(mel))), (0, 0)), mode="edge")[:tv]
-    return mel
+    return mel if t_s is None else fit_frames(mel, units_to_frames(t_s))
 
 
 def mel_log_base(vocoder: str) -> float:
