@@ -300,6 +300,97 @@ class WhisperASR:
         return [o or "" for o in out]
 
 
+    def align_words(self, wavs: list[np.ndarray], texts: Sequence[str], language: str, *,
+                    pack_s: float = 28.0, progress: bool = False) -> list[list[tuple[str, float, float]]]:
+        """Forced word alignment of known transcripts: where each word of ``texts[i]`` is spoken in
+        ``wavs[i]``.
+
+        Whisper's cross-attention DTW over the alignment heads (Radford et al. 2022; faster-whisper
+        ``WhisperModel.find_alignment``, CTranslate2 ``Whisper.align``) is run on the *given* text
+        tokens, not on a decode, so every word of the transcript gets a time. Consecutive clips are
+        packed with ``pack_gap_s`` of silence into windows of at most ``pack_s`` seconds (one 30 s
+        encoder pass per window, as :meth:`transcribe` packs); each clip's words come back by their
+        token positions, their times relative to the clip. Words are Whisper's: space-led pieces in
+        English (punctuation stays on its word), characters or character groups in Chinese
+        (``Tokenizer.split_to_word_tokens``); ``"".join(words).strip()`` is the stripped transcript.
+
+        Args:
+            wavs: ``B`` waveforms ``(N_i,)`` float32 16 kHz.
+            texts: ``B`` transcripts of ``wavs`` (non-blank).
+            language: ``en`` or ``zh``.
+            pack_s: packing window in seconds (at most :data:`WHISPER_WINDOW_S`).
+            progress: tqdm bar over windows.
+
+        Returns:
+            ``B`` lists of ``(word, start_s, end_s)`` in spoken order, times in seconds from the clip
+            start, clipped to ``[0, duration]``; ``[]`` for a clip over ``pack_s`` seconds or one
+            the DTW could not align.
+
+        Raises:
+            UnknownLanguageError; EngineError: bad audio, ``B`` texts not matching ``B`` clips, a
+            blank text, or ``pack_s`` outside ``(0, 30]``.
+        """
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.tokenizer import Tokenizer
+        from tqdm.auto import tqdm
+
+        check_language(language)
+        xs = _check_wavs(wavs)
+        if len(texts) != len(xs):
+            raise EngineError(f"align_words needs one text per clip, got {len(texts)} texts for {len(xs)} clips")
+        if any(not str(t).strip() for t in texts):
+            raise EngineError("align_words got a blank transcript")
+        if not 0.0 < pack_s <= WHISPER_WINDOW_S:
+            raise EngineError(f"pack_s must be in (0, {WHISPER_WINDOW_S:g}] s, got {pack_s}")
+        sr = SAMPLE_RATE_HZ
+        plan = WhisperASR(self.model_dir, cpu_threads=self.cpu_threads, compute_type=self.compute_type,
+                          device=self.device, pack_s=pack_s, pack_gap_s=self.pack_gap_s).pack_plan(
+            [x.size / sr for x in xs])
+        plan = [w for w in plan if sum(xs[i].size for i in w) / sr <= pack_s]  # an over-long clip alone: no window
+        gap = np.zeros(int(round(self.pack_gap_s * sr)), dtype=np.float32)
+        out: list[list[tuple[str, float, float]]] = [[] for _ in xs]
+        with self._lock:
+            model = self.model
+            tok = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
+            fe = model.feature_extractor
+            batches = [plan[k:k + self.batch_size] for k in range(0, len(plan), self.batch_size)]
+            for batch in tqdm(batches, desc="align", unit="batch", disable=not progress):
+                feats, tokens, owners, offsets, frames = [], [], [], [], []
+                for w in batch:
+                    pieces, ids, own, offs, pos = [], [], [], {}, 0
+                    for k, i in enumerate(w):
+                        if k:
+                            pieces.append(gap)
+                            pos += gap.size
+                        offs[i] = pos / sr
+                        pieces.append(xs[i])
+                        pos += xs[i].size
+                        t = tok.encode((" " if language == "en" else "") + " ".join(str(texts[i]).split()))
+                        ids.extend(t)
+                        own.extend([i] * len(t))
+                    audio = np.concatenate(pieces)
+                    mel = fe(audio)[..., :-1]
+                    frames.append(int(mel.shape[-1]))
+                    feats.append(pad_or_trim(mel))
+                    tokens.append(ids)
+                    owners.append(own)
+                    offsets.append(offs)
+                enc = model.encode(np.stack(feats).astype(np.float32))
+                results = model.find_alignment(tok, tokens, enc, frames)
+                for words, own, offs in zip(results, owners, offsets):
+                    at = 0
+                    for wd in words:
+                        i = own[at] if at < len(own) else None
+                        at += len(wd["tokens"])
+                        if i is None:
+                            continue
+                        dur = xs[i].size / sr
+                        a = float(np.clip(wd["start"] - offs[i], 0.0, dur))
+                        b = float(np.clip(wd["end"] - offs[i], a, dur))
+                        out[i].append((wd["word"], a, b))
+        return out
+
+
 class PocketsphinxASR:
     """English ASR with CMU PocketSphinx 5 (its US-English acoustic model, LM and dictionary ship in
     the ``pocketsphinx`` wheel; https://pocketsphinx.readthedocs.io). English only; far weaker than

@@ -176,3 +176,33 @@ def test_packed_windows_give_each_clip_its_own_words(whisper, tts, librivox_clip
     lv_h = packed.transcribe(lv, "en")
     wer = corpus_error_rate([r for _, _, r in librivox_clips], lv_h, "en")
     assert wer < 0.1, list(zip([r for _, _, r in librivox_clips], lv_h))
+
+
+@pytest.mark.slow
+def test_align_words_forced_alignment_of_real_speech(whisper, librivox_clips):
+    """Forced alignment of the known transcripts: every word comes back in order, inside the clip,
+    and the times are real: a clip delayed by 1 s of silence has its words 1 s later, also when it
+    shares a packed window with the other clips."""
+    wavs = [w for _, w, _ in librivox_clips[:3]]
+    texts = [r for _, _, r in librivox_clips[:3]]
+    lead = np.zeros(SAMPLE_RATE_HZ, dtype=np.float32)
+    out = whisper.align_words(wavs + [np.concatenate([lead, wavs[0]])], texts + [texts[0]], "en")
+    for (w, t, words) in zip(wavs, texts, out):
+        assert " ".join("".join(x for x, _, _ in words).split()) == " ".join(t.split())
+        starts = [a for _, a, _ in words]
+        assert starts == sorted(starts) and all(0 <= a <= b <= w.size / SAMPLE_RATE_HZ for _, a, b in words)
+        assert len(words) >= len(t.split())
+    shift = np.asarray([a for _, a, _ in out[3]]) - np.asarray([a for _, a, _ in out[0]])
+    assert np.median(shift) == pytest.approx(1.0, abs=0.1), shift
+    alone = whisper.align_words(wavs[:1], texts[:1], "en")[0]  # a window of its own
+    assert np.abs(np.asarray([a for _, a, _ in alone]) - np.asarray([a for _, a, _ in out[0]])).max() < 0.25
+
+
+def test_align_words_bad_input(whisper):
+    x = np.zeros(SAMPLE_RATE_HZ, dtype=np.float32) + 0.01
+    with pytest.raises(EngineError):
+        whisper.align_words([x], ["a", "b"], "en")
+    with pytest.raises(EngineError):
+        whisper.align_words([x], ["  "], "en")
+    with pytest.raises(UnknownLanguageError):
+        whisper.align_words([x], ["hello"], "fr")

@@ -17,7 +17,7 @@ from uniss.unist.cache import StepCache
 from uniss.unist.dataset import read_manifest
 from uniss.unist.errors import DataIntegrityError, DataValidationError
 from uniss.unist.io import read_table, write_table
-from uniss.unist.tokenize import TOKEN_COLUMNS
+from uniss.unist.tokenize import TOKEN_COLUMNS, WORD_COLUMNS, word_starts_in_frames
 
 SR = 16000
 
@@ -84,6 +84,19 @@ def test_synthesize_carries_and_tokenize_tokenizes_the_corpus(built):
     # RateCodec: 50 semantic tokens per second of the Mandarin side
     assert np.allclose(sp["tgt_semantic"].map(len), sp["tgt_duration_s"] * 50, atol=2)
     assert all(len(v) == 0 for c in TOKEN_COLUMNS for v in tx[c])
+    # each side's words (Whisper forced alignment of the row's own text) and their unit starts
+    for side in ("src", "tgt"):
+        for text, words, starts, sem in zip(sp[f"{side}_text"], sp[f"{side}_words"], sp[f"{side}_word_starts"],
+                                            sp[f"{side}_semantic"]):
+            assert "".join(words).strip() == " ".join(text.split()) and len(starts) == len(words) > 0
+            assert list(starts) == sorted(starts) and 0 <= starts[0] and starts[-1] <= len(sem)
+    assert all(len(v) == 0 for c in WORD_COLUMNS for v in tx[c])
+
+
+def test_word_starts_in_frames_rounds_clips_and_never_decreases():
+    words = [(" a", -0.01, 0.2), (" b", 0.22, 0.4), (" c", 0.2, 0.5), (".", 9.0, 9.0)]
+    assert word_starts_in_frames(words, 30, 50.0) == [0, 11, 11, 30]
+    assert word_starts_in_frames([], 30, 50.0) == []
 
 
 def test_the_corpus_is_part_of_the_data_version(built, tmp_path):
