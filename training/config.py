@@ -110,6 +110,11 @@ class DataConfig(_Frozen):
         speech_input_noise: share of the teacher-forced semantic-unit *inputs* replaced by random
             units at every step, the labels unchanged (``training.samples.corrupt_speech_history``;
             not in the paper, whose 1.5B model reads the text from a pre-trained LLM; 0 = off).
+        interleave_words: speaking formats write each spoken word right before its semantic
+            tokens (``uniss.prompts.interleave_words``; ELLA-V style, not in the paper) where the
+            dataset has a word alignment (``{side}_words`` / ``{side}_word_starts``, written by the
+            tokenize step). The bundle records it and serving then allows text ids inside the speech
+            span. Off in the paper's 0.5B/1.5B configs.
         max_rows: cap on the corpus rows read (``null`` = all), for smoke runs.
         split: corpus split to train on.
     """
@@ -124,6 +129,7 @@ class DataConfig(_Frozen):
     translation_upsample: int = Field(default=1, ge=1)
     alignment: bool = False
     speech_input_noise: float = Field(default=0.0, ge=0, lt=1)
+    interleave_words: bool = False
     max_rows: int | None = Field(default=None, gt=0)
     split: Literal["train", "dev", "test"] = "train"
 

@@ -30,7 +30,7 @@ from uniss.prompts import PromptError, Task, build_continuation, build_prompt, s
 from uniss.vocab import SpeechVocab
 
 __all__ = ["IGNORE_INDEX", "Sample", "SampleError", "build_phase_samples", "build_sample", "corrupt_speech_history",
-           "row_samples"]
+           "row_samples", "row_words"]
 
 #: Label of positions that carry no loss (torch ``cross_entropy`` default ``ignore_index``).
 IGNORE_INDEX = -100
@@ -97,6 +97,19 @@ def _understanding(vocab: SpeechVocab, row: Mapping[str, Any], side: str, use_li
     }
 
 
+def row_words(row: Mapping[str, Any], side: str) -> dict[str, Any]:
+    """The word alignment of one side's speech as :func:`uniss.prompts.build_continuation` keyword
+    arguments (``words``, ``word_starts``), or ``{}`` when the row has none (a dataset tokenized
+    before the ``{side}_words`` / ``{side}_word_starts`` columns, or a clip Whisper could not
+    align): that sample keeps the plain speech span.
+    """
+    words = row.get(f"{side}_words")
+    starts = row.get(f"{side}_word_starts")
+    if words is None or starts is None or len(words) == 0 or len(words) != len(starts):
+        return {}
+    return {"words": [str(w) for w in words], "word_starts": np.asarray(starts, dtype=np.int64)}
+
+
 def build_sample(
     vocab: SpeechVocab,
     encode_text: Callable[[str], list[int]],
@@ -105,6 +118,7 @@ def build_sample(
     *,
     side: str = "src",
     use_linguistic: bool = True,
+    interleave_words: bool = False,
 ) -> Sample:
     """Build one sample of ``task`` from a corpus row.
 
@@ -118,6 +132,9 @@ def build_sample(
             always translate src -> tgt.
         use_linguistic: ``False`` = semantic tokens replace the linguistic tokens in understanding
             prompts (ablation).
+        interleave_words: the speech span of speaking formats interleaves the spoken words with
+            their semantic tokens (:func:`uniss.prompts.interleave_words`) where the row has a word
+            alignment (:func:`row_words`).
 
     Returns:
         :class:`Sample` with labels -100 on every prompt position.
@@ -137,7 +154,7 @@ def build_sample(
         prompt = build_prompt(vocab, t, tgt=lang["tgt"], speed_ratio=ratio, **und)
         cont = build_continuation(vocab, t, tgt=lang["tgt"], transcript=row_text(row, "src_text"),
                                   translation=row_text(row, "tgt_text"), semantic=row_codes(row, "tgt_semantic"),
-                                  speed_ratio=ratio)
+                                  speed_ratio=ratio, **(row_words(row, "tgt") if interleave_words else {}))
         splice = "src"
     elif t is Task.ASR:
         und = _understanding(vocab, row, side, use_linguistic)
@@ -152,7 +169,8 @@ def build_sample(
     elif t is Task.TTS:
         prompt = build_prompt(vocab, t, src=lang[side], speaker=row_codes(row, f"{side}_speaker"),
                               text=row_text(row, f"{side}_text"), speed_ratio=1.0)
-        cont = build_continuation(vocab, t, semantic=row_codes(row, f"{side}_semantic"))
+        cont = build_continuation(vocab, t, semantic=row_codes(row, f"{side}_semantic"),
+                                  **(row_words(row, side) if interleave_words else {}))
     else:  # MT
         prompt = build_prompt(vocab, t, tgt=lang[other], text=row_text(row, f"{side}_text"))
         cont = build_continuation(vocab, t, translation=row_text(row, f"{other}_text"))
@@ -176,6 +194,7 @@ def row_samples(
     *,
     both_sides: bool = True,
     use_linguistic: bool = True,
+    interleave_words: bool = False,
 ) -> list[Sample]:
     """All samples of the given formats from one row (both sides/directions for phase-1 formats
     when ``both_sides``; S2ST formats once, src -> tgt). A text-only row (``kind == "text"``, the
@@ -188,7 +207,8 @@ def row_samples(
             continue
         sides = ("src",) if (t.is_s2st or not both_sides) else ("src", "tgt")
         for s in sides:
-            out.append(build_sample(vocab, encode_text, row, t, side=s, use_linguistic=use_linguistic))
+            out.append(build_sample(vocab, encode_text, row, t, side=s, use_linguistic=use_linguistic,
+                                    interleave_words=interleave_words))
     return out
 
 
@@ -203,6 +223,7 @@ def build_phase_samples(
     replay_ratio: float = 0.0,
     both_sides: bool = True,
     use_linguistic: bool = True,
+    interleave_words: bool = False,
     seed: int = 0,
     progress: bool = False,
 ) -> list[Sample]:
@@ -212,6 +233,7 @@ def build_phase_samples(
     ``formats = [quality, performance, direct]`` on General rows plus ``replay_ratio`` x that
     many phase-1 samples drawn (seeded) from ``replay_rows`` x ``replay_formats`` (0.5 = 2:1).
     Phase 3: ``formats = [quality, performance]`` on High-Quality rows, no replay.
+    ``interleave_words`` as in :func:`build_sample`.
 
     Returns:
         list of :class:`Sample` in a seeded shuffled order.
@@ -227,7 +249,8 @@ def build_phase_samples(
         it = tqdm(list(rows), desc="samples", unit="row", leave=False)
     main: list[Sample] = []
     for r in it:
-        main.extend(row_samples(vocab, encode_text, r, formats, both_sides=both_sides, use_linguistic=use_linguistic))
+        main.extend(row_samples(vocab, encode_text, r, formats, both_sides=both_sides, use_linguistic=use_linguistic,
+                                interleave_words=interleave_words))
     out = list(main)
     if replay_ratio > 0 and replay_formats:
         pool_rows = list(replay_rows if replay_rows is not None else [])
@@ -239,7 +262,8 @@ def build_phase_samples(
             if len(pool) >= n_replay:
                 break
             pool.extend(row_samples(vocab, encode_text, pool_rows[i], replay_formats,
-                                    both_sides=both_sides, use_linguistic=use_linguistic))
+                                    both_sides=both_sides, use_linguistic=use_linguistic,
+                                    interleave_words=interleave_words))
         rng.shuffle(pool)
         out.extend(pool[:n_replay])
     rng.shuffle(out)

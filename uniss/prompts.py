@@ -32,6 +32,7 @@ __all__ = [
     "build_continuation",
     "build_prompt",
     "global_block",
+    "interleave_words",
     "language_token",
     "other_language",
     "parse_output",
@@ -222,6 +223,46 @@ def splice_semantic_input(vocab: SpeechVocab, prompt: str, semantic: Sequence[in
     return prompt.replace(anchor, "<|end_global_token|>" + vocab.tokens("semantic", semantic) + "<|write_generate|>", 1)
 
 
+def interleave_words(
+    vocab: SpeechVocab,
+    semantic: Sequence[int] | np.ndarray,
+    words: Sequence[str],
+    word_starts: Sequence[int] | np.ndarray,
+) -> str:
+    """The speech span with each spoken word written right before its semantic tokens.
+
+    Not in the UniSS paper, whose speech span is semantic tokens only (§3.2); it follows the
+    phoneme/unit interleaving of ELLA-V (Song et al. 2024, arXiv 2401.07333) and the word-aligned
+    spans of VALL-E R (arXiv 2406.07855), for a model too small to learn the text-to-unit alignment
+    by attention alone (issue 16: the tiny demo LM ignored the text, ``benchmarks/bench_lm_text_use.py``).
+    Word ``i`` is followed by ``semantic[word_starts[i]:word_starts[i + 1]]``; units before the first
+    start follow the first word, so every unit appears once and in order.
+
+    Args:
+        vocab: token layout.
+        semantic: ``(T_s,)`` int semantic codes at 50 tok/s.
+        words: ``W`` words as spoken, in order, with their leading spaces (``"".join(words).strip()``
+            is the transcript; :meth:`uniss.engines.asr.WhisperASR.align_words`).
+        word_starts: ``(W,)`` int start of each word in semantic-token frames (50 per second),
+            non-decreasing.
+
+    Returns:
+        The speech span string (without ``<|start_semantic_token|>`` / ``<|end_semantic_token|>``).
+
+    Raises:
+        PromptError: no words, lengths differ, or starts decreasing or outside ``[0, T_s]``.
+        TokenRangeError: a code outside the semantic family.
+    """
+    sem = np.asarray(semantic)
+    st = np.asarray(word_starts, dtype=np.int64)
+    if len(words) == 0 or st.ndim != 1 or st.shape[0] != len(words):
+        raise PromptError(f"need one start per word, got {len(words)} words and starts of shape {tuple(st.shape)}")
+    if (np.diff(st) < 0).any() or st.min() < 0 or st.max() > sem.shape[0]:
+        raise PromptError(f"word starts must be non-decreasing within [0, {sem.shape[0]}], got {st.tolist()}")
+    cuts = [0, *st[1:].tolist(), int(sem.shape[0])]
+    return "".join(w + vocab.tokens("semantic", sem[a:b]) for w, a, b in zip(words, cuts[:-1], cuts[1:]))
+
+
 def build_continuation(
     vocab: SpeechVocab,
     task: Task | str,
@@ -232,6 +273,8 @@ def build_continuation(
     translation: str | None = None,
     semantic: Sequence[int] | np.ndarray | None = None,
     speed_ratio: float = 1.0,
+    words: Sequence[str] | None = None,
+    word_starts: Sequence[int] | np.ndarray | None = None,
 ) -> str:
     """What the model must write after :func:`build_prompt` (the training target; loss only
     on it). Every continuation ends with ``<|im_end|>`` (ARCHITECTURE.md).
@@ -241,9 +284,11 @@ def build_continuation(
         translation: target-language text (Quality, Performance, S2TT, MT).
         semantic: ``(T_s,)`` target semantic codes at 50 tok/s (Quality, Performance, Direct, TTS).
         tgt, speed_ratio: as in :func:`build_prompt` (Quality repeats them mid-continuation).
+        words, word_starts: the spoken words of ``semantic`` and their starts in semantic frames;
+            when given, the speech span interleaves them (:func:`interleave_words`).
 
     Raises:
-        PromptError: missing argument or unknown task/language.
+        PromptError: missing argument, unknown task/language, or bad word starts.
     """
     t = _task(task)
 
@@ -253,6 +298,8 @@ def build_continuation(
 
     def speech() -> str:
         need("semantic", semantic)
+        if words is not None and word_starts is not None:
+            return interleave_words(vocab, semantic, words, word_starts)  # type: ignore[arg-type]
         return vocab.tokens("semantic", semantic)  # type: ignore[arg-type]
 
     if t is Task.QUALITY:

@@ -227,3 +227,28 @@ def test_strip_special_drops_byte_fallback_replacement_characters():
 
     assert strip_special("<|start_content|>我妈妈今天\ufffd一本新书。<|end_content|> ") == "我妈妈今天一本新书。"
     assert strip_special(" hello\ufffd\ufffd world ") == "hello world"
+
+
+def test_interleave_words_puts_each_word_before_its_units():
+    from uniss.prompts import interleave_words
+
+    sem = [7, 7, 8, 9, 9, 3]
+    span = interleave_words(PAPER, sem, [" The", " cat", "."], [1, 3, 5])
+    # units before the first start follow the first word; every unit once, in order
+    assert span == (" The" + PAPER.tokens("semantic", [7, 7, 8]) + " cat" + PAPER.tokens("semantic", [9, 9])
+                    + "." + PAPER.tokens("semantic", [3]))
+    cont = build_continuation(PAPER, "tts", semantic=sem, words=[" The", " cat", "."], word_starts=[1, 3, 5])
+    assert cont == span + "<|end_semantic_token|><|im_end|>"
+    parsed = parse_output(PAPER, "tts", cont)
+    assert parsed.semantic.tolist() == sem and parsed.complete  # the parser reads the units through the words
+    # Performance: the translation text is the first span only, the interleaved words are not text
+    perf = build_continuation(PAPER, "performance", translation="A cat.", semantic=sem, words=[" A", " cat."], word_starts=[0, 2])
+    assert parse_output(PAPER, "performance", perf).target_text == "A cat."
+
+
+@pytest.mark.parametrize("words,starts", [([], []), ([" a", " b"], [0]), ([" a", " b"], [3, 1]), ([" a"], [9])])
+def test_interleave_words_rejects_bad_alignments(words, starts):
+    from uniss.prompts import interleave_words
+
+    with pytest.raises(PromptError):
+        interleave_words(PAPER, [1, 2, 3], words, starts)

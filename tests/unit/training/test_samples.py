@@ -158,3 +158,29 @@ def test_speech_history_noise_rejects_bad_arguments(toks, rows):
         corrupt_speech_history(ids, labels[:, :-1], vocab.range("semantic"), 0.3, rng)
     with pytest.raises(SampleError, match="empty semantic range"):
         corrupt_speech_history(ids, labels, (5, 5), 0.3, rng)
+
+
+def test_interleaved_words_sit_before_their_units_and_fall_back_without_alignment(toks, rows):
+    from training.samples import row_words
+
+    text, tok, vocab = toks
+    enc, dec = _codecs(text)
+    row = dict(rows[0])
+    n = len(row["tgt_semantic"])
+    row["tgt_words"], row["tgt_word_starts"] = [" w1", " w2"], [0, n // 2]
+    plain = build_sample(vocab, enc, row, "tts", side="tgt")
+    inter = build_sample(vocab, enc, row, "tts", side="tgt", interleave_words=True)
+    # same units in the same order, plus the words' text ids
+    lo, hi = vocab.range("semantic")
+    units = lambda s: [int(i) for i in s.labels if lo <= i < hi]  # noqa: E731
+    assert units(inter) == units(plain) and len(inter) > len(plain)
+    c = vocab.decode([int(i) for i in inter.labels if i != IGNORE_INDEX], dec)
+    assert c.startswith(" w1" + vocab.tokens("semantic", row["tgt_semantic"][: n // 2]) + " w2")
+    # the S2ST formats interleave the target side too
+    q = build_sample(vocab, enc, row, "quality", interleave_words=True)
+    assert " w2" + vocab.tokens("semantic", row["tgt_semantic"][n // 2:]) in vocab.decode(
+        [int(i) for i in q.labels if i != IGNORE_INDEX], dec)
+    # a row without an alignment (or an empty one) keeps the paper's plain span
+    row["tgt_words"], row["tgt_word_starts"] = [], []
+    assert row_words(row, "tgt") == {}
+    assert build_sample(vocab, enc, row, "tts", side="tgt", interleave_words=True).input_ids.tolist() == plain.input_ids.tolist()
