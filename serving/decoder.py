@@ -61,8 +61,10 @@ class AllowedIds:
     """The id sets a decoding program can allow, as sorted ``LongTensor`` s, built once per vocab.
 
     Keys: ``("text", terminator, open_end)``, ``("semantic", terminator, open_end)``,
-    ``("linguistic", terminator, open_end)`` (the family, plus the terminator when ``open_end``; the
-    linguistic family is the MSLM recipe's translation span, serving/mslm.py), ``("one", id)``.
+    ``("linguistic", terminator, open_end)``, ``("spoken", terminator, open_end)`` (the family, plus
+    the terminator when ``open_end``; the linguistic family is the MSLM recipe's translation span,
+    serving/mslm.py; ``spoken`` = text and semantic ids, the speech span of a model trained with
+    ``data.interleave_words``, ``uniss.prompts.interleave_words``), ``("one", id)``.
     The text family excludes ``text_exclude`` (the tokenizer's special ids); no padding row past
     ``vocab.total`` is ever in a set. Source: ARCHITECTURE.md "Token layout".
     """
@@ -77,6 +79,7 @@ class AllowedIds:
         for fam in ("text", "semantic", "linguistic"):
             a, z = vocab.range(fam)
             self.family[fam] = [i for i in range(a, z) if not (fam == "text" and i in excl)]
+        self.family["spoken"] = sorted(self.family["text"] + self.family["semantic"])
         self._cache: dict[tuple, Any] = {}
 
     def get(self, key: tuple):
@@ -192,17 +195,21 @@ class ProgramCursor:
     ``("span", family, terminator, budget, min_len)`` / ``("force", id)``).
 
     A span allows its family; its terminator only once ``min_len`` tokens were written (the speed
-    token's duration window) and alone once ``budget`` were; a forced step allows its one id; after
-    the program, only ``eos_id``. Same rule as :class:`serving.engine.StageConstraint`.
+    token's duration window) and alone once ``budget`` were (in a ``spoken`` span, semantic tokens
+    only, with ``semantic_range`` given); a forced step allows its one id; after the program, only
+    ``eos_id``. Same rule as :class:`serving.engine.StageConstraint`.
     """
 
-    __slots__ = ("program", "step", "count", "eos_id")
+    __slots__ = ("program", "step", "count", "eos_id", "semantic_range")
 
-    def __init__(self, program: Sequence[tuple], eos_id: int) -> None:
+    def __init__(self, program: Sequence[tuple], eos_id: int, semantic_range: tuple[int, int] | None = None) -> None:
         self.program = list(program)
         self.step = 0
         self.count = 0
         self.eos_id = int(eos_id)
+        #: ``[lo, hi)`` semantic ids: in a ``spoken`` span only these count towards budget and
+        #: min_len (the words between them do not); ``None`` counts every token
+        self.semantic_range = semantic_range
 
     @property
     def done(self) -> bool:
@@ -229,7 +236,7 @@ class ProgramCursor:
         if s[0] == "force" or token == s[2]:
             self.step += 1
             self.count = 0
-        else:
+        elif s[1] != "spoken" or self.semantic_range is None or self.semantic_range[0] <= token < self.semantic_range[1]:
             self.count += 1
 
 
@@ -452,7 +459,7 @@ class ContinuousDecoder:
         hs = self._heads.get(key)
         if hs is None:
             hs = self._heads[key] = _HeadSlice(self._head_w, self._head_b, self.allowed.get(key).to(self._head_w.device),
-                                               self.vocab.range(key[0]))
+                                               self.vocab.range("semantic" if key[0] == "spoken" else key[0]))
         return hs.logits(sub).cpu()  # (g, k)
 
     def _merge(self, cache: Any, mask: Any) -> None:
@@ -505,7 +512,7 @@ class ContinuousDecoder:
             seen[i, torch.as_tensor(r.prompt, dtype=torch.long)] = True
             seed = int(torch.randint(0, 2**62, (1,)).item()) if r.seed is None else int(r.seed)
             gen = torch.Generator().manual_seed(seed)
-            row = _Row(r, ProgramCursor(r.program, self.vocab.eos_id), gen)
+            row = _Row(r, ProgramCursor(r.program, self.vocab.eos_id, self.vocab.range("semantic")), gen)
             row.pos = len(r.prompt)
             r.tokens = []
             new.append(row)

@@ -59,7 +59,7 @@ import numpy as np
 from serving.mslm import generation_program, span_bounds, translation_program
 from uniss.audio import require_speech as require_speech_fn  # name clash with translate(require_speech=)
 from uniss.audio import SAMPLE_RATE_HZ, check_waveform  # audio rate of every waveform in and out (Hz)
-from uniss.bundle import BundleError, bundle_recipe, bundle_uses_linguistic
+from uniss.bundle import BundleError, bundle_interleaves_words, bundle_recipe, bundle_uses_linguistic
 from uniss.codecs.base import SEMANTIC_RATE_HZ  # 50 tok/s (paper §3.1.2), re-exported: the codecs' own constant
 from uniss.errors import UnissError
 from uniss.mslm import MslmTask, build_mslm_prompt, parse_units
@@ -205,13 +205,16 @@ def row_modes(mode: str | Sequence[str], n: int) -> list[Task]:
     return tasks
 
 
-def decoding_program(vocab: SpeechVocab, mode: Task | str, *, tgt: str, speed: float, budgets: dict[str, int]) -> list[Step]:
+def decoding_program(vocab: SpeechVocab, mode: Task | str, *, tgt: str, speed: float, budgets: dict[str, int],
+                     interleave_words: bool = False) -> list[Step]:
     """The stages the continuation of an S2ST prompt must go through (ARCHITECTURE.md prompts).
 
     Quality: ``text* <|end_content|>`` -> forced ``<|task_s2t_translation|>{tgt}{v}<|start_content|>``
     -> ``text* <|end_content|>`` -> forced ``<|start_semantic_token|>`` -> ``semantic*
     <|end_semantic_token|>`` -> forced ``<|im_end|>``. Performance starts at the second text span,
-    Direct at the semantic span.
+    Direct at the semantic span. With ``interleave_words`` (a bundle trained with
+    ``data.interleave_words``, ``uniss.bundle.bundle_interleaves_words``) the speech span is a
+    ``spoken`` span: text and semantic ids, its budget and min_len counted in semantic tokens.
 
     Returns:
         list of steps: ``("span", family, terminator_id, budget, min_len)`` or ``("force", token_id)``;
@@ -225,7 +228,8 @@ def decoding_program(vocab: SpeechVocab, mode: Task | str, *, tgt: str, speed: f
         raise EngineError(f"mode must be quality, performance or direct, got {mode!r}")
     tid = vocab.token_id
     end_c, end_s = tid("<|end_content|>"), tid("<|end_semantic_token|>")
-    sem = [("span", "semantic", end_s, budgets["semantic"], budgets.get("semantic_min", 0)), ("force", vocab.eos_id)]
+    sem = [("span", "spoken" if interleave_words else "semantic", end_s, budgets["semantic"], budgets.get("semantic_min", 0)),
+           ("force", vocab.eos_id)]
     translate = [("span", "text", end_c, budgets["text"], 0), ("force", tid("<|start_semantic_token|>"))] + sem
     if t is Task.DIRECT:
         return sem
@@ -276,6 +280,8 @@ class StageConstraint:
             if fam == "text":
                 b[torch.as_tensor(sorted(set(int(i) for i in text_exclude)), dtype=torch.long)] = float("-inf")
             self._span_bias[fam] = b
+        self._span_bias["spoken"] = torch.maximum(self._span_bias["text"], self._span_bias["semantic"])  # interleaved words
+        self._semantic = vocab.range("semantic")
         self._neg = neg
         self._span_cache: dict[tuple[str, int], torch.Tensor] = {}
         self._tail = sorted({vocab.eos_id, vocab.pad_id})
@@ -288,7 +294,7 @@ class StageConstraint:
         if step[0] == "force" or token == step[2]:
             st[0] += 1
             st[1] = 0
-        else:
+        elif step[1] != "spoken" or self._semantic[0] <= token < self._semantic[1]:  # spoken: words do not count
             st[1] += 1
 
     def allowed(self, row: int):
@@ -389,6 +395,8 @@ class TranslationEngine:
             #: False for a "w/o linguistic tokens" ablation model: its prompts carry the source's
             #: semantic tokens in the linguistic slot, as in training (uniss.prompts.splice_semantic_input)
             self.use_linguistic = bundle_uses_linguistic(self.meta)
+            #: True for a model trained with words interleaved in its speech span (data.interleave_words)
+            self.interleave_words = bundle_interleaves_words(self.meta)
         except BundleError as e:
             raise ModelLoadError(str(e)) from None
         self.device = device
@@ -634,7 +642,8 @@ class TranslationEngine:
             # 3. constrained, batched generation
             programs = [
                 decoding_program(self.vocab, tasks[i], tgt=tgts[i], speed=speeds[i],
-                                 budgets=token_budgets(src_dur[i], speeds[i], max_duration_s=max_duration_s))
+                                 budgets=token_budgets(src_dur[i], speeds[i], max_duration_s=max_duration_s),
+                                 interleave_words=self.interleave_words)
                 for i in range(B)
             ]
             rows = self._decode(prompts, programs, max_new_tokens, seeds=seeds, sampling=sampling)
@@ -896,4 +905,5 @@ def _cut_at(row: Sequence[int], eos_id: int) -> list[int]:
 
 
 def _program_length(program: list[Step]) -> int:
-    return sum(1 if s[0] == "force" else s[3] + 1 for s in program)
+    """Most tokens a program can emit; a ``spoken`` span's words are bounded by as many tokens again."""
+    return sum(1 if s[0] == "force" else (2 * s[3] if s[1] == "spoken" else s[3]) + 1 for s in program)

@@ -62,7 +62,7 @@ def program_from_json(raw: Any) -> list[tuple]:
     """Inverse of :func:`program_to_json`, validated.
 
     Raises:
-        ValueError: not a list of ``["span", "text"|"semantic"|"linguistic", int, int, int]`` / ``["force", int]``
+        ValueError: not a list of ``["span", "text"|"semantic"|"linguistic"|"spoken", int, int, int]`` / ``["force", int]``
             steps (vLLM turns a ``ValueError`` from ``validate_params`` into a rejected request).
     """
     if not isinstance(raw, (list, tuple)) or not raw:
@@ -71,7 +71,7 @@ def program_from_json(raw: Any) -> list[tuple]:
     for i, s in enumerate(raw):
         if isinstance(s, (list, tuple)) and len(s) == 2 and s[0] == "force" and isinstance(s[1], int):
             out.append(("force", int(s[1])))
-        elif (isinstance(s, (list, tuple)) and len(s) == 5 and s[0] == "span" and s[1] in ("text", "semantic", "linguistic")
+        elif (isinstance(s, (list, tuple)) and len(s) == 5 and s[0] == "span" and s[1] in ("text", "semantic", "linguistic", "spoken")
               and all(isinstance(x, int) for x in s[2:]) and s[3] >= 0 and s[4] >= 0):
             out.append(("span", s[1], int(s[2]), int(s[3]), int(s[4])))
         else:
@@ -133,14 +133,15 @@ class StageLogits:
         self.program = list(program)
         self.allowed = allowed
         self.eos_id = int(eos_id)
-        self.cursor = ProgramCursor(self.program, self.eos_id)
+        self.semantic_range = allowed.vocab.range("semantic")
+        self.cursor = ProgramCursor(self.program, self.eos_id, self.semantic_range)
         self.seen = 0
 
     def __call__(self, output_token_ids: Sequence[int], logits):
         import torch
 
         if len(output_token_ids) < self.seen:  # replayed from scratch (preemption + recompute)
-            self.cursor, self.seen = ProgramCursor(self.program, self.eos_id), 0
+            self.cursor, self.seen = ProgramCursor(self.program, self.eos_id, self.semantic_range), 0
         for tok in output_token_ids[self.seen:]:
             self.cursor.advance(int(tok))
         self.seen = len(output_token_ids)

@@ -36,7 +36,7 @@ from uniss.jsonio import read_json
 from uniss.lm import LMError, load_checked_model, padded_rows
 from uniss.vocab import SpeechVocab, VocabError
 
-__all__ = ["BUNDLE_FORMAT", "RECIPES", "BundleError", "ModelBundle", "bundle_recipe", "bundle_uses_linguistic", "git_commit", "load_bundle",
+__all__ = ["BUNDLE_FORMAT", "RECIPES", "BundleError", "ModelBundle", "bundle_interleaves_words", "bundle_recipe", "bundle_uses_linguistic", "git_commit", "load_bundle",
            "read_bundle_meta", "save_bundle"]
 
 #: Version of the bundle layout written by :func:`save_bundle`.
@@ -192,6 +192,21 @@ def bundle_uses_linguistic(meta: dict[str, Any]) -> bool:
     value = ((meta.get("config") or {}).get("data") or {}).get("use_linguistic", True)
     if not isinstance(value, bool):
         raise BundleError(f"bundle config data.use_linguistic must be true or false, got {value!r}")
+    return value
+
+
+def bundle_interleaves_words(meta: dict[str, Any]) -> bool:
+    """Whether a bundle's model writes each spoken word before its semantic tokens in the speech
+    span (trained with ``data.interleave_words``, ``uniss.prompts.interleave_words``), so decoding
+    must allow text ids there. Read from the last phase's ``meta["config"]["data"]["interleave_words"]``;
+    ``False`` when absent (older bundles, released checkpoints: the paper's plain speech span).
+
+    Raises:
+        BundleError: the field is present but not a boolean.
+    """
+    value = ((meta.get("config") or {}).get("data") or {}).get("interleave_words", False)
+    if not isinstance(value, bool):
+        raise BundleError(f"bundle config data.interleave_words must be true or false, got {value!r}")
     return value
 
 

@@ -168,3 +168,44 @@ def test_engine_runtimes_agree_greedy(engine):
     for a, b in zip(hf.translate(wavs, **kw), cb.translate(wavs, **kw), strict=True):
         np.testing.assert_array_equal(a.semantic, b.semantic)
         assert a.target_text == b.target_text and a.output_tokens == b.output_tokens
+
+
+def test_spoken_span_counts_only_semantic_tokens(engine):
+    """A model trained with interleaved words (data.interleave_words): the speech span allows text
+    and semantic ids, and its budget / min_len count the units only, in both decoders."""
+    from serving.engine import StageConstraint
+
+    v = engine.vocab
+    prog = decoding_program(v, "direct", tgt="en", speed=1.0, budgets={"text": 4, "semantic": 3, "semantic_min": 2},
+                            interleave_words=True)
+    assert prog[0][1] == "spoken"
+    allowed = AllowedIds(v, engine.text_exclude)
+    lo, _ = v.range("semantic")
+    word = next(i for i in range(*v.range("text")) if i not in set(engine.text_exclude))
+    end_s = v.token_id("<|end_semantic_token|>")
+    cur = ProgramCursor(prog, v.eos_id, v.range("semantic"))
+    hf = StageConstraint(v, [prog], prompt_len=0, n_logits=v.total, text_exclude=engine.text_exclude)
+    ids = set(allowed.get(cur.key()).tolist())
+    assert word in ids and lo in ids and end_s not in ids  # words and units, no end before min_len
+    for tok in (word, lo, word, lo):  # two units, two words
+        cur.advance(tok)
+        hf._advance(0, tok)
+    assert cur.count == 2 and hf.state[0][1] == 2  # words did not count
+    assert end_s in set(allowed.get(cur.key()).tolist())  # min_len reached
+    cur.advance(lo)
+    assert allowed.get(cur.key()).tolist() == [end_s]  # budget of 3 units spent: the end alone
+
+
+@pytest.mark.parametrize("runtime", ["continuous", "hf"])
+def test_interleaved_bundle_decodes_words_and_units(runtime):
+    """A bundle trained with data.interleave_words is decoded with a spoken span: the untrained
+    tiny model writes words among its units, and the units alone stay inside the speed window."""
+    model, tok, vocab, codec = tm.build_tiny(0)
+    eng = TranslationEngine(model, tok, vocab, codec, meta={"name": "tiny-test", "config": {"data": {"interleave_words": True}}},
+                            runtime=runtime)
+    assert eng.interleave_words
+    d = 0.8
+    res = eng.translate([tm.tone(d, 220)], target_language="en", mode="direct", do_sample=True, seed=1, require_speech=False)[0]
+    b = token_budgets(d, 1.0)
+    assert b["semantic_min"] <= res.semantic.size <= b["semantic"]
+    assert res.output_tokens > res.semantic.size + 2  # words were written between the units
