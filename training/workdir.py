@@ -194,6 +194,9 @@ def _build_packs(cfg: TrainConfig, data_dir: Path, start: Path, out: Path) -> di
     align = _alignment_rows(cfg, data_dir)
     if align and set(d.formats) <= PHASE1_FORMATS:  # phase 1: the alignment corpus beside UniST
         rows = rows + align
+    if d.interleave_words and not any(r.get("src_words") is not None and len(r["src_words"]) for r in rows):
+        raise TrainError(f"data.interleave_words needs the word alignment columns, and {data_dir} has none: tokenize "
+                         "with `uniss data tokenize --align-words`")
     replay_rows = None
     if d.replay_formats and d.replay_ratio > 0:
         replay_rows = load_rows(data_dir, split=d.split, subset="general", max_rows=d.max_rows) + align

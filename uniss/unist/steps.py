@@ -247,7 +247,7 @@ def fit_codec(data_dir: str | Path, out_dir: str | Path, preset: str = "tiny", *
 
 
 def tokenize(data_dir: str | Path, codec_dir: str | Path | None, out_dir: str | Path | None = None, *,
-             cache: StepCache | None = None, codec: Any = None, align_words: bool = True) -> dict[str, Any]:
+             cache: StepCache | None = None, codec: Any = None, align_words: bool = False) -> dict[str, Any]:
     """Add the six token columns and the four word-alignment columns to every shard (cached by codec
     fingerprint) and rewrite the dataset.
 
@@ -256,8 +256,9 @@ def tokenize(data_dir: str | Path, codec_dir: str | Path | None, out_dir: str | 
         codec_dir: a saved codec (``uniss.codecs.load_codec``).
         out_dir: where to write the tokenized dataset (default: in place).
         codec: an already-loaded ``SpeechCodec`` (then ``codec_dir`` is only recorded).
-        align_words: fill ``{side}_words`` / ``{side}_word_starts`` by Whisper-base forced alignment
-            (``uniss.unist.tokenize``; ~20-30x real time on 2 cores); ``False`` leaves them empty.
+        align_words: also write ``{side}_words`` / ``{side}_word_starts`` by Whisper-base forced
+            alignment (``uniss.unist.tokenize``; ~25x real time on 2 cores), read by training with
+            ``data.interleave_words``; off in the pipeline, whose recipe does not use them.
 
     Returns:
         summary: ``rows``, ``codec_fingerprint``, ``timings``.
@@ -299,7 +300,7 @@ def tokenize(data_dir: str | Path, codec_dir: str | Path | None, out_dir: str | 
         align = read_alignment(src)
         speech = align[align["kind"] == "speech"]
         tok_a = tokenize_samples(speech, codec, cache=cache, chunk_rows=p.chunk_rows, aligner=aligner)
-        cols = [*TOKEN_COLUMNS, *WORD_COLUMNS]
+        cols = [*TOKEN_COLUMNS, *(WORD_COLUMNS if aligner is not None else [])]
         align = align.drop(columns=[c for c in cols if c in align]).merge(
             tok_a[["id", *cols]], on="id", how="left", validate="one_to_one")
         for c in cols:  # text rows: no speech, empty token and word lists

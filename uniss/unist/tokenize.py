@@ -9,8 +9,9 @@ Columns added (family-local codes, int lists): ``src_speaker`` (32), ``src_lingu
 leading spaces) and ``src_word_starts`` (list of int, each word's start in semantic-token frames at
 50 per second), from Whisper-base forced alignment of the row's own text
 (:meth:`uniss.engines.asr.WhisperASR.align_words`), for the interleaved speech span of
-``data.interleave_words`` (``uniss.prompts.interleave_words``). A clip that cannot be aligned gets
-empty lists, and its samples keep the plain speech span.
+``data.interleave_words`` (``uniss.prompts.interleave_words``), when asked for (``uniss data tokenize
+--align-words``). A clip that cannot be aligned gets empty lists, and its samples keep the plain
+speech span.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from uniss.unist.io import decode_flac
 TOKEN_COLUMNS = ["src_speaker", "src_linguistic", "src_semantic", "tgt_speaker", "tgt_linguistic", "tgt_semantic"]
 #: Word-alignment columns added by this step (module docstring).
 WORD_COLUMNS = ["src_words", "src_word_starts", "tgt_words", "tgt_word_starts"]
-#: Bumped when the step changes (2: word-alignment columns).
-TOKENIZE_VERSION = 2
+#: Bumped when the step changes (a tokenization without word alignment keeps version 1's cache keys).
+TOKENIZE_VERSION = 1
 
 
 def word_starts_in_frames(words: list[tuple[str, float, float]], n_frames: int, rate_hz: float) -> list[int]:
@@ -81,10 +82,10 @@ def tokenize_chunk(chunk: pd.DataFrame, codec: Any, aligner: Any = None) -> pd.D
         chunk: sample rows with ``src_audio``, ``tgt_audio`` (FLAC bytes, 16 kHz), ``{side}_lang``
             and ``{side}_text``.
         codec: a ``SpeechCodec`` (``encode(list[(N,) float32]) -> list[CodecTokens]``).
-        aligner: a :class:`uniss.engines.asr.WhisperASR`, or ``None`` for empty word columns.
+        aligner: a :class:`uniss.engines.asr.WhisperASR`, or ``None`` for no word columns.
 
     Returns:
-        the chunk with :data:`TOKEN_COLUMNS` (lists of int) and :data:`WORD_COLUMNS`.
+        the chunk with :data:`TOKEN_COLUMNS` (lists of int), and :data:`WORD_COLUMNS` with an aligner.
 
     Raises:
         EngineUnavailableError: the aligner's Whisper model is not installed.
@@ -96,32 +97,34 @@ def tokenize_chunk(chunk: pd.DataFrame, codec: Any, aligner: Any = None) -> pd.D
     for side, part in (("src", toks[:n]), ("tgt", toks[n:])):
         for fam in ("speaker", "linguistic", "semantic"):
             df[f"{side}_{fam}"] = [[int(x) for x in getattr(t, fam)] for t in part]
-    if aligner is not None and n:
+    if aligner is not None:
         align_chunk(df, {"src": wavs[:n], "tgt": wavs[n:]}, aligner)
-    else:
-        for c in WORD_COLUMNS:
-            df[c] = [[] for _ in range(n)]
     return df
 
 
 def tokenize_samples(samples: pd.DataFrame, codec: Any, *, cache: StepCache, chunk_rows: int,
                      aligner: Any = None) -> pd.DataFrame:
-    """Add the token and word columns to every sample (cached per chunk by the codec fingerprint and
-    whether words are aligned).
+    """Add the token columns, and the word columns with an ``aligner``, to every sample (cached per
+    chunk by the codec fingerprint, and for word alignment also by the texts and languages).
 
     Args:
-        aligner: as in :func:`tokenize_chunk` (``None``: empty word columns).
+        aligner: as in :func:`tokenize_chunk` (``None``: no word columns).
 
     Returns:
-        the samples (same order) with :data:`TOKEN_COLUMNS` and :data:`WORD_COLUMNS`.
+        the samples (same order) with :data:`TOKEN_COLUMNS` (and :data:`WORD_COLUMNS`).
     """
-    cfg = {"v": TOKENIZE_VERSION, "codec": codec.fingerprint(), "words": aligner is not None}
-    cols = [*TOKEN_COLUMNS, *WORD_COLUMNS]
+    cfg: dict[str, Any] = {"v": TOKENIZE_VERSION, "codec": codec.fingerprint()}
+    cols = list(TOKEN_COLUMNS)
+    keyed = ["id", "src_audio", "tgt_audio"]
+    if aligner is not None:
+        cfg["words"] = 1  # version of the word alignment
+        cols += WORD_COLUMNS
+        keyed += ["src_lang", "tgt_lang", "src_text", "tgt_text"]
     out = []
     for ch in tqdm(chunks(samples.reset_index(drop=True), chunk_rows), desc="unist tokenize", unit="chunk"):
         # only (id, tokens) are cached: the key hashes id + audio, not the other (param-dependent) columns
         k, _ = cache.run("tokenize", cfg, ch, lambda c: (tokenize_chunk(c, codec, aligner)[["id", *cols]], c.iloc[0:0]),
-                         columns=["id", "src_audio", "tgt_audio", "src_lang", "tgt_lang", "src_text", "tgt_text"])
-        base = ch.drop(columns=[c for c in cols if c in ch])
+                         columns=keyed)
+        base = ch.drop(columns=[c for c in [*TOKEN_COLUMNS, *WORD_COLUMNS] if c in ch])
         out.append(base.merge(k, on="id", how="left", validate="one_to_one"))
     return pd.concat(out, ignore_index=True) if out else samples.assign(**{c: [] for c in cols})

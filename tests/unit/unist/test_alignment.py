@@ -70,7 +70,7 @@ def built(tmp_path_factory):
     write_table(align, src / ALIGNMENT)
     cache = StepCache(tmp / "cache")
     steps.synthesize(src, tmp / "synth", make_params(), engines=eng, cache=cache)
-    steps.tokenize(tmp / "synth", None, tmp / "data", cache=cache, codec=RateCodec())
+    steps.tokenize(tmp / "synth", None, tmp / "data", cache=cache, codec=RateCodec(), align_words=True)
     return tmp
 
 
