@@ -50,7 +50,8 @@ from typing import Any
 from uniss.errors import UnissError
 from uniss.vocab import SpeechVocab
 
-__all__ = ["AllowedIds", "ContinuousDecoder", "DecodeRequest", "DecoderError", "ProgramCursor", "restricted_pick"]
+__all__ = ["AllowedIds", "ContinuousDecoder", "DecodeRequest", "DecoderError", "ProgramCursor", "merge_word_logits",
+           "restricted_pick"]
 
 
 class DecoderError(UnissError, ValueError):
@@ -64,7 +65,9 @@ class AllowedIds:
     ``("linguistic", terminator, open_end)``, ``("spoken", terminator, open_end)`` (the family, plus
     the terminator when ``open_end``; the linguistic family is the MSLM recipe's translation span,
     serving/mslm.py; ``spoken`` = text and semantic ids, the speech span of a model trained with
-    ``data.interleave_words``, ``uniss.prompts.interleave_words``), ``("one", id)``.
+    ``data.interleave_words``, ``uniss.prompts.interleave_words``), ``("one", id)``, and
+    ``("merge", first_id, terminator, open_end)`` (a ``words`` span before its last word: text and
+    semantic ids, whose text columns :func:`merge_word_logits` folds into ``first_id``).
     The text family excludes ``text_exclude`` (the tokenizer's special ids); no padding row past
     ``vocab.total`` is ever in a set. Source: ARCHITECTURE.md "Token layout".
     """
@@ -88,6 +91,12 @@ class AllowedIds:
         if t is None:
             if key[0] == "one":
                 ids = [int(key[1])]
+            elif key[0] == "merge":  # ("merge", next word's first id, terminator, open_end): a words span
+                base = self.get(("merge_ids", int(key[2]), bool(key[3])))
+                self._cache[key] = base
+                return base
+            elif key[0] == "merge_ids":
+                ids = sorted(set(self.family["text"]) | set(self.family["semantic"]) | ({int(key[1])} if key[2] else set()))
             else:
                 ids = list(self.family[key[0]])
                 if key[2]:
@@ -95,6 +104,45 @@ class AllowedIds:
             t = self._torch.as_tensor(ids, dtype=self._torch.long)
             self._cache[key] = t
         return t
+
+    def merge_columns(self, key: tuple):
+        """For a ``("merge", first_id, terminator, open_end)`` key: ``(text_cols, target)``, the
+        ``(n_text,)`` long column indices of the text ids in :meth:`get`'s order and the column of
+        ``first_id`` (see :func:`merge_word_logits`)."""
+        t = self._cache.get(("cols",) + tuple(key))
+        if t is None:
+            ids = self.get(key)
+            a, z = self.vocab.range("text")
+            cols = ((ids >= a) & (ids < z)).nonzero().flatten()
+            target = int((ids == int(key[1])).nonzero().flatten()[0])
+            t = self._cache[("cols",) + tuple(key)] = (cols, target)
+        return t
+
+
+def merge_word_logits(logits, text_cols, target: int):
+    """One decision "write the next word" out of every text id of a ``words`` span.
+
+    A model trained with interleaved words (``data.interleave_words``) puts probability on the word
+    it expects next, which may not be the translation's next word. The span treats writing *any*
+    word as the decision to move on and writes the translation's next word
+    (:class:`ProgramCursor`): the target column gets ``logsumexp`` of all text columns (their total
+    probability) and the other text columns ``-inf``, before the repetition penalty, temperature and
+    top-p (exactly "draw, then map any word to the next word" for plain sampling).
+
+    Args:
+        logits: ``(..., k)`` float logits over a key's allowed ids.
+        text_cols: ``(n_text,)`` long column indices of the text ids; target: column of the next word's first id.
+
+    Returns:
+        A new ``(..., k)`` tensor.
+    """
+    import torch
+
+    out = logits.clone()
+    total = torch.logsumexp(logits.index_select(-1, text_cols.to(logits.device)), dim=-1)  # (...,)
+    out[..., text_cols.to(logits.device)] = float("-inf")
+    out[..., target] = total
+    return out
 
 
 def _append_steps(buf, n: int, x):
@@ -153,6 +201,13 @@ def _growing_layer():
     return GrowingLayer
 
 
+def _range_family(key: tuple) -> str:
+    """The family whose contiguous id range an :class:`AllowedIds` key's head slice views."""
+    if key[0] == "merge":
+        return "text"
+    return "semantic" if key[0] == "spoken" else str(key[0])
+
+
 class _HeadSlice:
     """Output-head rows of one allowed set: ``logits(h)`` = ``h @ W[ids].T (+ b[ids])`` with
     ``W`` ``(V, D)`` the model's output embedding and ``ids`` = :meth:`AllowedIds.get` (same
@@ -192,15 +247,27 @@ class _HeadSlice:
 
 class ProgramCursor:
     """Where one row stands in its decoding program (``serving.engine.decoding_program`` steps
-    ``("span", family, terminator, budget, min_len)`` / ``("force", id)``).
+    ``("span", family, terminator, budget, min_len)`` / ``("words", words, terminator, budget,
+    min_len)`` / ``("force", id)``).
 
     A span allows its family; its terminator only once ``min_len`` tokens were written (the speed
     token's duration window) and alone once ``budget`` were (in a ``spoken`` span, semantic tokens
     only, with ``semantic_range`` given); a forced step allows its one id; after the program, only
-    ``eos_id``. Same rule as :class:`serving.engine.StageConstraint`.
+    ``eos_id``.
+
+    A ``words`` span is the speech span of a model trained with ``data.interleave_words`` once its
+    translation is known (``words``: the token ids of each word of the translation, in order,
+    ``serving.engine.TranslationEngine``): it opens with the first word; then the model writes units
+    and decides when to move on: writing any word means the *next* word (the runtimes fold every
+    text id's probability into that word's first id, :func:`merge_word_logits`), whose other ids are
+    then forced, so the speech speaks the translation it wrote (ELLA-V inference follows its given
+    phoneme sequence the same way, arXiv 2401.07333 §3). Its budget and min_len
+    count units; the terminator opens once every word was written and min_len reached, and is
+    forced when the budget is spent. The one rule for all runtimes (:class:`serving.engine.StageConstraint`,
+    :class:`ContinuousDecoder`, ``serving.vllm_runtime``).
     """
 
-    __slots__ = ("program", "step", "count", "eos_id", "semantic_range")
+    __slots__ = ("program", "step", "count", "eos_id", "semantic_range", "word", "rest")
 
     def __init__(self, program: Sequence[tuple], eos_id: int, semantic_range: tuple[int, int] | None = None) -> None:
         self.program = list(program)
@@ -210,6 +277,8 @@ class ProgramCursor:
         #: ``[lo, hi)`` semantic ids: in a ``spoken`` span only these count towards budget and
         #: min_len (the words between them do not); ``None`` counts every token
         self.semantic_range = semantic_range
+        self.word = 0  # words span: index of the next word to write
+        self.rest: list[int] = []  # words span: the forced remaining ids of the word being written
 
     @property
     def done(self) -> bool:
@@ -223,6 +292,17 @@ class ProgramCursor:
         s = self.program[self.step]
         if s[0] == "force":
             return ("one", int(s[1]))
+        if s[0] == "words":
+            if self.rest:
+                return ("one", int(self.rest[0]))
+            if self.count >= s[3]:
+                return ("one", int(s[2]))
+            words = s[1]
+            if self.word == 0 and words:
+                return ("one", int(words[0][0]))  # the span opens with its first word
+            if self.word < len(words):  # units, or any word = the next word (merge_word_logits)
+                return ("merge", int(words[self.word][0]), int(s[2]), False)
+            return ("semantic", int(s[2]), self.count >= s[4])
         if self.count >= s[3]:
             return ("one", int(s[2]))
         min_len = s[4] if len(s) > 4 else 0
@@ -233,7 +313,18 @@ class ProgramCursor:
         if self.done:
             return
         s = self.program[self.step]
-        if s[0] == "force" or token == s[2]:
+        if s[0] == "words":
+            if self.rest:
+                self.rest.pop(0)
+            elif token == s[2]:
+                self.step += 1
+                self.count = self.word = 0
+            elif self.word < len(s[1]) and token == s[1][self.word][0]:
+                self.rest = [int(i) for i in s[1][self.word][1:]]
+                self.word += 1
+            else:
+                self.count += 1
+        elif s[0] == "force" or token == s[2]:
             self.step += 1
             self.count = 0
         elif s[1] != "spoken" or self.semantic_range is None or self.semantic_range[0] <= token < self.semantic_range[1]:
@@ -456,10 +547,11 @@ class ContinuousDecoder:
         sub = last.index_select(0, rows.to(last.device))  # (g, D) or (g, V)
         if self._body is None:
             return sub.index_select(1, self.allowed.get(key).to(sub.device)).cpu()  # (g, k)
-        hs = self._heads.get(key)
+        hkey = ("merge", None) + tuple(key[2:]) if key[0] == "merge" else key  # same ids whatever the next word
+        hs = self._heads.get(hkey)
         if hs is None:
-            hs = self._heads[key] = _HeadSlice(self._head_w, self._head_b, self.allowed.get(key).to(self._head_w.device),
-                                               self.vocab.range("semantic" if key[0] == "spoken" else key[0]))
+            hs = self._heads[hkey] = _HeadSlice(self._head_w, self._head_b, self.allowed.get(key).to(self._head_w.device),
+                                               self.vocab.range(_range_family(key)))
         return hs.logits(sub).cpu()  # (g, k)
 
     def _merge(self, cache: Any, mask: Any) -> None:
@@ -538,6 +630,10 @@ class ContinuousDecoder:
                 continue
             sub = self._group_logits(logits, torch.as_tensor(js, dtype=torch.long), key)  # (g, k)
             seen = self.seen.index_select(0, torch.as_tensor([row_index[j] for j in js], dtype=torch.long)).index_select(1, ids)  # (g, k)
+            if key[0] == "merge":  # a words span: any word = the next word, never penalised as a repeat
+                cols, target = self.allowed.merge_columns(key)
+                sub = merge_word_logits(sub, cols, target)
+                seen[:, cols] = False
             reqs = [rows[j].req for j in js]
             greedy = torch.as_tensor([not r.do_sample for r in reqs])
             u = torch.stack([torch.rand((), generator=rows[j].gen) if rows[j].req.do_sample else torch.zeros(()) for j in js])

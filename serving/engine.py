@@ -63,7 +63,7 @@ from uniss.bundle import BundleError, bundle_interleaves_words, bundle_recipe, b
 from uniss.codecs.base import SEMANTIC_RATE_HZ  # 50 tok/s (paper §3.1.2), re-exported: the codecs' own constant
 from uniss.errors import UnissError
 from uniss.mslm import MslmTask, build_mslm_prompt, parse_units
-from uniss.prompts import LANGUAGES, ParsedOutput, Task, build_prompt, other_language, parse_output, splice_semantic_input
+from uniss.prompts import LANGUAGES, ParsedOutput, Task, build_prompt, other_language, parse_output, splice_semantic_input, strip_special
 from uniss.vocab import N_SPEAKER_TOKENS, SpeechVocab, speed_index
 
 __all__ = [
@@ -247,79 +247,52 @@ def decoding_program(vocab: SpeechVocab, mode: Task | str, *, tgt: str, speed: f
 class StageConstraint:
     """``transformers`` logits processor enforcing one :func:`decoding_program` per batch row.
 
-    At each step the scores ``(B, V)`` of every token outside the current stage's family are set
-    to ``-inf``: a text span allows the text ids except the tokenizer's special tokens, plus the
-    span's terminator; a semantic span allows the semantic family plus ``<|end_semantic_token|>``;
-    a forced step allows exactly one id; when a span's budget is spent only its terminator is
-    allowed, and before its ``min_len`` (the speed token's duration window) the terminator is not; after the program ends only ``<|im_end|>``/pad are allowed (``generate`` pads finished
-    rows). It is placed by ``generate`` after the repetition penalty and before temperature/top-p
-    (transformers ``_get_logits_processor``), so sampling never sees a disallowed token.
+    At each step the scores ``(B, V)`` of every token outside the current stage's allowed ids are
+    set to ``-inf``. The stages and their rules are :class:`serving.decoder.ProgramCursor`'s (one
+    cursor per row; the ids per stage from :class:`serving.decoder.AllowedIds`), so this runtime
+    allows exactly what the continuous and vLLM runtimes allow: a text span allows the text ids
+    except the tokenizer's special tokens, plus the span's terminator; a semantic span allows the
+    semantic family plus ``<|end_semantic_token|>``; a forced step allows exactly one id; when a
+    span's budget is spent only its terminator is allowed, and before its ``min_len`` (the speed
+    token's duration window) the terminator is not; a ``words`` span follows its given words. After
+    the program ends only ``<|im_end|>``/pad are allowed (``generate`` pads finished rows). It is
+    placed by ``generate`` after the repetition penalty and before temperature/top-p (transformers
+    ``_get_logits_processor``), so sampling never sees a disallowed token.
 
     Args:
         vocab: the layout; programs: one program per row; prompt_len: padded prompt length ``T``;
         n_logits: ``V``; text_exclude: text ids never allowed in a text span (tokenizer specials).
 
     Attributes:
-        state: per row ``[step_index, count_in_span]``; ``trace``: per row, the stage family of
-        every generated token (for tests).
+        cursors: per row, its :class:`serving.decoder.ProgramCursor`.
     """
 
     def __init__(self, vocab: SpeechVocab, programs: list[list[Step]], prompt_len: int, n_logits: int, text_exclude: Sequence[int]) -> None:
         import torch
 
+        from serving.decoder import AllowedIds, ProgramCursor
+
         self.programs = programs
         self.prompt_len = prompt_len
-        self.state = [[0, 0] for _ in programs]
+        self.cursors = [ProgramCursor(p, vocab.eos_id, vocab.range("semantic")) for p in programs]
         self.n_logits = n_logits
-        neg = torch.full((n_logits,), float("-inf"))
-        self._span_bias: dict[str, torch.Tensor] = {}
-        for fam in ("text", "semantic", "linguistic"):  # linguistic: the MSLM translation span
-            b = neg.clone()
-            a, z = vocab.range(fam)
-            b[a:z] = 0.0
-            if fam == "text":
-                b[torch.as_tensor(sorted(set(int(i) for i in text_exclude)), dtype=torch.long)] = float("-inf")
-            self._span_bias[fam] = b
-        self._span_bias["spoken"] = torch.maximum(self._span_bias["text"], self._span_bias["semantic"])  # interleaved words
-        self._semantic = vocab.range("semantic")
-        self._neg = neg
-        self._span_cache: dict[tuple[str, int], torch.Tensor] = {}
+        self._allowed = AllowedIds(vocab, text_exclude)
+        self._neg = torch.full((n_logits,), float("-inf"))
+        self._bias: dict[tuple, torch.Tensor] = {}
         self._tail = sorted({vocab.eos_id, vocab.pad_id})
 
     def _advance(self, row: int, token: int) -> None:
-        prog, st = self.programs[row], self.state[row]
-        if st[0] >= len(prog):
-            return
-        step = prog[st[0]]
-        if step[0] == "force" or token == step[2]:
-            st[0] += 1
-            st[1] = 0
-        elif step[1] != "spoken" or self._semantic[0] <= token < self._semantic[1]:  # spoken: words do not count
-            st[1] += 1
+        self.cursors[row].advance(token)
 
     def allowed(self, row: int):
         """Additive bias ``(V,)`` float32 (0 allowed, -inf not) for one row's current stage."""
-        prog, (i, count) = self.programs[row], self.state[row]
-        if i >= len(prog):
-            ids = self._tail
-        else:
-            step = prog[i]
-            if step[0] == "force":
-                ids = [step[1]]
-            elif count >= step[3]:
-                ids = [step[2]]
-            else:
-                open_end = count >= step[4]  # min_len
-                key = (step[1], step[2], open_end)
-                b = self._span_cache.get(key)
-                if b is None:
-                    b = self._span_bias[step[1]].clone()
-                    if open_end:
-                        b[step[2]] = 0.0
-                    self._span_cache[key] = b
-                return b
-        b = self._neg.clone()
-        b[ids] = 0.0
+        cur = self.cursors[row]
+        key = ("tail",) if cur.done else cur.key()
+        b = self._bias.get(key)
+        if b is None:
+            b = self._neg.clone()
+            b[self._tail if cur.done else self._allowed.get(key)] = 0.0
+            self._bias[key] = b
         return b
 
     def __call__(self, input_ids, scores):  # (B, T+t) int64, (B, V) float32 -> (B, V)
@@ -330,7 +303,16 @@ class StageConstraint:
             for r, tok in enumerate(last):
                 self._advance(r, int(tok))
         bias = torch.stack([self.allowed(r) for r in range(len(self.programs))]).to(scores.device, scores.dtype)  # (B, V)
-        return scores + bias
+        out = scores + bias
+        for r, cur in enumerate(self.cursors):  # a words span: every word's probability goes to the next word
+            key = None if cur.done else cur.key()
+            if key is not None and key[0] == "merge":
+                from serving.decoder import merge_word_logits
+
+                ids = self._allowed.get(key).to(scores.device)
+                cols, target = self._allowed.merge_columns(key)
+                out[r, ids] = merge_word_logits(scores[r, ids], cols, target)
+        return out
 
 
 # ------------------------------------------------------------------------------------- engine
@@ -646,7 +628,10 @@ class TranslationEngine:
                                  interleave_words=self.interleave_words)
                 for i in range(B)
             ]
-            rows = self._decode(prompts, programs, max_new_tokens, seeds=seeds, sampling=sampling)
+            if self.interleave_words:
+                rows = self._decode_words(prompts, programs, tasks, tgts, max_new_tokens, seeds=seeds, sampling=sampling)
+            else:
+                rows = self._decode(prompts, programs, max_new_tokens, seeds=seeds, sampling=sampling)
         self.last_stages = stages
         t_max = max(1, max(len(r) for r in rows))
         gen = np.full((B, t_max), self.vocab.pad_id, dtype=np.int64)  # (B, t)
@@ -733,6 +718,44 @@ class TranslationEngine:
         for r in results:
             r.timings = {"encode": t1 - t0, "generate": t2 - t1, "decode": t3 - t2, "total": t3 - t0}
         return results
+
+    def _decode_words(self, prompts: list[list[int]], programs: list[list[Step]], tasks: list[Task], tgts: list[str],
+                      max_new_tokens: int | None, *, seeds: list[int | None], sampling: dict[str, Any]) -> list[list[int]]:
+        """Decoding for a model trained with ``data.interleave_words``: Quality and Performance rows
+        are decoded up to ``<|start_semantic_token|>``; their translation (the last text span) is
+        split into Whisper's words (:func:`uniss.engines.asr.whisper_words`, the split the
+        training alignment used) and the speech span is decoded as a ``words`` span that speaks
+        exactly those words (:class:`serving.decoder.ProgramCursor`). Direct rows have no
+        translation to follow and keep their free ``spoken`` span. Returns each row's generated ids.
+
+        Raises:
+            EngineUnavailableError: no Whisper tokenizer installed (``make models``).
+        """
+        from uniss.engines.asr import whisper_words
+
+        start_s = self.vocab.token_id("<|start_semantic_token|>")
+        two = {i for i, t in enumerate(tasks) if t is not Task.DIRECT}
+        rows = self._decode(prompts, [p[:-2] if i in two else p for i, p in enumerate(programs)], max_new_tokens,
+                            seeds=seeds, sampling=sampling)
+        for i in two:  # a finished program ends its row with <|im_end|>: the speech span comes next instead
+            if len(rows[i]) >= 2 and rows[i][-1] == self.vocab.eos_id and rows[i][-2] == start_s:
+                rows[i] = list(rows[i][:-1])
+        again = [i for i in sorted(two) if rows[i] and rows[i][-1] == start_s]  # a row cut by max_new_tokens stops
+        if not again:
+            return rows
+        second = []
+        for i in again:
+            parts = self.vocab.decode(rows[i], self._decode_text).split("<|end_content|>")
+            translation = strip_special(parts[-2]) if len(parts) >= 2 else ""
+            words = [tuple(ids) for ids in (self._encode_text(w) for w in whisper_words(translation, tgts[i])) if ids]
+            _, _, end, budget, min_len = programs[i][-2]
+            second.append([("words", tuple(words), end, budget, min_len), programs[i][-1]])
+        cap = None if max_new_tokens is None else max(1, int(max_new_tokens) - min(len(rows[i]) for i in again))
+        more = self._decode([list(prompts[i]) + list(rows[i]) for i in again], second, cap,
+                            seeds=[seeds[i] for i in again], sampling=sampling)
+        for i, r in zip(again, more, strict=True):
+            rows[i] = list(rows[i]) + list(r)
+        return rows
 
     # ------------------------------------------------------------------ runtimes
     def _decode(self, prompts: list[list[int]], programs: list[list[Step]], max_new_tokens: int | None, *,
@@ -905,5 +928,14 @@ def _cut_at(row: Sequence[int], eos_id: int) -> list[int]:
 
 
 def _program_length(program: list[Step]) -> int:
-    """Most tokens a program can emit; a ``spoken`` span's words are bounded by as many tokens again."""
-    return sum(1 if s[0] == "force" else (2 * s[3] if s[1] == "spoken" else s[3]) + 1 for s in program)
+    """Most tokens a program can emit; a ``spoken`` span's words are bounded by as many tokens again,
+    a ``words`` span's by its words' ids."""
+    n = 0
+    for s in program:
+        if s[0] == "force":
+            n += 1
+        elif s[0] == "words":
+            n += s[3] + sum(len(w) for w in s[1]) + 1
+        else:
+            n += (2 * s[3] if s[1] == "spoken" else s[3]) + 1
+    return n

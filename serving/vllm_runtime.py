@@ -38,7 +38,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from serving.decoder import AllowedIds, ProgramCursor
+from serving.decoder import AllowedIds, ProgramCursor, merge_word_logits
 from uniss.errors import UnissError
 from uniss.vocab import SpeechVocab
 
@@ -55,14 +55,15 @@ class VllmUnavailableError(UnissError, RuntimeError):
 
 def program_to_json(program: Sequence[tuple]) -> list[list]:
     """A decoding program as JSON-serialisable lists (``extra_args`` travel between vLLM processes)."""
-    return [list(s) for s in program]
+    return [[s[0], [list(w) for w in s[1]], *s[2:]] if s[0] == "words" else list(s) for s in program]
 
 
 def program_from_json(raw: Any) -> list[tuple]:
     """Inverse of :func:`program_to_json`, validated.
 
     Raises:
-        ValueError: not a list of ``["span", "text"|"semantic"|"linguistic"|"spoken", int, int, int]`` / ``["force", int]``
+        ValueError: not a list of ``["span", "text"|"semantic"|"linguistic"|"spoken", int, int, int]`` /
+            ``["words", [[int, ...], ...], int, int, int]`` / ``["force", int]``
             steps (vLLM turns a ``ValueError`` from ``validate_params`` into a rejected request).
     """
     if not isinstance(raw, (list, tuple)) or not raw:
@@ -71,6 +72,10 @@ def program_from_json(raw: Any) -> list[tuple]:
     for i, s in enumerate(raw):
         if isinstance(s, (list, tuple)) and len(s) == 2 and s[0] == "force" and isinstance(s[1], int):
             out.append(("force", int(s[1])))
+        elif (isinstance(s, (list, tuple)) and len(s) == 5 and s[0] == "words" and isinstance(s[1], (list, tuple))
+              and all(isinstance(w, (list, tuple)) and w and all(isinstance(x, int) for x in w) for w in s[1])
+              and all(isinstance(x, int) for x in s[2:]) and s[3] >= 0 and s[4] >= 0):
+            out.append(("words", tuple(tuple(int(x) for x in w) for w in s[1]), int(s[2]), int(s[3]), int(s[4])))
         elif (isinstance(s, (list, tuple)) and len(s) == 5 and s[0] == "span" and s[1] in ("text", "semantic", "linguistic", "spoken")
               and all(isinstance(x, int) for x in s[2:]) and s[3] >= 0 and s[4] >= 0):
             out.append(("span", s[1], int(s[2]), int(s[3]), int(s[4])))
@@ -86,6 +91,9 @@ def program_ids(program: Sequence[tuple], allowed: AllowedIds, eos_id: int) -> l
     for s in program:
         if s[0] == "force":
             ids.add(int(s[1]))
+        elif s[0] == "words":  # every text id: merge_word_logits folds their probability into the next word
+            ids.update(allowed.get(("merge_ids", int(s[2]), True)).tolist())
+            ids.update(int(x) for w in s[1] for x in w)
         else:
             ids.update(allowed.get((s[1], int(s[2]), True)).tolist())
     return sorted(ids)
@@ -145,9 +153,13 @@ class StageLogits:
         for tok in output_token_ids[self.seen:]:
             self.cursor.advance(int(tok))
         self.seen = len(output_token_ids)
-        ids = self.allowed.get(self.cursor.key()).to(logits.device)
+        key = self.cursor.key()
+        ids = self.allowed.get(key).to(logits.device)
         out = torch.full_like(logits, float("-inf"))
         out[ids] = logits[ids]
+        if key[0] == "merge":  # a words span: every word's probability goes to the next word
+            cols, target = self.allowed.merge_columns(key)
+            out[ids] = merge_word_logits(logits[ids], cols, target)
         return out
 
 

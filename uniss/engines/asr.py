@@ -76,6 +76,53 @@ def _check_wavs(wavs: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [check_waveform(w, what=f"ASR input {i}") for i, w in enumerate(wavs)]
 
 
+def _whisper_text(text: str, language: str) -> str:
+    """A transcript as Whisper tokenizes it: whitespace collapsed, English led by one space (the
+    form :meth:`WhisperASR.align_words` aligns and :func:`whisper_words` splits)."""
+    return (" " if language == "en" else "") + " ".join(str(text).split())
+
+
+@lru_cache(maxsize=8)
+def _whisper_tokenizer(model_dir: str, language: str) -> Any:
+    import tokenizers
+    from faster_whisper.tokenizer import Tokenizer
+
+    path = Path(model_dir) / "tokenizer.json"
+    if not path.is_file():
+        raise EngineUnavailableError(f"Whisper tokenizer {path} is missing; run `make models` or set UNISS_MODELS_DIR")
+    return Tokenizer(tokenizers.Tokenizer.from_file(str(path)), True, task="transcribe", language=language)
+
+
+def whisper_words(text: str, language: str, model_dir: str | Path | None = None) -> list[str]:
+    """Split a transcript into Whisper's words, as :meth:`WhisperASR.align_words` does: space-led
+    pieces in English (punctuation a word of its own), characters or character groups that are one
+    Whisper token in Chinese (``faster_whisper.tokenizer.Tokenizer.split_to_word_tokens``).
+    ``"".join(words).strip()`` is the whitespace-collapsed text. Serving uses it to split a generated
+    translation into the words of an interleaved speech span (``data.interleave_words``).
+
+    Args:
+        text: the transcript (may be empty).
+        language: ``en`` or ``zh``.
+        model_dir: Whisper CT2 directory (its ``tokenizer.json``); default the installed Whisper-base.
+
+    Returns:
+        The words, in order; ``[]`` for a blank text.
+
+    Raises:
+        UnknownLanguageError; EngineUnavailableError: no Whisper tokenizer installed.
+    """
+    check_language(language)
+    if not str(text).strip():
+        return []
+    if model_dir is None:
+        from uniss.settings import get_settings
+
+        model_dir = get_settings().whisper_dir
+    tok = _whisper_tokenizer(str(Path(model_dir).resolve()), language)
+    words, _ = tok.split_to_word_tokens(tok.encode(_whisper_text(text, language)) + [tok.eot])
+    return [w for w in words[:-1] if w]  # the last piece is <|endoftext|>
+
+
 @lru_cache(maxsize=4)
 def _load_whisper(model_dir: str, compute_type: str, cpu_threads: int, device: str) -> Any:
     from faster_whisper import WhisperModel
@@ -365,7 +412,7 @@ class WhisperASR:
                         offs[i] = pos / sr
                         pieces.append(xs[i])
                         pos += xs[i].size
-                        t = tok.encode((" " if language == "en" else "") + " ".join(str(texts[i]).split()))
+                        t = tok.encode(_whisper_text(texts[i], language))
                         ids.extend(t)
                         own.extend([i] * len(t))
                     audio = np.concatenate(pieces)

@@ -190,7 +190,7 @@ def test_spoken_span_counts_only_semantic_tokens(engine):
     for tok in (word, lo, word, lo):  # two units, two words
         cur.advance(tok)
         hf._advance(0, tok)
-    assert cur.count == 2 and hf.state[0][1] == 2  # words did not count
+    assert cur.count == 2 and hf.cursors[0].count == 2  # words did not count
     assert end_s in set(allowed.get(cur.key()).tolist())  # min_len reached
     cur.advance(lo)
     assert allowed.get(cur.key()).tolist() == [end_s]  # budget of 3 units spent: the end alone
@@ -209,3 +209,79 @@ def test_interleaved_bundle_decodes_words_and_units(runtime):
     b = token_budgets(d, 1.0)
     assert b["semantic_min"] <= res.semantic.size <= b["semantic"]
     assert res.output_tokens > res.semantic.size + 2  # words were written between the units
+
+
+def test_words_span_speaks_its_words_in_order(engine):
+    """A ``words`` span (a Quality/Performance row of an interleave_words model once its translation
+    is known): it opens with the first word, any word the model writes becomes the next word (the
+    rest of its ids forced), units alone count, and it ends only after the last word and min_len."""
+    v = engine.vocab
+    lo, _ = v.range("semantic")
+    text = [i for i in range(*v.range("text")) if i not in set(engine.text_exclude)]
+    w1, w2 = (text[5], text[6]), (text[7],)
+    end_s = v.token_id("<|end_semantic_token|>")
+    prog = [("words", (w1, w2), end_s, 4, 2), ("force", v.eos_id)]
+    allowed = AllowedIds(v, engine.text_exclude)
+    cur = ProgramCursor(prog, v.eos_id, v.range("semantic"))
+    assert cur.key() == ("one", w1[0])  # opens with the first word
+    cur.advance(w1[0])
+    assert cur.key() == ("one", w1[1])  # the rest of the word is forced
+    cur.advance(w1[1])
+    key = cur.key()
+    assert key[0] == "merge" and key[1] == w2[0]
+    ids = set(allowed.get(key).tolist())
+    assert {lo, text[0], w2[0]} <= ids and end_s not in ids  # units or a word; no end before the last word
+    cur.advance(lo)
+    cur.advance(w2[0])  # the model wrote the next word
+    assert cur.key() == ("semantic", end_s, False)  # every word written, 1 unit < min_len 2
+    cur.advance(lo)
+    assert cur.key() == ("semantic", end_s, True)
+    cur.advance(lo)
+    cur.advance(lo)
+    assert cur.count == 4 and cur.key() == ("one", end_s)  # 4 units: the budget forces the end
+    cur.advance(end_s)
+    assert cur.key() == ("one", v.eos_id)
+
+
+def test_merge_word_logits_gives_the_next_word_every_words_probability():
+    import torch
+
+    from serving.decoder import merge_word_logits
+
+    logits = torch.tensor([[0.5, 1.0, -2.0, 3.0, 0.0]])  # columns 0-2 text ids, 3-4 units
+    out = merge_word_logits(logits, torch.tensor([0, 1, 2]), 1)
+    p, q = logits.softmax(-1), out.softmax(-1)
+    assert torch.isclose(q[0, 1], p[0, :3].sum()) and q[0, 0] == 0 and q[0, 2] == 0
+    assert torch.allclose(q[0, 3:], p[0, 3:])  # the units keep their probability
+
+
+@pytest.mark.parametrize("runtime", ["continuous", "hf"])
+def test_interleaved_performance_speaks_the_translation_it_wrote(runtime, monkeypatch):
+    """Two passes: the translation, then a words span over its Whisper words; the speech span of the
+    output holds exactly those words, in order, between units."""
+    from uniss.engines.asr import whisper_words
+
+    model, tok, vocab, codec = tm.build_tiny(0)
+    eng = TranslationEngine(model, tok, vocab, codec, meta={"name": "tiny-test", "config": {"data": {"interleave_words": True}}},
+                            runtime=runtime)
+    outs = []
+    real = eng._decode
+
+    def spy(*a, **k):
+        rows = real(*a, **k)
+        outs.append([list(r) for r in rows])
+        return rows
+
+    monkeypatch.setattr(eng, "_decode", spy)
+    res = eng.translate([tm.tone(1.2, 220)], target_language="en", mode="performance", do_sample=True, seed=2,
+                        require_speech=False)[0]
+    assert len(outs) == 2  # translation first, then the speech span
+    first, second = outs[0][0], outs[1][0]
+    first = first[:-1] if first[-1] == vocab.eos_id else first  # a finished program may add <|im_end|>
+    assert first[-1] == vocab.token_id("<|start_semantic_token|>") and second[-1] == vocab.eos_id
+    lo, hi = vocab.range("semantic")
+    words = [w for w in whisper_words(res.target_text or "", "en") if eng._encode_text(w)]
+    written = [i for i in second if i < lo and i not in (vocab.eos_id,) and i != vocab.token_id("<|end_semantic_token|>")]
+    expect = [i for w in words for i in eng._encode_text(w)]
+    assert written == expect[: len(written)] and (len(written) == len(expect) or res.semantic.size >= token_budgets(1.2, 1.0)["semantic"])
+    assert res.semantic.size == sum(lo <= i < hi for i in second)
