@@ -189,10 +189,7 @@ def bundle_uses_linguistic(meta: dict[str, Any]) -> bool:
     Raises:
         BundleError: the field is present but not a boolean.
     """
-    value = ((meta.get("config") or {}).get("data") or {}).get("use_linguistic", True)
-    if not isinstance(value, bool):
-        raise BundleError(f"bundle config data.use_linguistic must be true or false, got {value!r}")
-    return value
+    return _data_flag(meta, "use_linguistic", True)
 
 
 def bundle_interleaves_words(meta: dict[str, Any]) -> bool:
@@ -204,9 +201,14 @@ def bundle_interleaves_words(meta: dict[str, Any]) -> bool:
     Raises:
         BundleError: the field is present but not a boolean.
     """
-    value = ((meta.get("config") or {}).get("data") or {}).get("interleave_words", False)
+    return _data_flag(meta, "interleave_words", False)
+
+
+def _data_flag(meta: dict[str, Any], key: str, default: bool) -> bool:
+    """``meta["config"]["data"][key]``, ``default`` when absent; BundleError when not a boolean."""
+    value = ((meta.get("config") or {}).get("data") or {}).get(key, default)
     if not isinstance(value, bool):
-        raise BundleError(f"bundle config data.interleave_words must be true or false, got {value!r}")
+        raise BundleError(f"bundle config data.{key} must be true or false, got {value!r}")
     return value
 
 

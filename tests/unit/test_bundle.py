@@ -69,3 +69,15 @@ def test_inconsistent_pieces_are_rejected(tmp_path, parts):
     # save-time check: a tokenizer that is not the layout's
     with pytest.raises(BundleError, match="tokenizer has"):
         save_bundle(tmp_path / "x", model=model, tokenizer=tok, vocab=vocab_for(tok, {"speaker": 1, "semantic": 1, "linguistic": 1}))
+
+
+def test_bundle_data_flags_default_and_reject_non_booleans():
+    import pytest
+
+    from uniss.bundle import BundleError, bundle_interleaves_words, bundle_uses_linguistic
+
+    assert bundle_uses_linguistic({}) is True and bundle_interleaves_words({}) is False  # older bundles
+    meta = {"config": {"data": {"use_linguistic": False, "interleave_words": True}}}
+    assert bundle_uses_linguistic(meta) is False and bundle_interleaves_words(meta) is True
+    with pytest.raises(BundleError, match="interleave_words"):
+        bundle_interleaves_words({"config": {"data": {"interleave_words": "yes"}}})
