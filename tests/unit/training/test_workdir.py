@@ -98,3 +98,14 @@ def test_work_dir_key_follows_the_alignment_corpus(tmp_path, monkeypatch):
     m = {"shards": [{"path": "a.parquet", "md5": "m1"}], "alignment": {"md5": "a1"}}
     keys = {work_dir_for(cfg, m, None, "/d").name, work_dir_for(cfg, {**m, "alignment": {"md5": "a2"}}, None, "/d").name}
     assert len(keys) == 2
+
+
+def test_interleave_words_needs_word_aligned_data(tiny_data, tmp_path):
+    """tiny_data was tokenized without --align-words: asking for interleaved words is a typed error
+    that names the fix, before any compute."""
+    import pytest
+
+    from training.workdir import TrainError
+
+    with pytest.raises(TrainError, match="--align-words"):
+        prepare_phase(1, "tiny_phase1.yaml", tiny_data, overrides=SMALL + ["data.interleave_words=true"], work_dir=tmp_path / "w")
