@@ -63,7 +63,7 @@ from uniss.bundle import BundleError, bundle_interleaves_words, bundle_recipe, b
 from uniss.codecs.base import SEMANTIC_RATE_HZ  # 50 tok/s (paper §3.1.2), re-exported: the codecs' own constant
 from uniss.errors import UnissError
 from uniss.mslm import MslmTask, build_mslm_prompt, parse_units
-from uniss.prompts import LANGUAGES, ParsedOutput, Task, build_prompt, other_language, parse_output, splice_semantic_input, strip_special
+from uniss.prompts import LANGUAGES, ParsedOutput, Task, build_prompt, other_language, parse_output, splice_semantic_input
 from uniss.vocab import N_SPEAKER_TOKENS, SpeechVocab, speed_index
 
 __all__ = [
@@ -298,6 +298,8 @@ class StageConstraint:
     def __call__(self, input_ids, scores):  # (B, T+t) int64, (B, V) float32 -> (B, V)
         import torch
 
+        from serving.decoder import merge_word_logits
+
         if input_ids.shape[1] > self.prompt_len:
             last = input_ids[:, -1].tolist()
             for r, tok in enumerate(last):
@@ -307,8 +309,6 @@ class StageConstraint:
         for r, cur in enumerate(self.cursors):  # a words span: every word's probability goes to the next word
             key = None if cur.done else cur.key()
             if key is not None and key[0] == "merge":
-                from serving.decoder import merge_word_logits
-
                 ids = self._allowed.get(key).to(scores.device)
                 cols, target = self._allowed.merge_columns(key)
                 out[r, ids] = merge_word_logits(scores[r, ids], cols, target)
@@ -745,8 +745,7 @@ class TranslationEngine:
             return rows
         second = []
         for i in again:
-            parts = self.vocab.decode(rows[i], self._decode_text).split("<|end_content|>")
-            translation = strip_special(parts[-2]) if len(parts) >= 2 else ""
+            translation = parse_output(self.vocab, tasks[i], self.vocab.decode(rows[i], self._decode_text)).target_text or ""
             words = [tuple(ids) for ids in (self._encode_text(w) for w in whisper_words(translation, tgts[i])) if ids]
             _, _, end, budget, min_len = programs[i][-2]
             second.append([("words", tuple(words), end, budget, min_len), programs[i][-1]])

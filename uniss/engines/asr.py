@@ -273,18 +273,20 @@ class WhisperASR:
             out[i] = self.transcribe_one(xs[i], language)
         return [o or "" for o in out]
 
-    def pack_plan(self, durations_s: Sequence[float]) -> list[list[int]]:
+    def pack_plan(self, durations_s: Sequence[float], pack_s: float | None = None) -> list[list[int]]:
         """Group utterance indices, in order, into windows of at most ``pack_s`` seconds.
 
-        Args: ``durations_s``: ``B`` durations in seconds.
+        Args: ``durations_s``: ``B`` durations in seconds; ``pack_s``: the window (default the
+            engine's ``pack_s``).
         Returns: windows as lists of indices; an utterance longer than ``pack_s`` is alone.
         """
+        limit = self.pack_s if pack_s is None else float(pack_s)
         windows: list[list[int]] = []
         cur: list[int] = []
         used = 0.0
         for i, d in enumerate(durations_s):
             need = d if not cur else used + self.pack_gap_s + d
-            if cur and need > self.pack_s:
+            if cur and need > limit:
                 windows.append(cur)
                 cur, used = [], 0.0
                 need = d
@@ -346,7 +348,6 @@ class WhisperASR:
                 out[i] = t
         return [o or "" for o in out]
 
-
     def align_words(self, wavs: list[np.ndarray], texts: Sequence[str], language: str, *,
                     pack_s: float = 28.0, progress: bool = False) -> list[list[tuple[str, float, float]]]:
         """Forced word alignment of known transcripts: where each word of ``texts[i]`` is spoken in
@@ -378,7 +379,6 @@ class WhisperASR:
             blank text, or ``pack_s`` outside ``(0, 30]``.
         """
         from faster_whisper.audio import pad_or_trim
-        from faster_whisper.tokenizer import Tokenizer
         from tqdm.auto import tqdm
 
         check_language(language)
@@ -390,15 +390,13 @@ class WhisperASR:
         if not 0.0 < pack_s <= WHISPER_WINDOW_S:
             raise EngineError(f"pack_s must be in (0, {WHISPER_WINDOW_S:g}] s, got {pack_s}")
         sr = SAMPLE_RATE_HZ
-        plan = WhisperASR(self.model_dir, cpu_threads=self.cpu_threads, compute_type=self.compute_type,
-                          device=self.device, pack_s=pack_s, pack_gap_s=self.pack_gap_s).pack_plan(
-            [x.size / sr for x in xs])
+        plan = self.pack_plan([x.size / sr for x in xs], pack_s)
         plan = [w for w in plan if sum(xs[i].size for i in w) / sr <= pack_s]  # an over-long clip alone: no window
         gap = np.zeros(int(round(self.pack_gap_s * sr)), dtype=np.float32)
         out: list[list[tuple[str, float, float]]] = [[] for _ in xs]
         with self._lock:
             model = self.model
-            tok = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
+            tok = _whisper_tokenizer(str(self.model_dir.resolve()), language)  # the split whisper_words uses
             fe = model.feature_extractor
             batches = [plan[k:k + self.batch_size] for k in range(0, len(plan), self.batch_size)]
             for batch in tqdm(batches, desc="align", unit="batch", disable=not progress):

@@ -248,8 +248,8 @@ def fit_codec(data_dir: str | Path, out_dir: str | Path, preset: str = "tiny", *
 
 def tokenize(data_dir: str | Path, codec_dir: str | Path | None, out_dir: str | Path | None = None, *,
              cache: StepCache | None = None, codec: Any = None, align_words: bool = False) -> dict[str, Any]:
-    """Add the six token columns and the four word-alignment columns to every shard (cached by codec
-    fingerprint) and rewrite the dataset.
+    """Add the six token columns (and, with ``align_words``, the four word-alignment columns) to every
+    shard (cached by codec fingerprint) and rewrite the dataset.
 
     Args:
         data_dir: synthesized dataset.
