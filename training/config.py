@@ -19,7 +19,7 @@ fine-tuning stages as phases 1 and 2, ``configs/<size>_omni_stage<N>.yaml`` with
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -115,6 +115,11 @@ class DataConfig(_Frozen):
             dataset has a word alignment (``{side}_words`` / ``{side}_word_starts``, written by the
             tokenize step). The bundle records it and serving then allows text ids inside the speech
             span. Off in the paper's 0.5B/1.5B configs.
+        format_repeat: copies of every main sample of a format, e.g. ``{tts: 2}`` (absent = 1): the
+            weight of that task in the phase mixture without more passes over the others (issue 16
+            recipe knob; not in the paper, whose phase 1 weighs tasks by their data). Keys must be
+            among ``formats``; replay samples are drawn against the repeated main set, so the
+            ``replay_ratio`` still holds in samples. Empty in every shipped config.
         max_rows: cap on the corpus rows read (``null`` = all), for smoke runs.
         split: corpus split to train on.
     """
@@ -130,6 +135,7 @@ class DataConfig(_Frozen):
     alignment: bool = False
     speech_input_noise: float = Field(default=0.0, ge=0, lt=1)
     interleave_words: bool = False
+    format_repeat: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
     max_rows: int | None = Field(default=None, gt=0)
     split: Literal["train", "dev", "test"] = "train"
 
@@ -285,6 +291,11 @@ class TrainConfig(_Frozen):
                 raise ValueError(f"formats {mslm} belong to recipe mslm; set recipe: mslm")
             if d.translation_upsample != 1:
                 raise ValueError("data.translation_upsample applies to recipe mslm only")
+            stray = sorted(set(d.format_repeat) - set(d.formats))
+            if stray:
+                raise ValueError(f"data.format_repeat names {stray}, which are not among data.formats {list(d.formats)}")
+        if self.recipe != "uniss" and d.format_repeat:
+            raise ValueError("data.format_repeat applies to recipe uniss only (recipe mslm has translation_upsample)")
         return self
 
     def grad_accum(self, world_size: int) -> int:

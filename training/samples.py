@@ -224,6 +224,7 @@ def build_phase_samples(
     both_sides: bool = True,
     use_linguistic: bool = True,
     interleave_words: bool = False,
+    format_repeat: Mapping[str, int] | None = None,
     seed: int = 0,
     progress: bool = False,
 ) -> list[Sample]:
@@ -233,14 +234,22 @@ def build_phase_samples(
     ``formats = [quality, performance, direct]`` on General rows plus ``replay_ratio`` x that
     many phase-1 samples drawn (seeded) from ``replay_rows`` x ``replay_formats`` (0.5 = 2:1).
     Phase 3: ``formats = [quality, performance]`` on High-Quality rows, no replay.
-    ``interleave_words`` as in :func:`build_sample`.
+    ``interleave_words`` as in :func:`build_sample`. ``format_repeat`` (``data.format_repeat``):
+    ``{format: n}`` puts ``n`` copies of every main sample of that format in the list (a task's
+    weight in the mixture; formats it leaves out keep one copy); replay is drawn against the
+    repeated main list.
 
     Returns:
         list of :class:`Sample` in a seeded shuffled order.
 
     Raises:
-        SampleError: a row lacks a field a format needs.
+        SampleError: a row lacks a field a format needs; a ``format_repeat`` count below 1 or for a
+            format not in ``formats``.
     """
+    repeat = dict(format_repeat or {})
+    bad = {f: n for f, n in repeat.items() if f not in formats or int(n) < 1}
+    if bad:
+        raise SampleError(f"format_repeat {bad}: every key must be one of the formats {list(formats)} and every count >= 1")
     rng = random.Random(seed)
     it = rows
     if progress:
@@ -251,6 +260,8 @@ def build_phase_samples(
     for r in it:
         main.extend(row_samples(vocab, encode_text, r, formats, both_sides=both_sides, use_linguistic=use_linguistic,
                                 interleave_words=interleave_words))
+    if repeat:
+        main = [s for s in main for _ in range(int(repeat.get(s.task, 1)))]
     out = list(main)
     if replay_ratio > 0 and replay_formats:
         pool_rows = list(replay_rows if replay_rows is not None else [])

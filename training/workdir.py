@@ -92,6 +92,7 @@ _KEY_OF_BEFORE: tuple[tuple[str | None, str, Any], ...] = (
     ("data", "speech_input_noise", 0.0),
     ("data", "interleave_words", False),
     ("data", "translation_upsample", 1),  # unset in every UniSS config
+    ("data", "format_repeat", {}),  # unset in every shipped config
     (None, "recipe", "uniss"),
     (None, "omni", None),  # only recipe s2st-omni has the section
 )
@@ -216,8 +217,8 @@ def _build_packs(cfg: TrainConfig, data_dir: Path, start: Path, out: Path) -> di
         samples = build_phase_samples(vocab, enc, rows, formats=d.formats, replay_rows=replay_rows,
                                       replay_formats=d.replay_formats, replay_ratio=d.replay_ratio,
                                       both_sides=d.both_sides, use_linguistic=d.use_linguistic,
-                                      interleave_words=d.interleave_words, seed=cfg.seed,
-                                      progress=True)
+                                      interleave_words=d.interleave_words, format_repeat=d.format_repeat,
+                                      seed=cfg.seed, progress=True)
     if cfg.pack:
         packs, stats = pack_samples(samples, cfg.seq_len, vocab.pad_id)
     else:  # baseline: one sample per sequence, padded to seq_len so micro-batches stack

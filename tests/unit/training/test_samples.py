@@ -107,6 +107,25 @@ def test_phase_mixtures(toks, rows):
     assert [s.input_ids.tolist() for s in again] == [s.input_ids.tolist() for s in p2]  # seeded
 
 
+def test_format_repeat_weighs_tasks_and_keeps_the_replay_ratio(toks, rows):
+    """``format_repeat={"quality": 2}``: two copies of every Quality sample, the other formats once,
+    replay drawn against the repeated main list (still 2 : 1); a bad key or count is a SampleError."""
+    text, _, vocab = toks
+    enc, _ = _codecs(text)
+    kw = dict(formats=["quality", "performance", "direct"], replay_rows=rows, replay_formats=["asr", "s2tt", "tts", "mt"],
+              replay_ratio=0.5, seed=3)
+    got = build_phase_samples(vocab, enc, rows[:6], format_repeat={"quality": 2}, **kw)
+    tasks = [s.task for s in got]
+    assert tasks.count("quality") == 12 and tasks.count("performance") == 6 and tasks.count("direct") == 6
+    assert len(got) - 24 == 12  # replay: half the 24 main samples
+    plain = build_phase_samples(vocab, enc, rows[:6], **kw)
+    q = sorted(s.input_ids.tolist() for s in plain if s.task == "quality")
+    assert sorted(s.input_ids.tolist() for s in got if s.task == "quality") == sorted(q + q)
+    for bad in ({"tts": 2}, {"quality": 0}):
+        with pytest.raises(SampleError, match="format_repeat"):
+            build_phase_samples(vocab, enc, rows[:6], format_repeat=bad, **kw)
+
+
 def test_text_only_alignment_row_gives_mt_samples_only(toks, rows):
     """A text row of the phase-1 alignment corpus has no speech: ASR/S2TT/TTS are skipped, MT runs both ways."""
     text, _, vocab = toks

@@ -53,6 +53,8 @@ def test_work_dir_keys_of_before_are_kept(tmp_path, monkeypatch):
     assert work_dir_for(set_, manifest, None, "/d").name != "0_5b_phase1_19dee7c0152b8f43"
     noisy = load_config("0_5b_phase1", ["data.speech_input_noise=0.3"])
     assert work_dir_for(noisy, manifest, None, "/d").name != "0_5b_phase1_19dee7c0152b8f43"
+    weighted = load_config("0_5b_phase1", ["data.format_repeat.tts=2"])
+    assert work_dir_for(weighted, manifest, None, "/d").name != "0_5b_phase1_19dee7c0152b8f43"
 
 
 def _with_alignment(tiny_data, tmp_path):
@@ -109,3 +111,20 @@ def test_interleave_words_needs_word_aligned_data(tiny_data, tmp_path):
 
     with pytest.raises(TrainError, match="--align-words"):
         prepare_phase(1, "tiny_phase1.yaml", tiny_data, overrides=SMALL + ["data.interleave_words=true"], work_dir=tmp_path / "w")
+
+
+def test_format_repeat_weighs_a_task_in_the_prepared_mixture(tiny_data, tmp_path):
+    """``data.format_repeat.tts=3`` puts three copies of every TTS sample in phase 1, the other tasks
+    unchanged; a key outside ``data.formats`` is a ConfigError before any compute."""
+    import pytest
+
+    from training.config import ConfigError
+
+    counts = {}
+    for name, extra in (("plain", []), ("tts3", ["data.format_repeat.tts=3"])):
+        wd = prepare_phase(1, "tiny_phase1.yaml", tiny_data, overrides=SMALL + extra, work_dir=tmp_path / name)
+        counts[name] = json.loads((wd / "run.json").read_text())["packing"]["task_counts"]
+    assert counts["plain"]["tts"] > 0
+    assert counts["tts3"] == {**counts["plain"], "tts": 3 * counts["plain"]["tts"]}
+    with pytest.raises(ConfigError, match="format_repeat"):
+        load_config("tiny_phase1", ["data.format_repeat.quality=2"])
