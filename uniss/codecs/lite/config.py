@@ -175,7 +175,16 @@ class LiteCodecConfig:
         demos (2026-12-04) with identical codebooks trained decoders whose codec topline differed by
         9 / 7 BLEU (30.3 / 17.0 and 39.7 / 24.4). Since 2026-12-04 the schedule reads the clock once
         (:func:`~uniss.codecs.lite.unit_decoder.train_unit_decoder`), and a fit is bit-identical on a
-        quiet and a loaded machine (checked: same decoder sha256 with and without a CPU burner)."""
+        quiet and a loaded machine (checked: same decoder sha256 with and without a CPU burner).
+
+        A 4x budget does not buy content (2026-12-06, ``demo-v3-hifigan``, the same codebooks and
+        clips, ``bench_unit_errors.py`` on 24 test targets a language in one run, EN / ZH targets,
+        ``unit_errors_s2400.json`` / ``unit_errors_s9600.json``): 9,600 steps (2,327 CPU-s, validation
+        L1 0.129 -> 0.117) give the codec topline in the source's voice 24.6 / 48.5 Speech-BLEU (WER /
+        CER 0.48 / 0.32) against 31.8 / 47.3 (0.47 / 0.34), and in the target's own voice 33.3 / 47.4
+        against 34.2 / 46.5; the voice improves (cosine to the source 0.74 / 0.72 against 0.70 / 0.68, to
+        the target 0.82 / 0.79 against 0.75 / 0.74). So the units, not the decoder's training, hold the
+        topline at ~35-55 % of the reference (copy synthesis through the same vocoder: 98.0 / 82.7)."""
         base: dict[str, Any] = dict(
             whisper_window="clip",
             semantic_source="whisper",
