@@ -178,7 +178,7 @@ class LiteCodecConfig:
         quiet and a loaded machine (checked: same decoder sha256 with and without a CPU burner).
 
         A 4x budget does not buy content (2026-12-06, ``demo-v3-hifigan``, the same codebooks and
-        clips, ``bench_unit_errors.py`` on 24 test targets a language in one run, EN / ZH targets,
+        clips, ``bench_unit_errors.py`` on the 17 EN / 13 ZH test-split targets in one run,
         ``unit_errors_s2400.json`` / ``unit_errors_s9600.json``): 9,600 steps (2,327 CPU-s, validation
         L1 0.129 -> 0.117) give the codec topline in the source's voice 24.6 / 48.5 Speech-BLEU (WER /
         CER 0.48 / 0.32) against 31.8 / 47.3 (0.47 / 0.34), and in the target's own voice 33.3 / 47.4
